@@ -1,0 +1,182 @@
+"""The LightningDataModule: a task's records -> the paper's splits -> text-to-text -> token ids, cached.
+
+Tokenization happens once, in `prepare_data`, and is written under `cache_dir` with a key that covers the
+tokenizer, the lengths, the raw data and the split; later runs and epochs read it back.
+"""
+
+import hashlib
+import json
+import shutil
+from functools import cached_property
+from pathlib import Path
+
+import datasets
+import lightning as L
+from torch.utils.data import DataLoader
+
+from compacter_pl.data.collate import TextToTextCollator
+from compacter_pl.data.sources import load_split, source_fingerprint
+from compacter_pl.data.splits import hold_out_validation, split_validation_in_half, subsample
+from compacter_pl.errors import UserError
+from compacter_pl.hub import load_tokenizer
+from compacter_pl.tasks import Task, get_task
+
+datasets.disable_progress_bars()
+
+SPLITS = ("train", "validation", "test")
+CACHE_FORMAT = 1  # bump when the rendering or the split rules change
+
+
+def paper_splits(task: Task, data_dir: str | None, revision: str | None, data_seed: int,
+                 train_size: int | None, seed: int) -> dict[str, datasets.Dataset]:
+    """Raw records of train / validation / test as the paper splits them (SPEC section 3)."""
+    train = load_split(task, "train", data_dir, revision)
+    original_validation = load_split(task, task.test_split, data_dir, revision)
+    if task.small:
+        groups = [task.group_of(r) for r in original_validation] if task.group_of else None
+        validation, test = split_validation_in_half(original_validation, data_seed, groups)
+    else:
+        train, validation = hold_out_validation(train, data_seed)
+        test = original_validation
+    if train_size is not None:
+        train = subsample(train, train_size, seed)
+    return {"train": train, "validation": validation, "test": test}
+
+
+def render(task: Task, records: datasets.Dataset, training: bool, where: str) -> datasets.Dataset:
+    """Text-to-text examples of a split; a record whose label is not one of the task's classes is named."""
+    rows = {"id": [], "source": [], "target": [], "label": [], "group": [], "answers": []}
+    for i, record in enumerate(records):
+        try:
+            examples = task.examples(record, training)
+        except (ValueError, KeyError, TypeError) as error:
+            raise UserError(f"{where}, row {i}: {error}") from None
+        for example in examples:
+            rows["id"].append(i)
+            rows["source"].append(example.source)
+            rows["target"].append(example.target)
+            rows["label"].append(example.label)
+            rows["group"].append(example.group)
+            rows["answers"].append(list(example.answers))
+    return datasets.Dataset.from_dict(rows)
+
+
+class TextToTextDataModule(L.LightningDataModule):
+    """GLUE and SuperGLUE tasks as text-to-text, with the paper's splits.
+
+    Args:
+        task: The task name (rte, cola, sst2, mrpc, qqp, stsb, mnli, qnli, boolq, cb, copa, multirc, record, wic).
+        tokenizer: Hub name or local directory of the tokenizer (linked to the model's by the CLI).
+        data_dir: A local folder with train and validation files (.parquet, .jsonl or .csv) in the Hub's
+            schema; None loads the task from the Hugging Face Hub.
+        revision: The Hub revision of the dataset; None uses the pinned one.
+        max_source_length: Source tokens kept per example; None uses the task's default (SPEC section 3).
+        max_target_length: Target tokens kept per example.
+        batch_size: Training batch size per device.
+        eval_batch_size: Validation, test and predict batch size per device; None uses batch_size.
+        data_seed: The seed of the paper's splits, fixed across runs so every run sees the same split.
+        train_size: Subsample the training split to this many examples (the low-resource runs).
+        seed: The seed that draws the train_size subsample (the run's seed).
+        num_workers: DataLoader worker processes.
+        cache_dir: Where tokenized splits are cached across runs.
+    """
+
+    def __init__(self, task: str = "rte", tokenizer: str = "google-t5/t5-base", data_dir: str | None = None,
+                 revision: str | None = None, max_source_length: int | None = None, max_target_length: int = 128,
+                 batch_size: int = 32, eval_batch_size: int | None = None, data_seed: int = 42,
+                 train_size: int | None = None, seed: int = 42, num_workers: int = 0,
+                 cache_dir: str = ".cache/compacter_pl") -> None:
+        super().__init__()
+        self.task = get_task(task)
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise UserError(f"data_dir {data_dir} is not a directory; point it at a folder holding train and "
+                            f"validation files in the Hub's schema, or leave it unset to load from the Hub")
+        if train_size is not None and train_size < 1:
+            raise UserError(f"train_size must be a positive number of examples, got {train_size}")
+        self.save_hyperparameters()
+        self.tokenizer_name = tokenizer
+        self.data_dir = data_dir
+        self.revision = revision
+        self.max_source_length = max_source_length or self.task.source_length
+        self.max_target_length = max_target_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.data_seed = data_seed
+        self.train_size = train_size
+        self.seed = seed
+        self.num_workers = num_workers
+        self.cache_root = Path(cache_dir)
+        self._tokenizer = None
+        self.splits: dict[str, datasets.Dataset] = {}
+        self.max_target_tokens: int | None = None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.tokenizer_name)
+        return self._tokenizer
+
+    def cache_key(self) -> str:
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        tokenizer_id = backend.to_str() if backend is not None else self.tokenizer_name
+        parts = [CACHE_FORMAT, self.task.name, hashlib.sha256(tokenizer_id.encode()).hexdigest(),
+                 source_fingerprint(self.task, ["train", self.task.test_split], self.data_dir, self.revision),
+                 self.max_source_length, self.max_target_length, self.data_seed, self.train_size,
+                 self.seed if self.train_size is not None else None]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+    @cached_property
+    def cache_path(self) -> Path:
+        return self.cache_root / self.task.name / self.cache_key()
+
+    def prepare_data(self) -> None:
+        """Split, render and tokenize once; a finished cache entry is never rebuilt."""
+        path = self.cache_path
+        if (path / "meta.json").exists():
+            return
+        raw = paper_splits(self.task, self.data_dir, self.revision, self.data_seed, self.train_size, self.seed)
+        where = self.data_dir or f"{self.task.hub_path}/{self.task.hub_config}"
+        staging = path.with_name(path.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        longest_target = 0
+        sizes = {}
+        for split in SPLITS:
+            examples = render(self.task, raw[split], split == "train", f"{where} ({split})")
+            tokenized = examples.map(self._tokenize, batched=True, remove_columns=["source", "target"])
+            longest_target = max(longest_target, max(len(ids) for ids in tokenized["labels"]))
+            tokenized.save_to_disk(str(staging / split))
+            sizes[split] = len(tokenized)
+        if self.task.targets is not None:  # a closed label set bounds generation by its longest label
+            longest_target = max(len(self.tokenizer(t)["input_ids"]) for t in self.task.targets)
+        meta = {"sizes": sizes, "max_target_tokens": longest_target}
+        (staging / "meta.json").write_text(json.dumps(meta))
+        shutil.rmtree(path, ignore_errors=True)
+        staging.rename(path)
+
+    def _tokenize(self, batch: dict) -> dict:
+        sources = self.tokenizer(batch["source"], max_length=self.max_source_length, truncation=True)
+        targets = self.tokenizer(batch["target"], max_length=self.max_target_length, truncation=True)
+        return {"input_ids": sources["input_ids"], "labels": targets["input_ids"]}
+
+    def setup(self, stage: str | None = None) -> None:
+        path = self.cache_path
+        if not (path / "meta.json").exists():  # e.g. setup called without prepare_data in a notebook
+            self.prepare_data()
+        meta = json.loads((path / "meta.json").read_text())
+        self.max_target_tokens = meta["max_target_tokens"]
+        for split in SPLITS:
+            self.splits[split] = datasets.load_from_disk(str(path / split))
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(self.splits[split], batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          collate_fn=TextToTextCollator(self.tokenizer.pad_token_id),
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

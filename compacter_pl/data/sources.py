@@ -1,0 +1,75 @@
+"""Raw records of a task: from the Hugging Face Hub, or from local files in the Hub's schema."""
+
+import hashlib
+from pathlib import Path
+
+import datasets
+
+from compacter_pl.errors import UserError
+from compacter_pl.tasks import Task
+
+LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+# The revisions pinned for reproducibility: both hold parquet files, one folder per config.
+HUB_REVISIONS = {
+    "nyu-mll/glue": "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c",
+    "aps/super_glue": "3de24cf8022e94f4ee4b9d55a6f539891524d646",
+}
+
+
+def local_split_file(data_dir: Path, split: str) -> Path:
+    """`<data_dir>/<split>.parquet|jsonl|json|csv`, or a UserError naming the file that is missing."""
+    for suffix in LOCAL_FORMATS:
+        path = data_dir / f"{split}{suffix}"
+        if path.is_file():
+            return path
+    raise UserError(f"data_dir {data_dir} has no file for split {split!r}: expected {data_dir / split}.parquet, "
+                    f".jsonl or .csv in the schema of the Hub dataset")
+
+
+def load_local_split(task: Task, data_dir: Path, split: str) -> datasets.Dataset:
+    path = local_split_file(data_dir, split)
+    try:
+        dataset = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
+    except Exception as error:  # pyarrow and pandas raise many kinds: all mean an unreadable file
+        raise UserError(f"cannot read {path}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
+    check_columns(task, dataset, str(path))
+    if len(dataset) == 0:
+        raise UserError(f"{path} holds no records; the {split} split of {task.name} needs at least one")
+    return dataset
+
+
+def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dataset:
+    revision = revision or HUB_REVISIONS.get(task.hub_path)
+    try:
+        dataset = datasets.load_dataset(task.hub_path, task.hub_config, split=split, revision=revision)
+    except Exception as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"cannot load {task.hub_path} ({task.hub_config}, {split}) from the Hugging Face Hub: "
+                        f"{first_line}. Offline, pass data.data_dir=DIR holding {split}.parquet/.jsonl/.csv "
+                        f"in the Hub's schema") from None
+    check_columns(task, dataset, f"{task.hub_path}/{task.hub_config}/{split}")
+    return dataset
+
+
+def check_columns(task: Task, dataset: datasets.Dataset, where: str) -> None:
+    missing = [c for c in task.columns if c not in dataset.column_names]
+    if missing:
+        raise UserError(f"{where} lacks column {missing[0]!r} that task {task.name} needs (it has "
+                        f"{', '.join(dataset.column_names)}); the files must follow the Hub's schema")
+
+
+def load_split(task: Task, split: str, data_dir: str | None, revision: str | None) -> datasets.Dataset:
+    if data_dir is None:
+        return load_hub_split(task, split, revision)
+    return load_local_split(task, Path(data_dir), split)
+
+
+def source_fingerprint(task: Task, splits: list[str], data_dir: str | None, revision: str | None) -> str:
+    """What identifies the raw data, for the tokenization cache: file contents, or Hub name and revision."""
+    digest = hashlib.sha256()
+    if data_dir is None:
+        digest.update(f"{task.hub_path}@{revision or HUB_REVISIONS.get(task.hub_path)}".encode())
+    else:
+        for split in splits:
+            digest.update(local_split_file(Path(data_dir), split).read_bytes())
+    return digest.hexdigest()

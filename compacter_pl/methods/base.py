@@ -1,0 +1,49 @@
+"""The method protocol: a method changes the model (adds modules, hooks) and marks what trains.
+
+Everything else reads `requires_grad`: the optimizer, the checkpoint (it saves exactly the parameters that
+train), the export and the parameter report. Nothing outside a method's own file knows which method runs.
+"""
+
+import inspect
+from collections.abc import Iterator
+
+from torch import nn
+from transformers import T5Config, T5ForConditionalGeneration
+
+
+class Method:
+    """Base class of every fine-tuning method. Subclasses store each `__init__` argument under its own name."""
+
+    def check(self, config: T5Config, max_source_length: int | None = None) -> None:
+        """Raise a UserError for hyper-parameters that cannot work with this model (before it is built)."""
+
+    def apply(self, model: T5ForConditionalGeneration) -> None:
+        """Change the model in place and set `requires_grad` on exactly the parameters that train."""
+        raise NotImplementedError
+
+    def init_args(self) -> dict:
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        return {p.name: getattr(self, p.name) for p in parameters if p.name != "self" and p.kind in named}
+
+    def config(self) -> dict:
+        """`class_path` and `init_args`, as in the YAML, so a checkpoint or export says how it was made."""
+        cls = type(self)
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": self.init_args()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.init_args().items())
+        return f"{type(self).__name__}({args})"
+
+
+def freeze(model: nn.Module) -> None:
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+
+
+def trainable_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
+    return ((name, p) for name, p in model.named_parameters() if p.requires_grad)
+
+
+def trainable_names(model: nn.Module) -> set[str]:
+    return {name for name, _ in trainable_parameters(model)}

@@ -1,0 +1,53 @@
+"""The metrics of the paper as torchmetrics, by name. A task lists names; the LightningModule builds them.
+
+Each entry says how to build the metric for a task and which fields of a `Scored` batch it reads, so the
+module updates every metric the same way and torchmetrics syncs them across devices.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torchmetrics import MeanMetric, Metric, PearsonCorrCoef, SpearmanCorrCoef
+from torchmetrics.classification import BinaryF1Score, BinaryMatthewsCorrCoef, MulticlassAccuracy, MulticlassF1Score
+
+from compacter_pl.metrics.grouped import GroupExactMatch
+from compacter_pl.tasks.base import Scored, Task
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    make: Callable[[Task], Metric]
+    inputs: Callable[[Scored], tuple]
+
+
+def _labels(s: Scored) -> tuple:
+    return s.preds, s.target
+
+
+def _values(s: Scored) -> tuple:
+    return s.pred_values, s.target_values
+
+
+METRICS: dict[str, MetricSpec] = {
+    "accuracy": MetricSpec(lambda t: MulticlassAccuracy(len(t.targets), average="micro"), _labels),
+    "f1": MetricSpec(lambda t: BinaryF1Score(), _labels),
+    "macro_f1": MetricSpec(lambda t: MulticlassF1Score(len(t.targets), average="macro"), _labels),
+    "matthews": MetricSpec(lambda t: BinaryMatthewsCorrCoef(), _labels),
+    "pearson": MetricSpec(lambda t: PearsonCorrCoef(), _values),
+    "spearman": MetricSpec(lambda t: SpearmanCorrCoef(), _values),
+    "question_exact_match": MetricSpec(lambda t: GroupExactMatch(), lambda s: (s.preds, s.target, s.groups)),
+    "exact_match": MetricSpec(lambda t: MeanMetric(), lambda s: (s.exact_match,)),
+    "token_f1": MetricSpec(lambda t: MeanMetric(), lambda s: (s.token_f1,)),
+}
+
+
+def build_metrics(task: Task) -> dict[str, Metric]:
+    return {name: METRICS[name].make(task) for name in task.metrics}
+
+
+def update_metrics(metrics: dict[str, Metric], scored: Scored) -> None:
+    for name, metric in metrics.items():
+        metric.update(*METRICS[name].inputs(scored))
+
+
+__all__ = ["METRICS", "MetricSpec", "build_metrics", "update_metrics"]

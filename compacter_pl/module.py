@@ -1,0 +1,138 @@
+"""The LightningModule: hosts T5, lets the injected method change it, trains on the target loss, and
+evaluates by greedy generation scored with the task's torchmetrics.
+"""
+
+import torch
+import lightning as L
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from compacter_pl.errors import UserError
+from compacter_pl.hub import load_t5, load_tokenizer
+from compacter_pl.methods import FullFineTuning, Method, trainable_names, trainable_parameters
+from compacter_pl.metrics import build_metrics, update_metrics
+from compacter_pl.tasks import get_task
+
+STAGES = ("val", "test")
+
+
+def linear_warmup_then_decay(warmup_steps: int, total_steps: int):
+    """The multiplier of the learning rate: 0 -> 1 over the warm-up, then linearly down to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+class TextToTextModule(L.LightningModule):
+    """T5 fine-tuned text-to-text with a pluggable method.
+
+    Args:
+        model_name_or_path: Hub name (e.g. google-t5/t5-base) or local directory of a T5 model.
+        method: The fine-tuning method (class_path and init_args), e.g. compacter_pl.methods.Compacter.
+        task: The task whose metrics and label set are used (linked to data.task by the CLI).
+        learning_rate: Peak learning rate of AdamW.
+        warmup_steps: Linear warm-up steps, after which the rate decays linearly to 0 at the last step.
+        weight_decay: AdamW weight decay.
+        adam_epsilon: AdamW epsilon.
+        max_new_tokens: Bound on generated tokens; None uses the task's longest target.
+    """
+
+    def __init__(self, model_name_or_path: str = "google-t5/t5-base", method: Method | None = None,
+                 task: str = "rte", learning_rate: float = 3e-4, warmup_steps: int = 0, weight_decay: float = 0.0,
+                 adam_epsilon: float = 1e-8, max_new_tokens: int | None = None) -> None:
+        super().__init__()
+        self.method = method or FullFineTuning()
+        self.task = get_task(task)
+        self.save_hyperparameters(ignore=["method"])
+        self.hparams["method"] = self.method.config()
+        self.model = load_t5(model_name_or_path).train()  # from_pretrained returns eval mode (no dropout)
+        self.method.check(self.model.config)
+        self.method.apply(self.model)
+        self.tokenizer = load_tokenizer(model_name_or_path)
+        self.max_new_tokens = max_new_tokens
+        self.metrics = nn.ModuleDict({stage: nn.ModuleDict(build_metrics(self.task)) for stage in STAGES})
+        self.best_val_score = float("-inf")
+        # Checkpoints hold only what trains; loading them onto the freshly built model must not demand the rest.
+        self.strict_loading = False
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.max_new_tokens is None and getattr(datamodule, "max_target_tokens", None):
+            self.max_new_tokens = datamodule.max_target_tokens
+
+    def forward(self, input_ids, attention_mask, labels):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def generate(self, batch: dict) -> list[str]:
+        """Greedy decoding, bounded by the task's longest target."""
+        generated = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                        max_new_tokens=self.max_new_tokens or 16, do_sample=False, num_beams=1)
+        return self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+
+    def _evaluate(self, batch: dict, stage: str) -> None:
+        texts = self.generate(batch)
+        scored = self.task.score(texts, batch["label"], batch["group"], batch["answers"])
+        metrics = self.metrics[stage]
+        device = next(iter(metrics.values())).device if len(metrics) else self.device
+        scored.__dict__.update({k: v.to(device) for k, v in scored.__dict__.items()})
+        update_metrics(metrics, scored)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _log_epoch_metrics(self, stage: str) -> float:
+        values = {}
+        for name, metric in self.metrics[stage].items():
+            # A correlation of constant predictions is undefined (NaN): it counts as no correlation.
+            values[name] = torch.nan_to_num(metric.compute().float(), nan=0.0)
+            metric.reset()
+        score = torch.stack(list(values.values())).mean()
+        self.log_dict({f"{stage}/{name}": v for name, v in values.items()}, sync_dist=False)
+        self.log(f"{stage}/score", score, prog_bar=True)
+        return float(score)
+
+    def on_validation_epoch_end(self) -> None:
+        score = self._log_epoch_metrics("val")
+        if not self.trainer.sanity_checking:
+            self.best_val_score = max(self.best_val_score, score)
+            self.log("hp_metric", self.best_val_score)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    def configure_optimizers(self):
+        parameters = [p for _, p in trainable_parameters(self.model)]
+        optimizer = torch.optim.AdamW(parameters, lr=self.hparams.learning_rate, betas=(0.9, 0.999),
+                                      eps=self.hparams.adam_epsilon, weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = LambdaLR(optimizer, linear_warmup_then_decay(self.hparams.warmup_steps, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep only what trains: the frozen base model is never written."""
+        keep = {f"model.{name}" for name in trainable_names(self.model)}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["best_val_score"] = self.best_val_score
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        expected = {f"model.{name}" for name in trainable_names(self.model)}
+        saved = {k for k in checkpoint["state_dict"] if k.startswith("model.")}
+        if saved != expected:
+            missing, unexpected = sorted(expected - saved), sorted(saved - expected)
+            detail = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+            raise UserError(f"the checkpoint does not match this model and method ({detail}; "
+                            f"{len(missing)} missing, {len(unexpected)} unexpected): load it with the config "
+                            f"it was trained with")
+        self.best_val_score = checkpoint.get("best_val_score", float("-inf"))

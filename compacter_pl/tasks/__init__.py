@@ -1,0 +1,18 @@
+"""The task registry: every task of the paper by name."""
+
+from compacter_pl.errors import UserError
+from compacter_pl.tasks import glue
+from compacter_pl.tasks.base import Example, Scored, Task
+
+TASKS: dict[str, Task] = {task.name: task for task in glue.TASKS}
+
+
+def get_task(name: str) -> Task:
+    """The task called `name`, or a UserError that lists the known ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UserError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+
+
+__all__ = ["TASKS", "Example", "Scored", "Task", "get_task"]

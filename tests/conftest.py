@@ -1,0 +1,38 @@
+"""Shared fixtures: the committed tiny demo model, the demo data, the real GLUE sample, and a CLI runner."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_MODEL = ROOT / "demo" / "tiny-t5"
+DEMO_DATA = ROOT / "demo" / "data"
+GLUE_SAMPLE = ROOT.parent / "shared" / "glue-sample" / "hub"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    return DEMO_MODEL
+
+
+@pytest.fixture(scope="session")
+def glue_sample() -> Path:
+    if not GLUE_SAMPLE.is_dir():
+        pytest.skip(f"real GLUE sample not found at {GLUE_SAMPLE}")
+    return GLUE_SAMPLE
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None = None):
+    """`python cli.py ARGS` in a subprocess, offline, as a user would run it."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
