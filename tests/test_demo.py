@@ -1,0 +1,36 @@
+"""The offline demo end to end through cli.py, as the README runs it."""
+
+import re
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import ROOT
+
+
+def scalars(log_dir, tag: str) -> list[float]:
+    events = EventAccumulator(str(log_dir)).Reload()
+    return [e.value for e in events.Scalars(tag)]
+
+
+@pytest.mark.slow
+def test_demo_fits_learns_and_tests_its_best_checkpoint(cli, tmp_path):
+    common = ["--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(tmp_path),
+              "--data.cache_dir", str(tmp_path / "cache")]
+    fit = cli("fit", *common)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    best = re.search(r"best checkpoint: (\S+)", fit.stdout).group(1)
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    assert list(run_dir.glob("events.out.tfevents.*")), "TensorBoard events are written"
+    accuracy = scalars(run_dir, "val/accuracy")
+    assert len(accuracy) == 6  # one validation per epoch
+    assert accuracy[-1] >= 0.9, accuracy
+    assert scalars(run_dir, "train/loss")[-1] < scalars(run_dir, "train/loss")[0]
+    assert scalars(run_dir, "lr-AdamW"), "the learning rate is logged"
+    assert max(scalars(run_dir, "hp_metric")) >= 0.9
+    assert (run_dir / "hparams.yaml").read_text().count("learning_rate") == 1
+
+    test = cli("test", *common, "--ckpt_path", best)
+    assert test.returncode == 0, test.stderr[-3000:]
+    match = re.search(r"test/accuracy\s*│\s*([0-9.]+)", test.stdout)
+    assert match and float(match.group(1)) >= 0.9, test.stdout[-2000:]
