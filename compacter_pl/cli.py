@@ -9,6 +9,7 @@ import sys
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from compacter_pl.commands import COMMANDS, run_command
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.errors import UserError
 from compacter_pl.module import TextToTextModule
@@ -32,7 +33,11 @@ class CompacterCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
+    args = sys.argv[1:] if args is None else args
     try:
+        if args and args[0] in COMMANDS:
+            run_command(args[0], args[1:])
+            return
         CompacterCLI(TextToTextModule, TextToTextDataModule, seed_everything_default=42,
                      save_config_kwargs={"overwrite": True}, args=args)
     except UserError as error:

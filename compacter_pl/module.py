@@ -8,6 +8,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from compacter_pl.errors import UserError
+from compacter_pl.export import architecture_of
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import FullFineTuning, Method, trainable_names, trainable_parameters
 from compacter_pl.metrics import build_metrics, update_metrics
@@ -50,6 +51,7 @@ class TextToTextModule(L.LightningModule):
         self.save_hyperparameters(ignore=["method"])
         self.hparams["method"] = self.method.config()
         self.model = load_t5(model_name_or_path).train()  # from_pretrained returns eval mode (no dropout)
+        self.hparams["base_architecture"] = architecture_of(self.model.config)
         self.method.check(self.model.config)
         self.method.apply(self.model)
         self.tokenizer = load_tokenizer(model_name_or_path)
@@ -125,6 +127,7 @@ class TextToTextModule(L.LightningModule):
         keep = {f"model.{name}" for name in trainable_names(self.model)}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["best_val_score"] = self.best_val_score
+        checkpoint["torch_rng_state"] = torch.get_rng_state()  # dropout continues as if never interrupted
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         expected = {f"model.{name}" for name in trainable_names(self.model)}
@@ -136,3 +139,5 @@ class TextToTextModule(L.LightningModule):
                             f"{len(missing)} missing, {len(unexpected)} unexpected): load it with the config "
                             f"it was trained with")
         self.best_val_score = checkpoint.get("best_val_score", float("-inf"))
+        if "torch_rng_state" in checkpoint and self._trainer is not None and self._trainer.state.fn == "fit":
+            torch.set_rng_state(checkpoint["torch_rng_state"])

@@ -1,0 +1,12 @@
+"""Commands beyond LightningCLI's fit / validate / test / predict: a table, one module each, imported lazily."""
+
+import importlib
+
+COMMANDS = {
+    "params": "compacter_pl.commands.params",
+    "export": "compacter_pl.commands.export",
+}
+
+
+def run_command(name: str, argv: list[str]) -> None:
+    importlib.import_module(COMMANDS[name]).main(argv)

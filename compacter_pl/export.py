@@ -1,0 +1,144 @@
+"""Adapter exports: the parameters that train, as safetensors, plus a JSON that says how to rebuild them.
+
+An export is a directory with `adapter.safetensors` and `adapter_config.json` (method class and arguments,
+base model and its architecture, task, metrics at export time). Loading never runs code from the files:
+safetensors for the weights, `weights_only` for Lightning checkpoints, and the method class must be one of
+`compacter_pl.methods`.
+"""
+
+import copy
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import T5Config
+
+from compacter_pl.errors import UserError
+from compacter_pl.methods import Method, trainable_names
+
+WEIGHTS_FILE = "adapter.safetensors"
+CONFIG_FILE = "adapter_config.json"
+FORMAT_VERSION = 1
+ARCHITECTURE_KEYS = ("d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads", "vocab_size",
+                     "feed_forward_proj", "tie_word_embeddings")
+
+
+def architecture_of(config: T5Config) -> dict:
+    """What an adapter depends on: widths, depths, vocabulary; compared before an export is loaded."""
+    return {key: getattr(config, key) for key in ARCHITECTURE_KEYS}
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A Lightning checkpoint, loaded with `weights_only=True` (no pickled code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; pass the path that fit printed")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        raise UserError(f"cannot read checkpoint {path} (truncated or corrupt?): {first_line}") from None
+
+
+@dataclass
+class AdapterExport:
+    config: dict
+    state_dict: dict[str, torch.Tensor]
+
+    @property
+    def task(self) -> str:
+        return self.config["task"]
+
+
+def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
+    """Write the trained parameters of a checkpoint and the config needed to load them onto the base model."""
+    checkpoint = read_checkpoint(ckpt_path)
+    hparams = checkpoint.get("hyper_parameters", {})
+    if "method" not in hparams or "base_architecture" not in hparams:
+        raise UserError(f"{ckpt_path} was not written by compacter-pl (no method or base architecture in it)")
+    state = {k.removeprefix("model."): v.contiguous() for k, v in checkpoint["state_dict"].items()}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "method": hparams["method"],
+        "base_model": hparams["model_name_or_path"],
+        "base_architecture": hparams["base_architecture"],
+        "task": hparams["task"],
+        "metrics": {"best_val_score": checkpoint.get("best_val_score"), "epoch": checkpoint.get("epoch"),
+                    "global_step": checkpoint.get("global_step")},
+        "trainable_parameters": sum(v.numel() for v in state.values()),
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return out
+
+
+def load_export(export_dir: str | Path) -> AdapterExport:
+    directory = Path(export_dir)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise UserError(f"{path} is missing; an export directory holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{config_path} is not valid JSON ({error}); re-export the checkpoint") from None
+    try:
+        state = load_file(str(weights_path))
+    except Exception as error:
+        raise UserError(f"cannot read {weights_path} (truncated or corrupt?): {error}; re-export it") from None
+    return AdapterExport(config, state)
+
+
+def method_from_config(config: dict) -> Method:
+    """Rebuild a method from `class_path` and `init_args`; only classes of compacter_pl.methods are allowed."""
+    class_path = str(config.get("class_path", ""))
+    module_name, _, class_name = class_path.rpartition(".")
+    method_class = None
+    if module_name.startswith("compacter_pl.methods"):
+        try:
+            method_class = getattr(importlib.import_module(module_name), class_name, None)
+        except ImportError:
+            method_class = None
+    if not (isinstance(method_class, type) and issubclass(method_class, Method)):
+        raise UserError(f"unknown method {class_path!r}: an export must name a class of compacter_pl.methods")
+    return method_class(**config.get("init_args", {}))
+
+
+def check_architecture(expected: dict, config: T5Config) -> None:
+    actual = architecture_of(config)
+    for key, value in expected.items():
+        if actual.get(key) != value:
+            raise UserError(f"the adapter was trained on a base model with {key}={value}, but this model has "
+                            f"{key}={actual.get(key)}; load it onto the base model it was trained on")
+
+
+def apply_export(model: nn.Module, export: AdapterExport, before_load=None) -> None:
+    """Apply the export's method to a base model and load its parameters (exactly the ones that train).
+    `before_load(model)` runs after the method changed the model and before the parameters are copied in."""
+    check_architecture(export.config["base_architecture"], model.config)
+    method = method_from_config(export.config["method"])
+    method.check(model.config)
+    method.apply(model)
+    expected = trainable_names(model)
+    if set(export.state_dict) != expected:
+        missing = sorted(expected - set(export.state_dict))
+        unexpected = sorted(set(export.state_dict) - expected)
+        raise UserError(f"the export does not match its method on this model ({len(missing)} missing, "
+                        f"{len(unexpected)} unexpected parameters, e.g. {(missing or unexpected)[0]})")
+    if before_load is not None:
+        before_load(model)
+    model.load_state_dict(export.state_dict, strict=False)
+
+
+def shared_base_copy(base: nn.Module) -> nn.Module:
+    """A copy of the model whose frozen base parameters are the very same tensors: no memory is duplicated,
+    and a method applied to the copy leaves the base untouched."""
+    memo = {id(p): p for p in base.parameters()}
+    memo.update({id(b): b for b in base.buffers()})
+    return copy.deepcopy(base, memo)
