@@ -1,7 +1,8 @@
 """The LightningDataModule: a task's records -> the paper's splits -> text-to-text -> token ids, cached.
 
 Tokenization happens once, in `prepare_data`, and is written under `cache_dir` with a key that covers the
-tokenizer, the lengths, the raw data and the split; later runs and epochs read it back.
+tokenizer, the lengths, the raw data and the split; later runs and epochs read it back. A record the task cannot
+use is reported with its file (or Hub split) and its row there, counted from 1 (a .jsonl file's line number).
 """
 
 import hashlib
@@ -15,8 +16,8 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from compacter_pl.data.collate import TextToTextCollator
-from compacter_pl.data.sources import load_split, source_fingerprint
-from compacter_pl.data.splits import hold_out_validation, split_validation_in_half, subsample
+from compacter_pl.data.sources import load_split, source_fingerprint, split_origin
+from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, split_validation_in_half, subsample
 from compacter_pl.errors import UserError
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import Task, get_task
@@ -24,33 +25,78 @@ from compacter_pl.tasks import Task, get_task
 datasets.disable_progress_bars()
 
 SPLITS = ("train", "validation", "test")
-CACHE_FORMAT = 1  # bump when the rendering or the split rules change
+CACHE_FORMAT = 2  # bump when the rendering or the split rules change
+ROW = "__row__"  # the position of a record in its original split, carried through the splits for messages
+
+
+def original_splits(task: Task) -> dict[str, str]:
+    """The original split each of train / validation / test is drawn from (SPEC section 3)."""
+    return {"train": "train", "validation": task.test_split if task.small else "train", "test": task.test_split}
 
 
 def paper_splits(task: Task, data_dir: str | None, revision: str | None, data_seed: int,
-                 train_size: int | None, seed: int) -> dict[str, datasets.Dataset]:
-    """Raw records of train / validation / test as the paper splits them (SPEC section 3)."""
-    train = load_split(task, "train", data_dir, revision)
-    original_validation = load_split(task, task.test_split, data_dir, revision)
+                 train_size: int | None, seed: int,
+                 validation_size: int = HELD_OUT_VALIDATION) -> dict[str, datasets.Dataset]:
+    """Raw records of train / validation / test as the paper splits them (SPEC section 3).
+
+    Small tasks: the original validation set, shuffled with `data_seed`, is halved into validation and test
+    (by group: MultiRC by question). Large tasks: `validation_size` training records drawn with `data_seed`
+    become validation, the original validation set is the test set. `train_size` then subsamples train with
+    `seed`. Every record keeps its row in the original split in the column `__row__`."""
+    train = _numbered(load_split(task, "train", data_dir, revision))
+    original_validation = _numbered(load_split(task, task.test_split, data_dir, revision))
     if task.small:
-        groups = [task.group_of(r) for r in original_validation] if task.group_of else None
+        groups = _groups(task, original_validation, split_origin(task, task.test_split, data_dir))
         validation, test = split_validation_in_half(original_validation, data_seed, groups)
     else:
-        train, validation = hold_out_validation(train, data_seed)
+        train, validation = hold_out_validation(train, data_seed, validation_size)
         test = original_validation
     if train_size is not None:
         train = subsample(train, train_size, seed)
-    return {"train": train, "validation": validation, "test": test}
+    splits = {"train": train, "validation": validation, "test": test}
+    for split, records in splits.items():
+        if len(records) == 0:
+            origin = split_origin(task, original_splits(task)[split], data_dir)
+            raise UserError(f"the {split} split of {task.name} is empty: the paper's split of {origin} leaves it "
+                            f"no records; that file needs more records (halving needs at least 2"
+                            f"{' questions' if task.group_of else ''})")
+    return splits
+
+
+def _groups(task: Task, records: datasets.Dataset, where: str) -> list[int] | None:
+    """The group of every record (MultiRC: its question), or None for tasks without groups."""
+    if task.group_of is None:
+        return None
+    groups = []
+    for record in rows_of(records):
+        try:
+            groups.append(int(task.group_of(record)))
+        except (KeyError, TypeError, ValueError) as error:
+            raise UserError(f"{where}, row {record[ROW] + 1}: no group ({type(error).__name__}: {error}); "
+                            f"the Hub's schema gives each record idx.question") from None
+    return groups
+
+
+def rows_of(records: datasets.Dataset, chunk: int = 1000):
+    """The records as dicts, read a chunk at a time (much faster than indexing a Dataset row by row)."""
+    for batch in records.iter(batch_size=chunk):
+        columns = list(batch)
+        yield from (dict(zip(columns, values)) for values in zip(*batch.values()))
+
+
+def _numbered(records: datasets.Dataset) -> datasets.Dataset:
+    return records.add_column(ROW, list(range(len(records))))
 
 
 def render(task: Task, records: datasets.Dataset, training: bool, where: str) -> datasets.Dataset:
-    """Text-to-text examples of a split; a record whose label is not one of the task's classes is named."""
+    """Text-to-text examples of a split; a record the task cannot use (a label outside its classes, a missing
+    answer) is named by its row in `where`, counted from 1."""
     rows = {"id": [], "source": [], "target": [], "label": [], "group": [], "answers": []}
-    for i, record in enumerate(records):
+    for i, record in enumerate(rows_of(records)):
         try:
             examples = task.examples(record, training)
         except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{where}, row {i}: {error}") from None
+            raise UserError(f"{where}, row {record.get(ROW, i) + 1}: {error}") from None
         for example in examples:
             rows["id"].append(i)
             rows["source"].append(example.source)
@@ -68,14 +114,17 @@ class TextToTextDataModule(L.LightningDataModule):
         task: The task name (rte, cola, sst2, mrpc, qqp, stsb, mnli, qnli, boolq, cb, copa, multirc, record, wic).
         tokenizer: Hub name or local directory of the tokenizer (linked to the model's by the CLI).
         data_dir: A local folder with train and validation files (.parquet, .jsonl or .csv) in the Hub's
-            schema; None loads the task from the Hugging Face Hub.
+            schema, named after the Hub's splits (MNLI: validation_matched); None loads the task from the Hub.
         revision: The Hub revision of the dataset; None uses the pinned one.
         max_source_length: Source tokens kept per example; None uses the task's default (SPEC section 3).
         max_target_length: Target tokens kept per example.
         batch_size: Training batch size per device.
         eval_batch_size: Validation, test and predict batch size per device; None uses batch_size.
         data_seed: The seed of the paper's splits, fixed across runs so every run sees the same split.
-        train_size: Subsample the training split to this many examples (the low-resource runs).
+        validation_size: Large tasks (SST-2, QQP, MNLI, QNLI, ReCoRD): training records held out as validation
+            (the paper's 1000). Lower it for small local data; small tasks halve their validation set instead.
+        train_size: Subsample the training split to this many records (the low-resource runs); an error if it
+            exceeds the training split.
         seed: The seed that draws the train_size subsample (the run's seed).
         num_workers: DataLoader worker processes.
         cache_dir: Where tokenized splits are cached across runs.
@@ -84,8 +133,8 @@ class TextToTextDataModule(L.LightningDataModule):
     def __init__(self, task: str = "rte", tokenizer: str = "google-t5/t5-base", data_dir: str | None = None,
                  revision: str | None = None, max_source_length: int | None = None, max_target_length: int = 128,
                  batch_size: int = 32, eval_batch_size: int | None = None, data_seed: int = 42,
-                 train_size: int | None = None, seed: int = 42, num_workers: int = 0,
-                 cache_dir: str = ".cache/compacter_pl") -> None:
+                 validation_size: int = HELD_OUT_VALIDATION, train_size: int | None = None, seed: int = 42,
+                 num_workers: int = 0, cache_dir: str = ".cache/compacter_pl") -> None:
         super().__init__()
         self.task = get_task(task)
         if data_dir is not None and not Path(data_dir).is_dir():
@@ -93,6 +142,8 @@ class TextToTextDataModule(L.LightningDataModule):
                             f"validation files in the Hub's schema, or leave it unset to load from the Hub")
         if train_size is not None and train_size < 1:
             raise UserError(f"train_size must be a positive number of examples, got {train_size}")
+        if validation_size < 1:
+            raise UserError(f"validation_size must be a positive number of examples, got {validation_size}")
         self.save_hyperparameters()
         self.tokenizer_name = tokenizer
         self.data_dir = data_dir
@@ -102,6 +153,7 @@ class TextToTextDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.data_seed = data_seed
+        self.validation_size = validation_size
         self.train_size = train_size
         self.seed = seed
         self.num_workers = num_workers
@@ -121,7 +173,8 @@ class TextToTextDataModule(L.LightningDataModule):
         tokenizer_id = backend.to_str() if backend is not None else self.tokenizer_name
         parts = [CACHE_FORMAT, self.task.name, hashlib.sha256(tokenizer_id.encode()).hexdigest(),
                  source_fingerprint(self.task, ["train", self.task.test_split], self.data_dir, self.revision),
-                 self.max_source_length, self.max_target_length, self.data_seed, self.train_size,
+                 self.max_source_length, self.max_target_length, self.data_seed,
+                 None if self.task.small else self.validation_size, self.train_size,
                  self.seed if self.train_size is not None else None]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
@@ -134,16 +187,18 @@ class TextToTextDataModule(L.LightningDataModule):
         path = self.cache_path
         if (path / "meta.json").exists():
             return
-        raw = paper_splits(self.task, self.data_dir, self.revision, self.data_seed, self.train_size, self.seed)
-        where = self.data_dir or f"{self.task.hub_path}/{self.task.hub_config}"
+        raw = paper_splits(self.task, self.data_dir, self.revision, self.data_seed, self.train_size, self.seed,
+                           self.validation_size)
         staging = path.with_name(path.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         longest_target = 0
         sizes = {}
         for split in SPLITS:
-            examples = render(self.task, raw[split], split == "train", f"{where} ({split})")
+            where = split_origin(self.task, original_splits(self.task)[split], self.data_dir)
+            examples = render(self.task, raw[split], split == "train", where)
             tokenized = examples.map(self._tokenize, batched=True, remove_columns=["source", "target"])
-            longest_target = max(longest_target, max(len(ids) for ids in tokenized["labels"]))
+            longest_target = max(longest_target, max(tokenized["target_tokens"][:]))
+            tokenized = tokenized.remove_columns("target_tokens")
             tokenized.save_to_disk(str(staging / split))
             sizes[split] = len(tokenized)
         if self.task.targets is not None:  # a closed label set bounds generation by its longest label
@@ -154,9 +209,18 @@ class TextToTextDataModule(L.LightningDataModule):
         staging.rename(path)
 
     def _tokenize(self, batch: dict) -> dict:
+        """Token ids of sources and targets, and the longest target or gold answer of each example in tokens
+        (free-text tasks bound generation by it: every gold answer of ReCoRD, not only the first)."""
         sources = self.tokenizer(batch["source"], max_length=self.max_source_length, truncation=True)
         targets = self.tokenizer(batch["target"], max_length=self.max_target_length, truncation=True)
-        return {"input_ids": sources["input_ids"], "labels": targets["input_ids"]}
+        lengths = [len(ids) for ids in targets["input_ids"]]
+        flat_answers = [a for answers in batch["answers"] for a in answers]
+        if flat_answers:
+            answer_ids = iter(self.tokenizer(flat_answers, max_length=self.max_target_length,
+                                             truncation=True)["input_ids"])
+            lengths = [max([n] + [len(next(answer_ids)) for _ in answers])
+                       for n, answers in zip(lengths, batch["answers"])]
+        return {"input_ids": sources["input_ids"], "labels": targets["input_ids"], "target_tokens": lengths}
 
     def setup(self, stage: str | None = None) -> None:
         path = self.cache_path

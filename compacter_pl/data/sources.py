@@ -1,4 +1,8 @@
-"""Raw records of a task: from the Hugging Face Hub, or from local files in the Hub's schema."""
+"""Raw records of a task: from the Hugging Face Hub, or from local files in the Hub's schema.
+
+A local `data_dir` holds one file per original split, named as the Hub names the split: `train.jsonl` and
+`validation.jsonl` (MNLI: `validation_matched.jsonl`), or .parquet / .csv. Columns and label ids are the Hub's.
+"""
 
 import hashlib
 from pathlib import Path
@@ -31,11 +35,19 @@ def load_local_split(task: Task, data_dir: Path, split: str) -> datasets.Dataset
     try:
         dataset = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
     except Exception as error:  # pyarrow and pandas raise many kinds: all mean an unreadable file
-        raise UserError(f"cannot read {path}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
-    check_columns(task, dataset, str(path))
+        if not _has_text(path):
+            raise UserError(f"{path} is empty; the {split} split of {task.name} needs at least one record") from None
+        first_line = (str(error).splitlines() or [""])[0]
+        raise UserError(f"cannot read {path}: {type(error).__name__}: {first_line}") from None
     if len(dataset) == 0:
         raise UserError(f"{path} holds no records; the {split} split of {task.name} needs at least one")
+    check_columns(task, dataset, str(path))
     return dataset
+
+
+def _has_text(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return any(chunk.strip() for chunk in iter(lambda: f.read(1 << 16), b""))
 
 
 def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dataset:
@@ -56,6 +68,13 @@ def check_columns(task: Task, dataset: datasets.Dataset, where: str) -> None:
     if missing:
         raise UserError(f"{where} lacks column {missing[0]!r} that task {task.name} needs (it has "
                         f"{', '.join(dataset.column_names)}); the files must follow the Hub's schema")
+
+
+def split_origin(task: Task, split: str, data_dir: str | None) -> str:
+    """Where the records of an original split come from, for messages: the local file or the Hub dataset."""
+    if data_dir is None:
+        return f"{task.hub_path}/{task.hub_config} ({split})"
+    return str(local_split_file(Path(data_dir), split))
 
 
 def load_split(task: Task, split: str, data_dir: str | None, revision: str | None) -> datasets.Dataset:

@@ -32,7 +32,9 @@ def hold_out_validation(train: datasets.Dataset, seed: int,
                         size: int = HELD_OUT_VALIDATION) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Large tasks: `size` training examples drawn with the seed become validation; the rest is train."""
     if len(train) <= size:
-        raise UserError(f"the training split has {len(train)} records, too few to hold out {size} for validation")
+        raise UserError(f"the training split has {len(train)} records, too few to hold out {size} for validation "
+                        f"and keep some for training; set data.validation_size below {len(train)} (the paper "
+                        f"holds out {HELD_OUT_VALIDATION})")
     order = np.random.default_rng(seed).permutation(len(train))
     return train.select(np.sort(order[size:])), train.select(np.sort(order[:size]))
 

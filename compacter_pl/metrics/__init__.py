@@ -1,16 +1,18 @@
 """The metrics of the paper as torchmetrics, by name. A task lists names; the LightningModule builds them.
 
 Each entry says how to build the metric for a task and which fields of a `Scored` batch it reads, so the
-module updates every metric the same way and torchmetrics syncs them across devices.
+module updates every metric the same way and torchmetrics syncs them across devices. Model selection uses the
+mean of a task's metrics on validation (the LightningModule logs each one and their mean, `val/score`).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from torchmetrics import MeanMetric, Metric, PearsonCorrCoef, SpearmanCorrCoef
+from torchmetrics import Metric, PearsonCorrCoef, SpearmanCorrCoef
 from torchmetrics.classification import BinaryF1Score, BinaryMatthewsCorrCoef, MulticlassAccuracy, MulticlassF1Score
 
 from compacter_pl.metrics.grouped import GroupExactMatch
+from compacter_pl.metrics.squad import MeanOverQueries
 from compacter_pl.tasks.base import Scored, Task
 
 
@@ -29,15 +31,22 @@ def _values(s: Scored) -> tuple:
 
 
 METRICS: dict[str, MetricSpec] = {
+    # share of correct predictions (an invalid generation is wrong)
     "accuracy": MetricSpec(lambda t: MulticlassAccuracy(len(t.targets), average="micro"), _labels),
+    # F1 of the positive class "1" (MRPC equivalent, QQP duplicate, MultiRC true answer option)
     "f1": MetricSpec(lambda t: BinaryF1Score(), _labels),
+    # unweighted mean of the per-class F1 (CB, 3 classes)
     "macro_f1": MetricSpec(lambda t: MulticlassF1Score(len(t.targets), average="macro"), _labels),
+    # Matthews correlation (CoLA)
     "matthews": MetricSpec(lambda t: BinaryMatthewsCorrCoef(), _labels),
+    # correlations of the predicted and gold values (STS-B scores)
     "pearson": MetricSpec(lambda t: PearsonCorrCoef(), _values),
     "spearman": MetricSpec(lambda t: SpearmanCorrCoef(), _values),
+    # share of groups (MultiRC questions) whose examples (answer options) are all right
     "question_exact_match": MetricSpec(lambda t: GroupExactMatch(), lambda s: (s.preds, s.target, s.groups)),
-    "exact_match": MetricSpec(lambda t: MeanMetric(), lambda s: (s.exact_match,)),
-    "token_f1": MetricSpec(lambda t: MeanMetric(), lambda s: (s.token_f1,)),
+    # free text (ReCoRD): SQuAD-normalised exact match and token F1, max over the gold answers, mean over queries
+    "exact_match": MetricSpec(lambda t: MeanOverQueries(), lambda s: (s.exact_match,)),
+    "token_f1": MetricSpec(lambda t: MeanOverQueries(), lambda s: (s.token_f1,)),
 }
 
 

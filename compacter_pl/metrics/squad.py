@@ -5,6 +5,9 @@ import re
 import string
 from collections.abc import Sequence
 
+import torch
+from torchmetrics import Metric
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
 
@@ -31,3 +34,22 @@ def best_exact_match(prediction: str, answers: Sequence[str]) -> float:
 
 def best_token_f1(prediction: str, answers: Sequence[str]) -> float:
     return max((token_f1(prediction, a) for a in answers), default=0.0)
+
+
+class MeanOverQueries(Metric):
+    """The mean of a per-query score (ReCoRD EM or token F1, already maxed over the query's gold answers by
+    `Task.score`). Sum and count are summed across devices, so the mean is over every query of every rank."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, scores: torch.Tensor) -> None:
+        self.total += scores.float().sum()
+        self.count += scores.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.count if self.count > 0 else torch.zeros((), device=self.total.device)

@@ -1,10 +1,10 @@
-"""The task registry: every task of the paper by name."""
+"""The task registry: every task of the paper by name (GLUE in `glue`, SuperGLUE in `superglue`)."""
 
 from compacter_pl.errors import UserError
-from compacter_pl.tasks import glue
+from compacter_pl.tasks import glue, superglue
 from compacter_pl.tasks.base import Example, Scored, Task
 
-TASKS: dict[str, Task] = {task.name: task for task in glue.TASKS}
+TASKS: dict[str, Task] = {task.name: task for task in glue.TASKS + superglue.TASKS}
 
 
 def get_task(name: str) -> Task:

@@ -1,21 +1,43 @@
 """A task is data: where its records live, how a record becomes text-to-text examples, how a generated text
 is scored. The data module renders records with it; the LightningModule scores generations with it.
+
+Most tasks need only the declarative fields (Hub config, input fields, targets, metrics, split rule). The few
+special ones plug in small functions: `field_formats` (MultiRC markup, ReCoRD highlights and entities),
+`target_of` (STS-B's 21 classes), `group_of` (MultiRC questions), `answers_of` (ReCoRD's free-text answers).
 """
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 
-def render_fields(record: dict, fields: Sequence[str]) -> str:
+def plain_text(value: Any) -> str:
+    """A field value as one line of text: white space (newlines included) collapsed to single spaces."""
+    return " ".join(str(value).split())
+
+
+def render_fields(record: dict, fields: Sequence[str],
+                  formats: dict[str, Callable[[Any], str]] | None = None) -> str:
     """`field: value` pairs joined by spaces, as in the paper (SPEC section 3)."""
-    return " ".join(f"{name}: {record[name]}" for name in fields)
+    formats = formats or {}
+    parts = []
+    for name in fields:
+        value = record[name]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            raise ValueError(f"column {name!r} is empty")
+        parts.append(f"{name}: {formats.get(name, plain_text)(value)}")
+    return " ".join(parts)
 
 
 def index_target(record: dict) -> str:
     """The default target: the Hub's class id as a string ("0", "1", "2")."""
-    return str(int(record["label"]))
+    value = record["label"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value != int(value):
+        raise ValueError(f"label {value!r} is not a class id (the Hub's schema numbers the classes 0, 1, ...)")
+    return str(int(value))
 
 
 @dataclass(frozen=True)
@@ -49,43 +71,60 @@ class Task:
 
     name: str
     hub_path: str  # "nyu-mll/glue" or "aps/super_glue"
-    hub_config: str  # the Hub config ("rte", "stsb", ...); also the folder name under a local data_dir
+    hub_config: str  # the Hub config ("rte", "stsb", ...); also the folder name under demo/data
     input_fields: tuple[str, ...]  # rendered in this order as "field: value"
     targets: tuple[str, ...] | None  # the closed set of target strings (class i <-> targets[i]); None: free text
     metrics: tuple[str, ...]  # names in compacter_pl.metrics.METRICS
     small: bool  # fewer than 10k training examples: the validation set is halved into validation and test
-    source_length: int = 128
-    label_names: tuple[str, ...] = ()  # the classes in the dataset's own terms, for predictions
-    test_split: str = "validation"  # the original split used as test for the large tasks
-    group_of: Callable[[dict], int] | None = None  # records with one group stay in one half of a split
-    target_of: Callable[[dict], str] = index_target
-    expand: Callable[[dict, bool], list[Example]] | None = None  # custom rendering; bool: training split
-    required_columns: tuple[str, ...] = field(default=())  # columns beyond input_fields and "label"
+    source_length: int = 128  # default max source tokens: 128 GLUE, 256 SuperGLUE, 512 ReCoRD
+    label_names: tuple[str, ...] = ()  # the classes in the dataset's own terms, for predictions and errors
+    test_split: str = "validation"  # the original split used as test (MNLI: validation_matched)
+    ordinal: bool = False  # targets are numbers on a scale (STS-B): metrics read their values, not class ids
+    required_columns: tuple[str, ...] = ("label",)  # columns read beyond input_fields
+    field_formats: dict[str, Callable[[Any], str]] = field(default_factory=dict, hash=False)  # else plain_text
+    target_of: Callable[[dict], str] = index_target  # closed set: the gold target string of a record
+    group_of: Callable[[dict], int] | None = None  # records with one group stay in one half and score together
+    answers_of: Callable[[dict], Sequence[str]] | None = None  # free text: all gold answers of a record
+
+    def __post_init__(self) -> None:
+        if (self.targets is None) != (self.answers_of is not None):
+            raise TypeError(f"task {self.name}: a free-text task (targets=None) needs answers_of, and only it")
+        if self.ordinal and not all(_is_number(t) for t in self.targets):
+            raise TypeError(f"task {self.name}: ordinal targets must be numbers")
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(self.input_fields + ("label",) + self.required_columns))
-
-    @property
-    def ordinal(self) -> bool:
-        """Targets that are numbers (STS-B): a wrong guess is the farthest class, not the next one."""
-        return self.targets is not None and all(_is_number(t) for t in self.targets)
+        return tuple(dict.fromkeys(self.input_fields + self.required_columns))
 
     def examples(self, record: dict, training: bool) -> list[Example]:
-        """The text-to-text examples of one record (one, except for ReCoRD's training answers)."""
-        if self.expand is not None:
-            return self.expand(record, training)
-        target = self.target_of(record)
-        group = self.group_of(record) if self.group_of else -1
-        return [Example(render_fields(record, self.input_fields), target, self.label_of_target(target), group)]
+        """The text-to-text examples of one record: one, except ReCoRD's training records (one per answer).
 
-    def label_of_target(self, target: str) -> int:
+        A record the task cannot use (a label outside its classes, no gold answer, an empty field) raises
+        ValueError with a message that names the problem; the data module adds where the record is."""
+        source = render_fields(record, self.input_fields, self.field_formats)
+        group = int(self.group_of(record)) if self.group_of else -1
         if self.targets is None:
-            return -1
-        try:
-            return self.targets.index(target)
-        except ValueError:
-            raise ValueError(f"target {target!r} is not one of the task's classes {list(self.targets)}") from None
+            answers = tuple(dict.fromkeys(plain_text(a) for a in self.answers_of(record) if plain_text(a)))
+            if not answers:
+                raise ValueError("the record has no gold answer")
+            if training:  # every gold answer is a correct output: train on each of them
+                return [Example(source, answer, -1, group, (answer,)) for answer in answers]
+            return [Example(source, answers[0], -1, group, answers)]
+        target = self.target_of(record)
+        if target not in self.targets:
+            raise ValueError(f"label {record.get('label')!r} is not one of the classes of {self.name} "
+                             f"({self.describe_classes()})")
+        return [Example(source, target, self.targets.index(target), group)]
+
+    def describe_classes(self) -> str:
+        """The classes for messages: `0 entailment, 1 not_entailment` or `0.0, 0.2, ..., 5.0`."""
+        if self.targets is None:
+            return "free text"
+        if self.label_names:
+            return ", ".join(f"{t} {n}" for t, n in zip(self.targets, self.label_names))
+        if len(self.targets) > 4:
+            return f"{self.targets[0]}, {self.targets[1]}, ..., {self.targets[-1]}"
+        return ", ".join(self.targets)
 
     def decode(self, text: str) -> int | None:
         """Class index of a generated text, or None if it is not a valid label."""
@@ -93,7 +132,7 @@ class Task:
         return self.targets.index(text) if self.targets and text in self.targets else None
 
     def wrong_label(self, gold: int) -> int:
-        """The label an invalid generation counts as: never the gold one."""
+        """The label an invalid generation counts as: never the gold one (on a scale, the farthest end)."""
         n = len(self.targets)
         if self.ordinal:
             return 0 if gold >= n / 2 else n - 1
@@ -101,16 +140,20 @@ class Task:
 
     def score(self, texts: Sequence[str], labels: torch.Tensor, groups: torch.Tensor,
               answers: Sequence[Sequence[str]] = ()) -> Scored:
-        """Turn generated texts into metric inputs. `labels`, `groups` come from the batch."""
+        """Turn generated texts into metric inputs. `labels`, `groups`, `answers` come from the batch."""
         labels = labels.cpu()
         if self.targets is None:
             from compacter_pl.metrics.squad import best_exact_match, best_token_f1
 
+            if len(answers) != len(texts):
+                raise ValueError(f"{self.name} scores free text against gold answers: got {len(texts)} texts "
+                                 f"and {len(answers)} answer lists")
             em = torch.tensor([best_exact_match(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
             f1 = torch.tensor([best_token_f1(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
             return Scored(labels, labels, labels.float(), labels.float(), groups.cpu(), em, f1)
         decoded = [self.decode(t) for t in texts]
-        preds = torch.tensor([self.wrong_label(int(g)) if d is None else d for d, g in zip(decoded, labels)])
+        preds = torch.tensor([self.wrong_label(int(g)) if d is None else d for d, g in zip(decoded, labels)],
+                             dtype=torch.long)
         values = torch.tensor([float(t) if self.ordinal else float(i) for i, t in enumerate(self.targets)])
         correct = (preds == labels).float()
         return Scored(preds, labels, values[preds], values[labels], groups.cpu(), correct, correct)

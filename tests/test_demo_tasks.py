@@ -1,0 +1,107 @@
+"""Every task on the synthetic demo data (demo/make_task_data.py) and the tiny demo model: the data module builds
+its splits and batches, the LightningModule validates it and logs each metric and their mean; the shipped
+per-task configs hold the paper's settings; and a demo fit runs through cli.py."""
+
+import importlib.util
+from pathlib import Path
+
+import lightning as L
+import pytest
+import yaml
+
+from compacter_pl.data import TextToTextDataModule
+from compacter_pl.module import TextToTextModule
+from compacter_pl.tasks import TASKS, get_task
+
+from conftest import DEMO_DATA, DEMO_MODEL, ROOT
+
+LARGE_HOLD_OUT = 16  # the demo files of the large tasks are small: hold out 16 training records, not 1,000
+
+
+def demo_module(name: str, tmp_path: Path, **kwargs) -> TextToTextDataModule:
+    task = get_task(name)
+    return TextToTextDataModule(task=name, tokenizer=str(DEMO_MODEL), data_dir=str(DEMO_DATA / task.hub_config),
+                                validation_size=LARGE_HOLD_OUT, cache_dir=str(tmp_path / "cache"), batch_size=8,
+                                **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_runs_on_its_demo_data(name, tmp_path):
+    task = get_task(name)
+    data = demo_module(name, tmp_path)
+    data.prepare_data()
+    data.setup("fit")
+    sizes = {split: len(data.splits[split]) for split in ("train", "validation", "test")}
+    assert all(sizes.values()), sizes
+    for loader in (data.train_dataloader(), data.val_dataloader(), data.test_dataloader()):
+        batch = next(iter(loader))
+        assert batch["input_ids"].shape == batch["attention_mask"].shape
+        assert batch["input_ids"].shape[1] <= task.source_length
+        assert len(batch["answers"]) == batch["labels"].shape[0] == batch["label"].shape[0]
+        if task.targets is None:  # free text: the gold answers reach the module through the collator
+            assert all(batch["answers"]) and (batch["label"] == -1).all()
+        else:
+            assert not any(batch["answers"]) and ((batch["label"] >= 0) & (batch["label"] < len(task.targets))).all()
+        if task.group_of is not None:
+            assert (batch["group"] >= 0).all()
+    if task.targets is None:  # generation is bounded by the data: the longest gold answer, in tokens
+        answers = [a for split in data.splits.values() for answers in split["answers"][:] for a in answers]
+        assert data.max_target_tokens == max(len(data.tokenizer(a)["input_ids"]) for a in answers)
+    else:
+        assert data.max_target_tokens == max(len(data.tokenizer(t)["input_ids"]) for t in task.targets)
+
+    model = TextToTextModule(model_name_or_path=str(DEMO_MODEL), task=name)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1)
+    (logged,) = trainer.validate(model, datamodule=data, verbose=False)
+    values = [logged[f"val/{metric}"] for metric in task.metrics]  # every metric is logged
+    assert logged["val/score"] == pytest.approx(sum(values) / len(values), abs=1e-6)  # model selection: the mean
+
+
+def test_the_prepared_cache_is_reused(tmp_path):
+    first = demo_module("multirc", tmp_path)
+    first.prepare_data()
+    stamp = (first.cache_path / "meta.json").stat().st_mtime_ns
+    second = demo_module("multirc", tmp_path)
+    second.prepare_data()
+    assert second.cache_path == first.cache_path and (first.cache_path / "meta.json").stat().st_mtime_ns == stamp
+    other = demo_module("multirc", tmp_path, data_seed=7)  # another split: another entry
+    assert other.cache_path != first.cache_path
+
+
+def test_demo_task_data_is_what_the_script_writes(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_task_data", ROOT / "demo" / "make_task_data.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    written = script.write(tmp_path)
+    assert {path.parent.name for path in written} == {t.hub_config for t in TASKS.values()} - {"rte"}
+    for path in written:
+        assert path.read_bytes() == (DEMO_DATA / path.parent.name / path.name).read_bytes(), path
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_the_full_config_of_every_task_has_the_papers_settings(name):
+    """The values of Appendix A (SPEC section 4); tests/test_configs.py checks that every config parses."""
+    text = (ROOT / "configs" / f"{name}_full.yaml").read_text()
+    assert text.startswith("# ") and f"python cli.py fit --config configs/{name}_full.yaml" in text
+    config = yaml.safe_load(text)
+    task = get_task(name)
+    glue = task.hub_path == "nyu-mll/glue"
+    assert config["data"]["task"] == name
+    assert config["data"]["max_source_length"] == task.source_length
+    assert config["data"]["batch_size"] == (100 if glue else 16 if name == "record" else 32)
+    assert config["model"]["warmup_steps"] == (500 if glue else 0)
+    assert config["model"]["learning_rate"] == 3e-4
+    assert config["model"]["method"]["class_path"] == "compacter_pl.methods.FullFineTuning"
+    assert config["trainer"]["max_epochs"] == (20 if task.small else 3)
+
+
+@pytest.mark.slow
+def test_a_demo_fit_on_record_runs_through_the_cli(cli, tmp_path):
+    result = cli("fit", "--config", "configs/demo.yaml", "--data.task", "record", "--data.data_dir",
+                 "demo/data/record", "--data.validation_size", str(LARGE_HOLD_OUT), "--trainer.fast_dev_run", "true",
+                 "--trainer.default_root_dir", str(tmp_path / "logs"), "--data.cache_dir", str(tmp_path / "cache"),
+                 env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "val/score" in result.stdout  # validation ran and scored the generations

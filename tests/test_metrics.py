@@ -1,0 +1,112 @@
+"""Tests for compacter_pl.metrics: the paper's metrics as torchmetrics, fed by `Task.score` (SPEC section 3)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from compacter_pl.data.datamodule import render
+from compacter_pl.data.sources import load_local_split
+from compacter_pl.metrics import METRICS, build_metrics, update_metrics
+from compacter_pl.metrics.grouped import GroupExactMatch
+from compacter_pl.metrics.squad import MeanOverQueries, best_exact_match, best_token_f1, normalize_answer
+from compacter_pl.tasks import TASKS, get_task
+
+DEMO_DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
+
+
+def compute(name: str, texts, labels, groups=None, answers=()) -> dict[str, float]:
+    """Score generated texts as the LightningModule does and compute every metric of the task."""
+    task = get_task(name)
+    labels = torch.as_tensor(labels)
+    groups = torch.full_like(labels, -1) if groups is None else torch.as_tensor(groups)
+    metrics = build_metrics(task)
+    update_metrics(metrics, task.score(texts, labels, groups, answers))
+    return {k: float(m.compute()) for k, m in metrics.items()}
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_gold_targets_score_perfectly_on_the_demo_data(name):
+    task = get_task(name)
+    records = load_local_split(task, DEMO_DATA / task.hub_config, task.test_split)
+    examples = render(task, records, training=False, where="demo")
+    scores = compute(name, examples["target"], examples["label"], examples["group"], examples["answers"])
+    assert set(scores) == set(task.metrics)
+    assert scores == pytest.approx({m: 1.0 for m in task.metrics})
+
+
+def test_invalid_generations_score_zero():
+    assert compute("mrpc", ["yes", "", "2"], [1, 0, 1]) == {"accuracy": 0.0, "f1": 0.0}
+    assert compute("cola", ["maybe"] * 4, [0, 1, 0, 1])["matthews"] == pytest.approx(-1.0)  # all flipped
+
+
+def test_accuracy_and_positive_class_f1():
+    # gold 1 1 0 0, predicted 1 0 1 0: one true positive, one false positive, one false negative
+    assert compute("qqp", ["1", "0", "1", "0"], [1, 1, 0, 0]) == pytest.approx({"accuracy": 0.5, "f1": 0.5})
+
+
+def test_cb_macro_f1_averages_the_three_classes():
+    scores = compute("cb", ["0", "1", "1", "1", "2", "0"], [0, 0, 1, 1, 2, 2])
+    per_class = [2 * 1 / (2 * 1 + 1 + 1), 2 * 2 / (2 * 2 + 1 + 0), 2 * 1 / (2 * 1 + 0 + 1)]
+    assert scores["macro_f1"] == pytest.approx(sum(per_class) / 3)
+    assert scores["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_stsb_correlations_read_the_scores_not_the_class_ids():
+    task = get_task("stsb")
+    gold = ["0.4", "1.0", "2.6", "3.8", "5.0"]
+    predicted = ["0.0", "2.8", "2.2", "4.6", "4.8"]
+    scores = compute("stsb", predicted, [task.targets.index(t) for t in gold])
+    values = torch.tensor([[float(t) for t in gold], [float(t) for t in predicted]])
+    assert scores["pearson"] == pytest.approx(float(torch.corrcoef(values)[0, 1]), abs=1e-5)
+    ranks = values.argsort(dim=1).argsort(dim=1).float()  # no ties here: Spearman is Pearson of the ranks
+    assert scores["spearman"] == pytest.approx(float(torch.corrcoef(ranks)[0, 1]), abs=1e-5)
+    assert scores["spearman"] == pytest.approx(0.9)  # one swapped pair among 5
+
+
+def test_multirc_exact_match_needs_every_option_of_a_question_right():
+    # question 7: both options right; question 9: one of three wrong
+    scores = compute("multirc", ["1", "0", "1", "1", "0"], [1, 0, 1, 0, 0], groups=[7, 7, 9, 9, 9])
+    assert scores["question_exact_match"] == pytest.approx(0.5)
+    assert scores["f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 0))  # F1 over all answer options
+
+
+def test_question_exact_match_is_the_same_when_a_question_is_split_across_devices():
+    preds, target, groups = torch.tensor([1, 0, 1, 1, 0, 1]), torch.tensor([1, 0, 1, 0, 0, 1]), torch.tensor(
+        [1, 1, 2, 2, 3, 3])
+    whole = GroupExactMatch()
+    whole.update(preds, target, groups)
+    rank0, rank1 = GroupExactMatch(), GroupExactMatch()
+    rank0.update(preds[::2], target[::2], groups[::2])  # every question has options on both ranks
+    rank1.update(preds[1::2], target[1::2], groups[1::2])
+    rank0.merge_state(rank1)  # what the distributed sync does: states concatenated
+    assert float(rank0.compute()) == float(whole.compute()) == pytest.approx(2 / 3)
+
+
+def test_squad_normalisation_drops_case_punctuation_and_articles():
+    assert normalize_answer("  The Eiffel-Tower, an  icon! ") == "eiffeltower icon"
+    assert best_exact_match("the tracy morgan.", ["Morgan", "Tracy Morgan"]) == 1.0
+    assert best_token_f1("Morgan Freeman", ["Tracy Morgan", "Morgan"]) == pytest.approx(2 / 3)
+    assert best_exact_match("anything", []) == 0.0
+
+
+def test_record_scores_each_query_against_all_its_gold_answers():
+    answers = [["Tracy Morgan", "Morgan"], ["Morgan"], ["Chelsea"]]
+    scores = compute("record", ["Tracy Morgan", "Morgan Freeman", "Arsenal"], [-1, -1, -1], answers=answers)
+    assert scores == pytest.approx({"exact_match": 1 / 3, "token_f1": (1 + 2 / 3 + 0) / 3})
+
+
+def test_mean_over_queries_syncs_sums_and_counts():
+    rank0, rank1 = MeanOverQueries(), MeanOverQueries()
+    rank0.update(torch.tensor([1.0, 0.0, 1.0]))
+    rank1.update(torch.tensor([0.0]))
+    rank0.merge_state(rank1)
+    assert float(rank0.compute()) == pytest.approx(0.5)
+    assert float(MeanOverQueries().compute()) == 0.0  # no queries: no score, and no NaN
+
+
+def test_every_metric_is_a_torchmetric_that_syncs_across_devices():
+    for name, task in TASKS.items():
+        for metric_name, metric in build_metrics(task).items():
+            assert metric_name in METRICS
+            assert metric._reductions, f"{name}/{metric_name} has no state to sync"
