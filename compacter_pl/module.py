@@ -2,19 +2,24 @@
 evaluates by greedy generation scored with the task's torchmetrics.
 """
 
+import warnings
+
 import torch
 import lightning as L
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from compacter_pl.architectures import local_t5_config
 from compacter_pl.errors import UserError
-from compacter_pl.export import architecture_of
+from compacter_pl.export import architecture_of, check_architecture
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import FullFineTuning, Method, trainable_names, trainable_parameters
 from compacter_pl.metrics import build_metrics, update_metrics
 from compacter_pl.tasks import get_task
 
 STAGES = ("val", "test")
+# Epoch metrics come from torchmetrics, which already synced their states across devices before computing.
+warnings.filterwarnings("ignore", message="It is recommended to use `self.log\\(")
 
 
 def linear_warmup_then_decay(warmup_steps: int, total_steps: int):
@@ -40,17 +45,25 @@ class TextToTextModule(L.LightningModule):
         weight_decay: AdamW weight decay.
         adam_epsilon: AdamW epsilon.
         max_new_tokens: Bound on generated tokens; None uses the task's longest target.
+        base_architecture: Leave unset. Checkpoints record the base model's shape here, and `test --ckpt_path`
+            passes it back, so a checkpoint loaded onto another architecture is refused.
     """
 
     def __init__(self, model_name_or_path: str = "google-t5/t5-base", method: Method | None = None,
                  task: str = "rte", learning_rate: float = 3e-4, warmup_steps: int = 0, weight_decay: float = 0.0,
-                 adam_epsilon: float = 1e-8, max_new_tokens: int | None = None) -> None:
+                 adam_epsilon: float = 1e-8, max_new_tokens: int | None = None,
+                 base_architecture: dict | None = None) -> None:
         super().__init__()
         self.method = method or FullFineTuning()
         self.task = get_task(task)
         self.save_hyperparameters(ignore=["method"])
         self.hparams["method"] = self.method.config()
+        config = local_t5_config(model_name_or_path)  # known offline: bad hyper-parameters fail before weights load
+        if config is not None:
+            self.method.check(config)
         self.model = load_t5(model_name_or_path).train()  # from_pretrained returns eval mode (no dropout)
+        if base_architecture is not None:
+            check_architecture(base_architecture, self.model.config)
         self.hparams["base_architecture"] = architecture_of(self.model.config)
         self.method.check(self.model.config)
         self.method.apply(self.model)
@@ -63,6 +76,7 @@ class TextToTextModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
+        self.method.check(self.model.config, getattr(datamodule, "max_source_length", None))  # e.g. prompt length
         if self.max_new_tokens is None and getattr(datamodule, "max_target_tokens", None):
             self.max_new_tokens = datamodule.max_target_tokens
 
@@ -71,6 +85,12 @@ class TextToTextModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        if not torch.isfinite(loss):  # stop before the optimizer writes NaN into the weights
+            callback = self.trainer.checkpoint_callback
+            last_good = (callback.last_model_path or callback.best_model_path) if callback else ""
+            raise UserError(f"the loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                            f"training stopped, the last good checkpoint is {last_good or 'none yet'} (untouched). "
+                            f"Lower the learning rate or use bf16-mixed/32-true precision, then resume from it")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
@@ -93,6 +113,13 @@ class TextToTextModule(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
+        """One prediction per input: its id, the label in the task's terms (None if the generation is not a
+        valid label) and the generated text."""
+        texts = self.generate(batch)
+        return [{"id": int(i), "prediction": self.task.prediction(t), "generated": t}
+                for i, t in zip(batch["id"].tolist(), texts)]
 
     def _log_epoch_metrics(self, stage: str) -> float:
         values = {}

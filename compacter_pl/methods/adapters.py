@@ -1,0 +1,317 @@
+"""Adapter-style methods: Adapter (Houlsby), Pfeiffer-Adapter, AdapterDrop, Adapter-LowRank.
+
+Flow: CLI -> LightningModule -> method (this file) -> layers. `AdapterMethod` holds what they share (and what
+PHM-Adapter, Compacter and Compacter++ in `compacter.py` reuse): the bottleneck adapter
+`adapter(y) = y + U(act(D(y)))`, its placement, and what trains.
+
+Placement (SPEC section 1), without forking T5: a forward hook on the library's module whose output is the
+sublayer's y replaces y by adapter(y); T5 then adds the residual itself, `h = h + dropout(adapter(y))`.
+- "self_attention": the `SelfAttention` (T5Attention) of layer[0] of every block; its output is a tuple whose
+  first element is y. None after cross-attention.
+- "feed_forward": the `DenseReluDense` (ungated or gated) of the block's last layer; its output is y.
+The adapter is registered as a child of the hooked module (`...SelfAttention.adapter`,
+`...DenseReluDense.adapter`), so it is in `state_dict`, moves with `.to()`, and the hook finds it by name
+(hooks are module-level functions: the model stays picklable and deep-copyable).
+
+What trains: the adapters, all T5 layer norms (option `train_layer_norms`), and, as an option, the output layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
+from torch import nn
+from transformers import T5Config, T5ForConditionalGeneration
+from transformers.activations import ACT2FN
+
+from compacter_pl.errors import UserError
+from compacter_pl.methods import t5_parts
+from compacter_pl.methods.base import Method, freeze
+
+SUBLAYERS = ("self_attention", "feed_forward")
+# Types the CLI checks while parsing (a bad value is a one-line error there, before anything is built).
+Sublayer = Literal["self_attention", "feed_forward"]
+NonLinearity = Literal[tuple(sorted(ACT2FN))]
+HOULSBY_INIT_STD = 1e-2  # near-identity init of Houlsby et al. (2019): N(0, 1e-2), truncated at 2 std
+
+
+class BottleneckAdapter(nn.Module):
+    """`adapter(y) = y + up(act(down(y)))`: down projects width -> bottleneck, up projects back."""
+
+    def __init__(self, down: nn.Module, up: nn.Module, non_linearity: str):
+        super().__init__()
+        self.down = down
+        self.activation = ACT2FN[non_linearity]
+        self.up = up
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y + self.up(self.activation(self.down(y)))
+
+
+class LowRankLinear(nn.Module):
+    """`y = x @ (u v) + b` with u (in, rank) and v (rank, out): Adapter-LowRank's rank-one projections.
+
+    u and v are Xavier-uniform (as the LPHM layer's s and t), the bias zero.
+    Parameters: rank * (in + out) + out.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int = 1):
+        super().__init__()
+        self.in_features, self.out_features, self.rank = in_features, out_features, rank
+        self.u = nn.Parameter(torch.empty(in_features, rank))
+        self.v = nn.Parameter(torch.empty(rank, out_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        nn.init.xavier_uniform_(self.u)
+        nn.init.xavier_uniform_(self.v)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.u) @ self.v + self.bias  # never builds the (in, out) matrix
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
+
+
+def houlsby_linear(in_features: int, out_features: int) -> nn.Linear:
+    layer = nn.Linear(in_features, out_features)
+    with torch.no_grad():
+        nn.init.trunc_normal_(layer.weight, std=HOULSBY_INIT_STD, a=-2 * HOULSBY_INIT_STD, b=2 * HOULSBY_INIT_STD)
+        layer.bias.zero_()
+    return layer
+
+
+def _adapt_first_output(module: nn.Module, args, output):
+    """Forward hook of a T5Attention: its output is (y, position_bias, weights); y becomes adapter(y)."""
+    return (module.adapter(output[0]), *output[1:])
+
+
+def _adapt_output(module: nn.Module, args, output):
+    """Forward hook of a feed-forward: y becomes adapter(y)."""
+    return module.adapter(output)
+
+
+_HOSTS = {"self_attention": (t5_parts.self_attention, _adapt_first_output),
+          "feed_forward": (t5_parts.feed_forward, _adapt_output)}
+
+
+def positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{name}={value!r} must be a positive integer")
+    return int(value)
+
+
+class AdapterMethod(Method):
+    """Shared base of the adapter-style methods (not a method of its own: use one of its subclasses).
+
+    Subclasses choose the projections (`projection`), where adapters go (`sublayers`, `adapted_blocks`) and
+    their PHM `n` (`phm_n`, None for plain projections), and store every `__init__` argument under its name.
+    """
+
+    phm_n: int | None = None  # set by PHM-based subclasses: n must divide the width and the bottleneck
+
+    def _init_adapter(self, reduction_factor: int, bottleneck: int | None, non_linearity: str,
+                      sublayers: Sequence[str], train_layer_norms: bool, train_output_layer: bool) -> None:
+        # Single values are checked here (the CLI's types already reject them while parsing); what needs the
+        # model or several arguments together is checked in `check`, which runs before the weights load.
+        self.reduction_factor = positive_int("reduction_factor", reduction_factor)
+        self.bottleneck = None if bottleneck is None else positive_int("bottleneck", bottleneck)
+        if non_linearity not in ACT2FN:
+            raise UserError(f"unknown non_linearity {non_linearity!r}; choose one of {', '.join(sorted(ACT2FN))}")
+        self.non_linearity = non_linearity
+        sublayers = [sublayers] if isinstance(sublayers, str) else list(dict.fromkeys(sublayers))
+        unknown = [s for s in sublayers if s not in SUBLAYERS]
+        if unknown:
+            raise UserError(f"unknown sublayer {unknown[0]!r}: choose among {', '.join(SUBLAYERS)} "
+                            f"(adapters never follow cross-attention)")
+        self.sublayers = sublayers
+        self.train_layer_norms = bool(train_layer_norms)
+        self.train_output_layer = bool(train_output_layer)
+
+    @staticmethod
+    def _check_n_fits_bottleneck(n: int, bottleneck: int, where: str) -> None:
+        if bottleneck < n:
+            raise UserError(f"{where} is smaller than n={n}: a PHM layer needs bottleneck >= n; "
+                            f"lower n or raise the bottleneck")
+        if bottleneck % n:
+            divisors = [k for k in range(1, bottleneck + 1) if bottleneck % k == 0]
+            raise UserError(f"n={n} does not divide the {where}: choose n among {divisors} or change the "
+                            f"bottleneck")
+
+    def bottleneck_size(self, d_model: int) -> int:
+        """The bottleneck d: `bottleneck` if given, else d_model // reduction_factor."""
+        return self.bottleneck if self.bottleneck is not None else d_model // self.reduction_factor
+
+    def adapted_blocks(self, num_blocks: int) -> list[int]:
+        """Indices of the blocks (of one stack) that get adapters: all of them unless a subclass says otherwise."""
+        return list(range(num_blocks))
+
+    def check(self, config: T5Config, max_source_length: int | None = None) -> None:
+        d_model = config.d_model
+        d = self.bottleneck_size(d_model)
+        where = (f"bottleneck={d}" if self.bottleneck is not None
+                 else f"bottleneck {d} (d_model {d_model} // reduction_factor {self.reduction_factor})")
+        if d < 1:
+            raise UserError(f"{where} is empty: lower reduction_factor or set bottleneck")
+        if not self.sublayers:
+            raise UserError(f"no sublayers given: choose among {', '.join(SUBLAYERS)}")
+        n = self.phm_n
+        if n is not None:
+            if d_model % n:
+                divisors = [k for k in range(1, min(d_model, d) + 1) if d_model % k == 0 and d % k == 0]
+                raise UserError(f"n={n} does not divide the model width d_model={d_model}: "
+                                f"choose n among {divisors}")
+            self._check_n_fits_bottleneck(n, d, where)
+        counts = (config.num_layers, config.num_decoder_layers)
+        if not any(self.adapted_blocks(count) for count in counts):
+            raise UserError(f"{type(self).__name__} places no adapter in a model of {counts[0]} encoder and "
+                            f"{counts[1]} decoder blocks: drop fewer blocks")
+
+    def projection(self, in_features: int, out_features: int) -> nn.Module:
+        """The down- or up-projection of an adapter."""
+        raise NotImplementedError
+
+    def prepare(self, model: T5ForConditionalGeneration) -> None:
+        """Attach model-wide state before the adapters are built (Compacter's shared A)."""
+
+    def make_adapter(self, d_model: int, bottleneck: int) -> BottleneckAdapter:
+        return BottleneckAdapter(self.projection(d_model, bottleneck), self.projection(bottleneck, d_model),
+                                 self.non_linearity)
+
+    def apply(self, model: T5ForConditionalGeneration) -> None:
+        self.check(model.config)
+        freeze(model)
+        reference = model.get_input_embeddings().weight
+        d_model = model.config.d_model
+        bottleneck = self.bottleneck_size(d_model)
+        self.prepare(model)
+        for stack in t5_parts.stacks(model).values():
+            for index in self.adapted_blocks(len(stack.block)):
+                for sublayer in self.sublayers:
+                    find_host, hook = _HOSTS[sublayer]
+                    host = find_host(stack.block[index])
+                    adapter = self.make_adapter(d_model, bottleneck).to(device=reference.device,
+                                                                        dtype=reference.dtype)
+                    host.add_module("adapter", adapter)
+                    host.register_forward_hook(hook)
+        for parameter in self.adapter_parameters(model):
+            parameter.requires_grad_(True)
+        if self.train_layer_norms:
+            t5_parts.train_layer_norms(model)
+        if self.train_output_layer:
+            t5_parts.train_output_layer(model)
+
+    def adapter_parameters(self, model: T5ForConditionalGeneration) -> list[nn.Parameter]:
+        """Every parameter the method added (adapters, and what `prepare` attached)."""
+        return [p for name, p in model.named_parameters() if ".adapter." in f".{name}"]
+
+
+class Adapter(AdapterMethod):
+    """Adapter (Houlsby et al. 2019): a bottleneck adapter after self-attention and after the feed-forward.
+
+    Down and up projections are dense layers with Houlsby's near-identity init (N(0, 1e-2) truncated at two
+    standard deviations, zero biases). T5-base, d 24: 48 adapters, 1,855,104 trainable with the layer norms.
+
+    Args:
+        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
+        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
+        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+    """
+
+    def __init__(self, reduction_factor: PositiveInt = 32, bottleneck: PositiveInt | None = None,
+                 non_linearity: NonLinearity = "gelu",
+                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
+                 train_output_layer: bool = False) -> None:
+        self._init_adapter(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
+                           train_output_layer)
+
+    def projection(self, in_features: int, out_features: int) -> nn.Module:
+        return houlsby_linear(in_features, out_features)
+
+
+class PfeifferAdapter(Adapter):
+    """Pfeiffer-Adapter: one adapter per block, after self-attention (the paper reports the better of the two
+    placements; `sublayers: [feed_forward]` gives the other). T5-base, d 24: 951,360 trainable.
+
+    Args:
+        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
+        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        sublayers: Where the adapter goes in every block: self_attention or feed_forward.
+        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+    """
+
+    def __init__(self, reduction_factor: PositiveInt = 32, bottleneck: PositiveInt | None = None,
+                 non_linearity: NonLinearity = "gelu", sublayers: Sequence[Sublayer] = ("self_attention",),
+                 train_layer_norms: bool = True, train_output_layer: bool = False) -> None:
+        super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
+                         train_output_layer)
+
+
+class AdapterDrop(Adapter):
+    """AdapterDrop (Rücklé et al. 2021): Houlsby adapters, none in the given blocks of encoder and decoder.
+
+    T5-base, d 24, blocks 0-4 dropped: 28 adapters, 1,101,984 trainable.
+
+    Args:
+        dropped_blocks: Block indices (of the encoder and of the decoder alike) that get no adapter.
+        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
+        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        sublayers: Where adapters go in the other blocks: self_attention and/or feed_forward.
+        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+    """
+
+    def __init__(self, dropped_blocks: Sequence[NonNegativeInt] = (0, 1, 2, 3, 4), reduction_factor: PositiveInt = 32,
+                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
+                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
+                 train_output_layer: bool = False) -> None:
+        super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
+                         train_output_layer)
+        if isinstance(dropped_blocks, int):
+            dropped_blocks = [dropped_blocks]
+        dropped = list(dropped_blocks)
+        if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in dropped):
+            raise UserError(f"dropped_blocks={dropped!r} must be block indices (integers >= 0)")
+        self.dropped_blocks = [int(i) for i in dropped]
+
+    def adapted_blocks(self, num_blocks: int) -> list[int]:
+        return [i for i in range(num_blocks) if i not in self.dropped_blocks]
+
+
+class AdapterLowRank(Adapter):
+    """Adapter-LowRank: Houlsby adapters whose down and up projections are rank-r products u v (r = 1).
+
+    T5-base, d 24: 161,664 trainable.
+
+    Args:
+        rank: The rank r of every projection's weight u v.
+        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
+        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
+        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+    """
+
+    def __init__(self, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
+                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
+                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
+                 train_output_layer: bool = False) -> None:
+        super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
+                         train_output_layer)
+        self.rank = positive_int("rank", rank)
+
+    def projection(self, in_features: int, out_features: int) -> nn.Module:
+        return LowRankLinear(in_features, out_features, self.rank)
+

@@ -1,0 +1,142 @@
+"""PHM-Adapter, Compacter and Compacter++: adapters whose projections are (low-rank) PHM layers.
+
+Flow: CLI -> LightningModule -> method (this file; placement and training in `adapters.AdapterMethod`) ->
+layers (`compacter_pl.layers.phm`).
+
+- PHM-Adapter: `W = sum_i A_i (x) B_i`, every layer with its own A (N(0, 0.01^2)) and B (Xavier-uniform).
+- Compacter: `W = sum_i A_i (x) (s_i t_i)`, s and t rank r (Xavier-uniform), and ONE A for the whole model
+  (N(0, 1e-4^2)): a `SharedPHMRules` attached once as `model.shared_phm_rules`, which every LPHM layer reads
+  (encoder and decoder, down and up), so its gradient sums the contributions of all of them.
+- Compacter++: Compacter with adapters after the feed-forward only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from jsonargparse.typing import PositiveInt
+from torch import nn
+from transformers import T5ForConditionalGeneration
+
+from compacter_pl.errors import UserError
+from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
+from compacter_pl.layers.phm import LPHM_MODES
+from compacter_pl.methods.adapters import AdapterMethod, NonLinearity, Sublayer, positive_int
+
+LPHMForm = Literal[LPHM_MODES]
+SHARED_RULES = "shared_phm_rules"  # the attribute of the model that holds Compacter's shared A
+PHM_A_INIT_STD = 0.01  # PHM-Adapter's per-layer A (the authors' code)
+SHARED_A_INIT_STD = 1e-4  # Compacter's shared A (the authors' code)
+
+
+class PHMAdapter(AdapterMethod):
+    """PHM-Adapter: Houlsby adapters with PHM projections, each layer with its own A.
+
+    T5-base, n 12, d 24: 398,976 trainable (with the layer norms).
+
+    Args:
+        n: The number of Kronecker products; must divide d_model and the bottleneck (the paper searched 4, 8, 12).
+        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
+        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
+        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+    """
+
+    def __init__(self, n: PositiveInt = 12, reduction_factor: PositiveInt = 32,
+                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
+                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
+                 train_output_layer: bool = False) -> None:
+        self._init_adapter(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
+                           train_output_layer)
+        self.n = positive_int("n", n)
+
+    @property
+    def phm_n(self) -> int:
+        return self.n
+
+    def projection(self, in_features: int, out_features: int) -> nn.Module:
+        return PHMLinear(in_features, out_features, self.n, a_init_std=PHM_A_INIT_STD)
+
+
+class Compacter(AdapterMethod):
+    """Compacter: Houlsby adapters with low-rank PHM (LPHM) projections and one A shared by all of them.
+
+    T5-base, n 4, r 1, d 24: 161,728 trainable (with the layer norms). The paper uses n 4 on GLUE (Table 1)
+    and n 12 on SuperGLUE (Table 2).
+
+    Args:
+        n: The number of Kronecker products; must divide d_model and the bottleneck (the paper searched 4, 8, 12).
+        rank: The rank r of every s_i t_i (1 in the paper).
+        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
+        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
+        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+        lphm_form: How an LPHM layer computes x W: "factored" never builds W, "materialized" builds it,
+            "auto" picks whichever needs fewer multiply-adds for the batch at hand (same values either way).
+    """
+
+    def __init__(self, n: PositiveInt = 4, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
+                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
+                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
+                 train_output_layer: bool = False, lphm_form: LPHMForm = "auto") -> None:
+        self._init_adapter(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
+                           train_output_layer)
+        self.n = positive_int("n", n)
+        self.rank = positive_int("rank", rank)
+        if lphm_form not in LPHM_MODES:
+            raise UserError(f"unknown lphm_form {lphm_form!r}; choose one of {', '.join(LPHM_MODES)}")
+        self.lphm_form = lphm_form
+        self._rules: SharedPHMRules | None = None
+
+    @property
+    def phm_n(self) -> int:
+        return self.n
+
+    def prepare(self, model: T5ForConditionalGeneration) -> None:
+        if hasattr(model, SHARED_RULES):
+            raise UserError(f"the model already has {SHARED_RULES}: apply a Compacter method once")
+        reference = model.get_input_embeddings().weight
+        self._rules = SharedPHMRules(self.n, std=SHARED_A_INIT_STD).to(device=reference.device,
+                                                                       dtype=reference.dtype)
+        model.add_module(SHARED_RULES, self._rules)
+
+    def projection(self, in_features: int, out_features: int) -> nn.Module:
+        return LowRankPHMLinear(in_features, out_features, self.n, self.rank, shared_A=self._rules,
+                                mode=self.lphm_form)
+
+    def adapter_parameters(self, model: T5ForConditionalGeneration) -> list[nn.Parameter]:
+        return [*super().adapter_parameters(model), getattr(model, SHARED_RULES).A]
+
+
+class CompacterPlusPlus(Compacter):
+    """Compacter++: Compacter with adapters after the feed-forward sublayer only.
+
+    T5-base, n 4, r 1, d 24: 104,704 trainable (with the layer norms).
+
+    Args:
+        n: The number of Kronecker products; must divide d_model and the bottleneck (the paper searched 4, 8, 12).
+        rank: The rank r of every s_i t_i (1 in the paper).
+        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
+        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        sublayers: Where adapters go in every block (feed_forward only, which is what makes it Compacter++).
+        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+        lphm_form: How an LPHM layer computes x W: "factored" never builds W, "materialized" builds it,
+            "auto" picks whichever needs fewer multiply-adds for the batch at hand (same values either way).
+    """
+
+    def __init__(self, n: PositiveInt = 4, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
+                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
+                 sublayers: Sequence[Sublayer] = ("feed_forward",), train_layer_norms: bool = True,
+                 train_output_layer: bool = False, lphm_form: LPHMForm = "auto") -> None:
+        super().__init__(n, rank, reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
+                         train_output_layer, lphm_form)

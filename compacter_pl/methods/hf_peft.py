@@ -1,0 +1,79 @@
+"""Any Hugging Face PEFT method (LoRA, IA3, ...) in the same harness, to compare Compacter with today's methods.
+
+Flow: CLI -> LightningModule -> method (this file) -> `peft.inject_adapter_in_model`, which adds the adapter
+layers to the T5 in place (no PeftModel wrapper, so the LightningModule, checkpoints and `generate` see the
+same model as with every other method). What trains is what PEFT marks trainable.
+"""
+
+from __future__ import annotations
+
+from peft import PeftConfig, PromptLearningConfig, get_peft_config, inject_adapter_in_model
+from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
+from transformers import T5Config, T5ForConditionalGeneration
+
+from compacter_pl.errors import UserError
+from compacter_pl.methods.base import Method, freeze
+
+ADAPTER_NAME = "default"
+_NOT_INJECTABLE = {"ADAPTION_PROMPT", "SHADOW"}  # inject_adapter_in_model refuses them
+
+
+def injectable_types() -> list[str]:
+    """PEFT types that `inject_adapter_in_model` supports (prompt learning and shared-state tuners cannot)."""
+    types = []
+    for peft_type, tuner in PEFT_TYPE_TO_TUNER_MAPPING.items():
+        config_cls = PEFT_TYPE_TO_CONFIG_MAPPING.get(peft_type)
+        if (config_cls is None or issubclass(config_cls, PromptLearningConfig)
+                or getattr(tuner, "uses_shared_state", False) or peft_type in _NOT_INJECTABLE):
+            continue
+        types.append(getattr(peft_type, "value", str(peft_type)))
+    return sorted(types)
+
+
+def build_peft_config(peft_config: dict) -> PeftConfig:
+    """A PeftConfig from a plain mapping, e.g. {"peft_type": "LORA", "r": 8, "target_modules": ["q", "v"]}."""
+    if not isinstance(peft_config, dict) or "peft_type" not in peft_config:
+        raise UserError(f"peft_config must be a mapping with a peft_type (e.g. {{peft_type: LORA, r: 8}}), "
+                        f"got {peft_config!r}")
+    peft_type = str(peft_config["peft_type"]).upper()
+    config_cls = PEFT_TYPE_TO_CONFIG_MAPPING.get(peft_type)
+    if config_cls is not None and issubclass(config_cls, PromptLearningConfig):
+        raise UserError(f"PEFT type {peft_type} is prompt learning, which cannot be injected into a model: use "
+                        f"compacter_pl.methods.PromptTuning")
+    known = injectable_types()
+    if peft_type not in known:
+        raise UserError(f"PEFT type {peft_config['peft_type']!r} cannot be injected into a model; choose one of "
+                        f"{', '.join(known)}")
+    try:
+        config = get_peft_config({**peft_config, "peft_type": peft_type})
+    except (TypeError, ValueError) as error:
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        raise UserError(f"bad {peft_type} config {peft_config!r}: {first_line}") from None
+    return config
+
+
+class Peft(Method):
+    """A Hugging Face PEFT method injected into T5 with `peft.inject_adapter_in_model`; PEFT decides what trains.
+
+    Args:
+        peft_config: The PEFT config as a mapping with its peft_type, e.g. {peft_type: LORA, r: 8, lora_alpha: 16,
+            target_modules: [q, v]} or {peft_type: IA3}; every other key is a field of that PEFT config class.
+    """
+
+    def __init__(self, peft_config: dict) -> None:
+        self.peft_config = dict(peft_config)
+
+    def build_config(self) -> PeftConfig:
+        return build_peft_config(self.peft_config)
+
+    def check(self, config: T5Config, max_source_length: int | None = None) -> None:
+        self.build_config()  # an unknown peft_type or field fails here, before the weights load
+
+    def apply(self, model: T5ForConditionalGeneration) -> None:
+        freeze(model)
+        try:
+            inject_adapter_in_model(self.build_config(), model, adapter_name=ADAPTER_NAME)
+        except ValueError as error:  # e.g. none of the target modules is in the model
+            first_line = (str(error).splitlines() or [type(error).__name__])[0]
+            raise UserError(f"cannot inject {self.peft_config.get('peft_type')} into this model: {first_line}") \
+                from None
