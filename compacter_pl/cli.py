@@ -4,15 +4,71 @@ Best checkpoints are chosen on the validation score (the mean of the task's metr
 logged; the data module's task and tokenizer are linked to the model's so a YAML names each once.
 """
 
+import difflib
+import re
 import sys
+from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from compacter_pl.commands import COMMANDS, run_command
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.errors import UserError
 from compacter_pl.module import TextToTextModule
+from compacter_pl.prediction_writer import PredictionWriter
+
+
+def run_seed(seed_everything) -> int:
+    """The run's seed for the data module (seed_everything may be true/false for a random or no seed)."""
+    return 42 if isinstance(seed_everything, bool) or seed_everything is None else int(seed_everything)
+
+
+def _known_keys(parser) -> list[str]:
+    keys = [a.dest for a in parser._actions if a.dest and a.dest != "help"]
+    subcommands = getattr(parser, "_subcommands_action", None)
+    for subparser in getattr(subcommands, "_name_parser_map", {}).values():
+        keys += _known_keys(subparser)
+    return keys
+
+
+TRAINER_DEFAULTS = {
+    "plugins": [{"class_path": "compacter_pl.checkpoint_io.AtomicCheckpointIO"}],
+    "use_distributed_sampler": False,  # the data module shards batches itself (no repeats in evaluation)
+}
+FLOAT16_PRECISIONS = {"16", "16-mixed", "16-true", "transformer-engine-float16"}
+
+
+def newest_last_checkpoint(root: str) -> Path:
+    """The most recent `last.ckpt` of the runs under `root/lightning_logs` (what `--ckpt_path last` means)."""
+    candidates = sorted(Path(root).glob("lightning_logs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise UserError(f"--ckpt_path last: no last.ckpt under {Path(root) / 'lightning_logs'}; pass a checkpoint "
+                        f"path, or start without --ckpt_path")
+    return candidates[-1]
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """Turns jsonargparse's usage-plus-message exits into a one-line UserError, with the closest key for a typo."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)  # a typo must never match a longer option
+
+    def error(self, message: str, ex: Exception | None = None):
+        text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+        bad_class = re.search(r"Problem with given class_path '([^']+)'", text)
+        if bad_class:
+            from compacter_pl import methods
+
+            raise UserError(f"unknown method class_path '{bad_class.group(1)}'; known methods: "
+                            f"{', '.join(n for n in methods.__all__ if isinstance(getattr(methods, n), type))}")
+        unknown = re.search(r"(?:does not accept option|unrecognized arguments:|Key) '?-*([\w.\-]+)'?", text, re.I)
+        if unknown:
+            key = unknown.group(1).lstrip("-")
+            close = difflib.get_close_matches(key, _known_keys(self), n=1)
+            if close:
+                text += f"; did you mean '{close[0]}'?"
+        raise UserError(f"{text} (see `python cli.py fit --help`)")
 
 
 class CompacterCLI(LightningCLI):
@@ -25,6 +81,20 @@ class CompacterCLI(LightningCLI):
                              "checkpoint.auto_insert_metric_name": False})
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.link_arguments("seed_everything", "data.seed", compute_fn=run_seed)
+        parser.add_argument("--allow_fp16", type=bool, default=False,
+                            help="Run float16 precision although T5 is known to overflow in it (bf16 is safe).")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("ckpt_path") == "last":  # Lightning looks only in the new run's folder: find the real one
+            config.ckpt_path = str(newest_last_checkpoint(config.trainer.get("default_root_dir") or "."))
+            print(f"resuming from {config.ckpt_path}")
+        precision = str(config.trainer.get("precision"))
+        if precision in FLOAT16_PRECISIONS and not config.get("allow_fp16"):
+            raise UserError(f"precision {precision} overflows with T5 (inf/NaN activations); use "
+                            f"--trainer.precision bf16-mixed, or pass --allow_fp16 true to run it anyway")
 
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
@@ -33,13 +103,20 @@ class CompacterCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
-    args = sys.argv[1:] if args is None else args
+    argv = sys.argv[1:] if args is None else args
     try:
-        if args and args[0] in COMMANDS:
-            run_command(args[0], args[1:])
+        if argv and argv[0] in COMMANDS:
+            run_command(argv[0], argv[1:])
             return
         CompacterCLI(TextToTextModule, TextToTextDataModule, seed_everything_default=42,
-                     save_config_kwargs={"overwrite": True}, args=args)
+                     save_config_kwargs={"overwrite": True}, parser_class=OneLineErrorParser,
+                     auto_configure_optimizers=False, trainer_defaults=TRAINER_DEFAULTS, args=args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:  # a read-only or full disk, a path through a file: say where, lose nothing else
+        if error.filename is None:
+            raise
+        print(f"error: cannot write {error.filename or ''}: {error.strerror}; choose a writable directory with "
+              f"--trainer.default_root_dir DIR", file=sys.stderr)
         sys.exit(2)

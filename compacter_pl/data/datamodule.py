@@ -8,6 +8,7 @@ use is reported with its file (or Hub split) and its row there, counted from 1 (
 import hashlib
 import json
 import shutil
+import warnings
 from functools import cached_property
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from compacter_pl.data.collate import TextToTextCollator
+from compacter_pl.data.predict_inputs import read_predict_file
+from compacter_pl.data.samplers import EvalBatchSampler, TrainBatchSampler
 from compacter_pl.data.sources import load_split, source_fingerprint, split_origin
 from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, split_validation_in_half, subsample
 from compacter_pl.errors import UserError
@@ -23,9 +26,12 @@ from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import Task, get_task
 
 datasets.disable_progress_bars()
+# The training batch sampler resumes mid-epoch exactly (see `_batches_done`), which Lightning cannot know.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+warnings.filterwarnings("ignore", message="You are using a custom batch sampler")
 
 SPLITS = ("train", "validation", "test")
-CACHE_FORMAT = 2  # bump when the rendering or the split rules change
+CACHE_FORMAT = 3  # bump when the rendering or the split rules change
 ROW = "__row__"  # the position of a record in its original split, carried through the splits for messages
 
 
@@ -125,7 +131,13 @@ class TextToTextDataModule(L.LightningDataModule):
             (the paper's 1000). Lower it for small local data; small tasks halve their validation set instead.
         train_size: Subsample the training split to this many records (the low-resource runs); an error if it
             exceeds the training split.
-        seed: The seed that draws the train_size subsample (the run's seed).
+        seed: The run's seed: draws the train_size subsample and the order of training batches (linked to
+            seed_everything by the CLI).
+        group_by_length: Batch training examples of similar length together (shuffled windows of 50 batches
+            sorted by length, the batches in random order): far less padding, the same examples per epoch.
+        predict_split: The split `predict` runs on (train, validation or test), unless predict_file is given.
+        predict_file: A JSONL file of raw inputs in the task's schema (labels not needed) for `predict`; a line
+            that is not valid JSON or lacks a field is reported and skipped, the others are predicted.
         num_workers: DataLoader worker processes.
         cache_dir: Where tokenized splits are cached across runs.
     """
@@ -134,6 +146,7 @@ class TextToTextDataModule(L.LightningDataModule):
                  revision: str | None = None, max_source_length: int | None = None, max_target_length: int = 128,
                  batch_size: int = 32, eval_batch_size: int | None = None, data_seed: int = 42,
                  validation_size: int = HELD_OUT_VALIDATION, train_size: int | None = None, seed: int = 42,
+                 group_by_length: bool = True, predict_split: str = "test", predict_file: str | None = None,
                  num_workers: int = 0, cache_dir: str = ".cache/compacter_pl") -> None:
         super().__init__()
         self.task = get_task(task)
@@ -156,6 +169,13 @@ class TextToTextDataModule(L.LightningDataModule):
         self.validation_size = validation_size
         self.train_size = train_size
         self.seed = seed
+        self.group_by_length = group_by_length
+        if predict_split not in SPLITS:
+            raise UserError(f"predict_split must be one of {', '.join(SPLITS)}, got {predict_split!r}")
+        if predict_file is not None and not Path(predict_file).is_file():
+            raise UserError(f"predict_file {predict_file} does not exist")
+        self.predict_split = predict_split
+        self.predict_file = predict_file
         self.num_workers = num_workers
         self.cache_root = Path(cache_dir)
         self._tokenizer = None
@@ -220,7 +240,8 @@ class TextToTextDataModule(L.LightningDataModule):
                                              truncation=True)["input_ids"])
             lengths = [max([n] + [len(next(answer_ids)) for _ in answers])
                        for n, answers in zip(lengths, batch["answers"])]
-        return {"input_ids": sources["input_ids"], "labels": targets["input_ids"], "target_tokens": lengths}
+        return {"input_ids": sources["input_ids"], "labels": targets["input_ids"], "target_tokens": lengths,
+                "length": [len(ids) for ids in sources["input_ids"]]}
 
     def setup(self, stage: str | None = None) -> None:
         path = self.cache_path
@@ -231,16 +252,44 @@ class TextToTextDataModule(L.LightningDataModule):
         for split in SPLITS:
             self.splits[split] = datasets.load_from_disk(str(path / split))
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _batches_done(self) -> int:
+        """Batches of the current epoch already trained: 0 at an epoch start, k when fit resumed from a
+        checkpoint written after the k-th batch of the epoch (Lightning restores its loop counters)."""
+        trainer = self.trainer
+        return trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer is not None else 0
+
+    def _loader(self, dataset: datasets.Dataset, batch_sampler) -> DataLoader:
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
                           collate_fn=TextToTextCollator(self.tokenizer.pad_token_id),
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
+        rank, world_size = self._rank_and_world()
+        sampler = TrainBatchSampler(self.splits["train"]["length"], self.batch_size, self.seed,
+                                    self.group_by_length, rank, world_size, batches_done=self._batches_done)
+        return self._loader(self.splits["train"], sampler)
+
+    def _eval_loader(self, dataset: datasets.Dataset) -> DataLoader:
+        rank, world_size = self._rank_and_world()
+        return self._loader(dataset, EvalBatchSampler(len(dataset), self.eval_batch_size, rank, world_size))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", self.eval_batch_size, shuffle=False)
+        return self._eval_loader(self.splits["validation"])
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self._eval_loader(self.splits["test"])
+
+    def predict_dataloader(self) -> DataLoader:
+        if self.predict_file is None:
+            return self._eval_loader(self.splits[self.predict_split])
+        records, ids = read_predict_file(self.predict_file, self.task)
+        sources = [self.task.source(r) for r in records]
+        input_ids = self.tokenizer(sources, max_length=self.max_source_length, truncation=True)["input_ids"] \
+            if sources else []
+        rows = {"input_ids": input_ids, "labels": [[] for _ in sources], "label": [-1] * len(sources),
+                "group": [-1] * len(sources), "answers": [[] for _ in sources], "id": ids}
+        return self._eval_loader(datasets.Dataset.from_dict(rows))

@@ -21,9 +21,12 @@ class GroupExactMatch(Metric):
         self.groups.append(groups.long())
 
     def compute(self) -> torch.Tensor:
-        if not self.correct:
+        # Before a sync the states are lists of batch tensors; after one, torchmetrics has concatenated them.
+        if isinstance(self.correct, list) and not self.correct:
             return torch.tensor(0.0)
         correct, groups = dim_zero_cat(self.correct), dim_zero_cat(self.groups)
+        if correct.numel() == 0:
+            return torch.tensor(0.0, device=correct.device)
         unique, inverse = torch.unique(groups, return_inverse=True)
         errors = torch.zeros(len(unique), dtype=torch.long, device=correct.device)
         errors.scatter_add_(0, inverse, 1 - correct)

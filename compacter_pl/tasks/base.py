@@ -3,7 +3,7 @@ is scored. The data module renders records with it; the LightningModule scores g
 
 Most tasks need only the declarative fields (Hub config, input fields, targets, metrics, split rule). The few
 special ones plug in small functions: `field_formats` (MultiRC markup, ReCoRD highlights and entities),
-`target_of` (STS-B's 21 classes), `group_of` (MultiRC questions), `answers_of` (ReCoRD's free-text answers).
+`target_of` (STS-B's 26 classes), `group_of` (MultiRC questions), `answers_of` (ReCoRD's free-text answers).
 """
 
 import math
@@ -101,7 +101,7 @@ class Task:
 
         A record the task cannot use (a label outside its classes, no gold answer, an empty field) raises
         ValueError with a message that names the problem; the data module adds where the record is."""
-        source = render_fields(record, self.input_fields, self.field_formats)
+        source = self.source(record)
         group = int(self.group_of(record)) if self.group_of else -1
         if self.targets is None:
             answers = tuple(dict.fromkeys(plain_text(a) for a in self.answers_of(record) if plain_text(a)))
@@ -115,6 +115,22 @@ class Task:
             raise ValueError(f"label {record.get('label')!r} is not one of the classes of {self.name} "
                              f"({self.describe_classes()})")
         return [Example(source, target, self.targets.index(target), group)]
+
+    def source(self, record: dict) -> str:
+        """The model input of a record; needs no label (what `predict` renders from raw inputs)."""
+        return render_fields(record, self.input_fields, self.field_formats)
+
+    def prediction(self, text: str) -> str | float | None:
+        """A generated text in the task's own terms: the class name (`entailment`), the STS-B score as a float,
+        ReCoRD's answer text; None when it is not one of the task's labels."""
+        if self.targets is None:
+            return text.strip()
+        index = self.decode(text)
+        if index is None:
+            return None
+        if self.ordinal:
+            return float(self.targets[index])
+        return self.label_names[index] if self.label_names else self.targets[index]
 
     def describe_classes(self) -> str:
         """The classes for messages: `0 entailment, 1 not_entailment` or `0.0, 0.2, ..., 5.0`."""

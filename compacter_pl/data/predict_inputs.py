@@ -1,0 +1,45 @@
+"""Raw inputs for `predict`: a JSONL file of records in the task's schema. Bad lines are reported and skipped,
+so one typo never costs the predictions of the rest of the file."""
+
+import json
+import sys
+from pathlib import Path
+
+from compacter_pl.tasks import Task
+
+
+def read_predict_file(path: str | Path, task: Task) -> tuple[list[dict], list[int]]:
+    """The usable records and their ids (the record's integer `idx`, else its line number from 1)."""
+    records, ids, bad = [], [], 0
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                bad += _report(path, number, f"not valid JSON ({error.msg})")
+                continue
+            if not isinstance(record, dict):
+                bad += _report(path, number, "not a JSON object")
+                continue
+            missing = [name for name in task.input_fields if name not in record]
+            if missing:
+                bad += _report(path, number, f"lacks field {missing[0]!r} that {task.name} needs")
+                continue
+            try:
+                task.source(record)
+            except ValueError as error:
+                bad += _report(path, number, str(error))
+                continue
+            records.append(record)
+            idx = record.get("idx")
+            ids.append(idx if isinstance(idx, int) and not isinstance(idx, bool) else number)
+    if bad:
+        print(f"warning: {path}: skipped {bad} bad line(s); predicted the other {len(records)}", file=sys.stderr)
+    return records, ids
+
+
+def _report(path, number: int, what: str) -> int:
+    print(f"warning: {path}, line {number}: {what}; skipped", file=sys.stderr)
+    return 1
