@@ -62,6 +62,10 @@ class OneLineErrorParser(LightningArgumentParser):
 
             raise UserError(f"unknown method class_path '{bad_class.group(1)}'; known methods: "
                             f"{', '.join(n for n in methods.__all__ if isinstance(getattr(methods, n), type))}")
+        union = re.search(r'Parser key "([^"]+)": Does not validate against any of the Union subtypes.*?Errors: - (.*?)'
+                          r'(?: \(see `python cli.py [^)]*\))? - Expected a <class .NoneType.>', text)
+        if union:  # an optional class argument (model.method): the class's own error, not the None branch's
+            text = f"{union.group(1)}: {union.group(2)}"
         unknown = re.search(r"(?:does not accept option|unrecognized arguments:|Key) '?-*([\w.\-]+)'?", text, re.I)
         if unknown:
             key = unknown.group(1).lstrip("-")
@@ -102,6 +106,20 @@ class CompacterCLI(LightningCLI):
             print(f"best checkpoint: {best}\ntest it with: python cli.py test --config CONFIG --ckpt_path {best}")
 
 
+def _find_user_error(error: BaseException | None) -> UserError | None:
+    """The UserError behind an exception (an OSError naming a file counts as one), or None for a bug."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return error
+        if isinstance(error, OSError) and error.filename is not None:  # a read-only or full disk, a bad path
+            return UserError(f"cannot write {error.filename}: {error.strerror}; choose a writable directory "
+                             f"with --trainer.default_root_dir DIR")
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else args
     try:
@@ -111,12 +129,9 @@ def main(args: list[str] | None = None) -> None:
         CompacterCLI(TextToTextModule, TextToTextDataModule, seed_everything_default=42,
                      save_config_kwargs={"overwrite": True}, parser_class=OneLineErrorParser,
                      auto_configure_optimizers=False, trainer_defaults=TRAINER_DEFAULTS, args=args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as error:  # a read-only or full disk, a path through a file: say where, lose nothing else
-        if error.filename is None:
+    except Exception as error:  # a UserError may arrive wrapped, e.g. by jsonargparse building a class argument
+        user_error = _find_user_error(error)
+        if user_error is None:
             raise
-        print(f"error: cannot write {error.filename or ''}: {error.strerror}; choose a writable directory with "
-              f"--trainer.default_root_dir DIR", file=sys.stderr)
+        print(f"error: {user_error}", file=sys.stderr)
         sys.exit(2)

@@ -38,7 +38,8 @@ def method_report(row: MethodRow, model_name_or_config) -> dict:
 
 
 def parameter_report(model: str = "t5-base", methods: list[str] | None = None, dtype: str = "float32") -> dict:
-    """Every method's trainable parameters, share of the model (%), and adapter-checkpoint bytes."""
+    """Every method's trainable parameters, share of the model (%), the bytes of its export (the trainable
+    parameters) and of its Lightning checkpoint (those plus AdamW's two moments; a few KiB of metadata aside)."""
     config = t5_config(model)
     total = count_parameters(build_t5(config, device="meta"))
     element_size = torch.empty((), dtype=DTYPES[dtype]).element_size()
@@ -50,6 +51,9 @@ def parameter_report(model: str = "t5-base", methods: list[str] | None = None, d
         trainable = entry["trainable"]
         entry["percent"] = None if trainable is None else 100.0 * trainable / total
         entry["checkpoint_bytes"] = None if trainable is None else trainable * element_size
+        # A Lightning checkpoint holds the trainable parameters and AdamW's two float32 moments of each.
+        entry["lightning_checkpoint_bytes"] = None if trainable is None else \
+            trainable * element_size + 2 * trainable * 4
         entry["paper_percent"] = row.paper_percent if is_paper_model else None
         report.append(entry)
     return {"model": str(model), "total_parameters": total, "dtype": dtype, "methods": report}
@@ -66,7 +70,7 @@ def format_table(report: dict) -> str:
     """The report as an aligned text table."""
     with_paper = any(entry["paper_percent"] is not None for entry in report["methods"])
     header = ["method", "trainable", "% of model"] + (["paper %"] if with_paper else []) + \
-        [f"checkpoint bytes ({report['dtype']})", "size"]
+        [f"export bytes ({report['dtype']})", "export", "Lightning ckpt"]
     lines = []
     for entry in report["methods"]:
         if entry["trainable"] is None:
@@ -75,7 +79,8 @@ def format_table(report: dict) -> str:
         paper = [] if not with_paper else \
             ["" if entry["paper_percent"] is None else f"{entry['paper_percent']:.3f}"]
         lines.append([entry["name"], f"{entry['trainable']:,}", f"{entry['percent']:.3f}", *paper,
-                      f"{entry['checkpoint_bytes']:,}", _size(entry["checkpoint_bytes"])])
+                      f"{entry['checkpoint_bytes']:,}", _size(entry["checkpoint_bytes"]),
+                      _size(entry["lightning_checkpoint_bytes"])])
     widths = [max(len(str(row[i])) for row in [header, *lines] if i < len(row) and len(row) == len(header))
               for i in range(len(header))]
     text = [f"{report['model']}: {report['total_parameters']:,} parameters"]
