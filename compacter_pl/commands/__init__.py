@@ -5,6 +5,8 @@ import importlib
 COMMANDS = {
     "params": "compacter_pl.commands.params",
     "export": "compacter_pl.commands.export",
+    "sweep": "compacter_pl.commands.sweep",
+    "report": "compacter_pl.commands.report",
 }
 
 

@@ -1,0 +1,74 @@
+"""A callback the sweep adds to each run: it writes what the run measured as JSON next to the run's logs.
+
+`fit.json`: the validation metrics at the best validation score (the checkpoint `cli.py` keeps as best: the
+first strictly better `val/score`, as ModelCheckpoint decides), its step and epoch, the best checkpoint's path,
+the trainable and total parameter counts, and the task, training size and subsample seed the data module used.
+`test.json`: the test metrics. The runner reads both to write the run's line in results.jsonl. Each file is
+written to a temporary name and renamed, so it is whole or absent.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+
+FIT_SUMMARY = "fit.json"
+TEST_SUMMARY = "test.json"
+
+
+def _metrics(trainer: L.Trainer, stage: str) -> dict[str, float]:
+    prefix = f"{stage}/"
+    return {name[len(prefix):]: float(value) for name, value in trainer.callback_metrics.items()
+            if name.startswith(prefix) and isinstance(value, (torch.Tensor, float, int))}
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(json.dumps(content, indent=1))
+    os.replace(staging, path)
+
+
+class RunRecorder(L.Callback):
+    """Writes `fit.json` and `test.json` (what a sweep records of a run) into `out_dir`.
+
+    Args:
+        out_dir: The run's directory.
+    """
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+        self.best: dict | None = None
+        self.parameters = {"trainable_params": 0, "total_params": 0}
+        self.data: dict = {}
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        parameters = list(pl_module.parameters())  # shared (tied) parameters are listed once
+        self.parameters = {"trainable_params": sum(p.numel() for p in parameters if p.requires_grad),
+                           "total_params": sum(p.numel() for p in parameters)}
+        datamodule = trainer.datamodule  # what the run really trained on, for the sweep to check
+        self.data = {"task": getattr(getattr(datamodule, "task", None), "name", None),
+                     "train_size": getattr(datamodule, "train_size", None), "seed": getattr(datamodule, "seed", None)}
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = _metrics(trainer, "val")
+        if "score" in metrics and (self.best is None or metrics["score"] > self.best["val"]["score"]):
+            self.best = {"val": metrics, "step": trainer.global_step, "epoch": trainer.current_epoch}
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        callback = trainer.checkpoint_callback
+        best = self.best or {"val": {}, "step": None, "epoch": None}
+        _write_json(self.out_dir / FIT_SUMMARY, {
+            "best_val": best["val"], "best_step": best["step"], "best_epoch": best["epoch"],
+            "best_checkpoint": callback.best_model_path if callback else "",
+            "steps": trainer.global_step, "data": self.data, **self.parameters})
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            _write_json(self.out_dir / TEST_SUMMARY, {"test": _metrics(trainer, "test")})

@@ -1,0 +1,90 @@
+"""`results.jsonl`: one JSON line per finished run, appended so that a crash never leaves a torn line.
+
+A line is written with a single `os.write` on a file opened with O_APPEND, under an exclusive `flock` (shards
+of one sweep may share the file), then fsync'ed: it is either wholly in the file or not at all. A line that is
+in the file is what makes its run finished. Readers skip a corrupt line (a file edited by hand, a torn write of
+another tool) and report it; they never rewrite the file, so nothing a user may want back is lost.
+"""
+
+import fcntl
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RESULTS_FILE = "results.jsonl"
+REQUIRED_FIELDS = {"run": str, "task": str, "method": str, "seed": int, "val": dict, "test": dict}
+
+
+def append_result(path: str | Path, record: dict) -> None:
+    """Append `record` as one line, atomically with respect to crashes and to other writers."""
+    line = json.dumps(record, sort_keys=False, allow_nan=True, separators=(",", ":")).encode() + b"\n"
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # a torn last line (written by something else) stays its own, corrupt line
+        written = os.write(fd, line)
+        if written != len(line):  # a full disk: say so rather than leave a fragment unnoticed
+            raise OSError(f"wrote {written} of {len(line)} bytes to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@dataclass
+class Results:
+    """The valid records of a results file, in file order, and one message per line that was skipped."""
+
+    records: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def finished(self) -> dict[str, dict]:
+        """Run name -> its record (the last one, should a run appear twice)."""
+        return {record["run"]: record for record in self.records}
+
+    def warn(self, stream=None) -> None:
+        for problem in self.problems:
+            print(f"warning: {problem}", file=stream or sys.stderr)
+
+
+def read_results(path: str | Path) -> Results:
+    """Every valid line of `path` (a missing file has none); corrupt lines are reported in `problems`."""
+    path = Path(path)
+    results = Results()
+    if not path.exists():
+        return results
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            problem = _problem(raw)
+            if problem is None:
+                results.records.append(json.loads(raw))
+            else:
+                results.problems.append(f"{path} line {number}: {problem}; the line is ignored and left in the "
+                                        f"file as it is")
+    return results
+
+
+def _problem(raw: bytes) -> str | None:
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return f"not valid JSON ({error.msg if hasattr(error, 'msg') else error})"
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for name, kind in REQUIRED_FIELDS.items():
+        if not isinstance(record.get(name), kind) or isinstance(record.get(name), bool):
+            return f"field {name!r} is missing or not a {kind.__name__}"
+    size = record.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+        return "field 'size' is neither a number of examples nor null"
+    for stage in ("val", "test"):
+        for metric, value in record[stage].items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isinf(value):
+                return f"{stage} metric {metric!r} is not a number"
+    return None

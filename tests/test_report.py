@@ -1,0 +1,191 @@
+"""`cli.py report`: numbers equal a hand computation on a fixed results file; the figure is a valid PNG; a corrupt
+line is reported and left in place; results.jsonl appends never tear a line."""
+
+import csv
+import json
+import multiprocessing
+
+import matplotlib.image
+import pytest
+
+from compacter_pl.cli import main
+from compacter_pl.sweep.report import write_report
+from compacter_pl.sweep.results import append_result, read_results
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def record(task, method, size, seed, score=None, trainable=(100, 100), **metrics):
+    """A results line as the sweep writes it (test metrics; the score is their mean unless given)."""
+    metrics = metrics or {"accuracy": score}
+    test = {**metrics, "score": score if score is not None else sum(metrics.values()) / len(metrics)}
+    return {"run": f"{task}-{method}-n{size or 'full'}-s{seed}", "task": task, "method": method, "size": size,
+            "seed": seed, "val": {"score": 0.5}, "test": test, "trainable_params": trainable[0],
+            "total_params": trainable[1], "wall_time_s": 1.0, "log_dir": "runs/x"}
+
+
+LOW_RESOURCE = [
+    # rte full n=100: 60, 62, 64 -> 62.00 +- 2.00;  cpp n=100: 70, 70, 73 -> 71.00 +- 1.73
+    *(record("rte", "full", 100, s, v) for s, v in enumerate([0.60, 0.62, 0.64])),
+    *(record("rte", "cpp", 100, s, v) for s, v in enumerate([0.70, 0.70, 0.73])),
+    # mrpc full n=100 (score = mean of accuracy and F1): 80, 84, 88 -> 84.00 +- 4.00
+    *(record("mrpc", "full", 100, s, accuracy=v - 0.02, f1=v + 0.02) for s, v in enumerate([0.80, 0.84, 0.88])),
+    # n=1000: rte full 66, 68 (two seeds); mrpc full 90, 90, 90; cpp only rte, one seed: 75
+    *(record("rte", "full", 1000, s, v) for s, v in enumerate([0.66, 0.68])),
+    *(record("mrpc", "full", 1000, s, accuracy=0.90, f1=0.90) for s in range(3)),
+    record("rte", "cpp", 1000, 0, 0.75),
+]
+FULL_DATA = [
+    *(record("rte", "full", None, s, accuracy=v, trainable=(1000, 1000)) for s, v in enumerate([0.70, 0.74])),
+    *(record("mrpc", "full", None, s, accuracy=a, f1=f, trainable=(1000, 1000))
+      for s, (a, f) in enumerate([(0.86, 0.90), (0.88, 0.92)])),
+    record("rte", "cpp", None, 0, accuracy=0.75, trainable=(47, 100_000)),
+    record("mrpc", "cpp", None, 0, accuracy=0.80, f1=0.84, trainable=(47, 100_000)),
+]
+
+
+def write_results(directory, records, extra_lines=()):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "results.jsonl"
+    with open(path, "w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+        for line in extra_lines:
+            f.write(line + "\n")
+    return path
+
+
+def table_rows(markdown: str, first_cell: str) -> list[list[str]]:
+    rows = []
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            rows.append(cells)
+    return rows
+
+
+def csv_value(rows, **match) -> dict:
+    found = [r for r in rows if all(r[k] == str(v) for k, v in match.items())]
+    assert len(found) == 1, (match, found)
+    return found[0]
+
+
+def test_low_resource_numbers_equal_a_hand_computation(tmp_path):
+    write_results(tmp_path, LOW_RESOURCE)
+    written = write_report([tmp_path])
+    markdown = written["markdown"].read_text()
+    # columns: method | n | seeds | MRPC | RTE | GLUE avg (tasks in the paper's order)
+    assert "| method | n | seeds | MRPC | RTE | GLUE avg |" in markdown
+    full = table_rows(markdown, "full")
+    # the average per seed: (60+80)/2, (62+84)/2, (64+88)/2 = 70, 73, 76
+    assert full[0] == ["full", "100", "3", "84.00 ± 4.00", "62.00 ± 2.00", "73.00 ± 3.00"]
+    # n=1000: rte has seeds 0, 1; mrpc 0, 1, 2: the average uses the common seeds: (66+90)/2, (68+90)/2
+    assert full[1] == ["full", "1000", "2-3", "90.00 ± 0.00", "67.00 ± 1.41", "78.50 ± 0.71"]
+    cpp = table_rows(markdown, "cpp")
+    assert cpp[0] == ["cpp", "100", "3", "—", "71.00 ± 1.73", "71.00 ± 1.73 (1/2 tasks)"]
+    assert cpp[1] == ["cpp", "1000", "1", "—", "75.00", "75.00 (1/2 tasks)"]  # one seed: no std
+
+    rows = list(csv.DictReader(written["csv"].open()))
+    cell = csv_value(rows, table="figure4", method="cpp", size=100, task="rte")
+    assert float(cell["mean"]) == pytest.approx(71.0) and float(cell["std"]) == pytest.approx(3 ** 0.5)
+    assert cell["runs"] == "3" and cell["metric"] == "test/score"
+    average = csv_value(rows, table="figure4", method="full", size=100, task="GLUE avg")
+    assert float(average["mean"]) == pytest.approx(73.0) and float(average["std"]) == pytest.approx(3.0)
+    assert csv_value(rows, table="figure4", method="cpp", size=1000, task="rte")["std"] == ""
+
+
+def test_full_data_runs_make_a_table_1(tmp_path):
+    write_results(tmp_path, FULL_DATA)
+    written = write_report([tmp_path])
+    markdown = written["markdown"].read_text()
+    assert "figure" not in written  # no training sizes: no Figure 4
+    assert "| method | trainable | % | MRPC (accuracy/f1) | RTE (accuracy) | GLUE avg |" in markdown
+    # the average counts every metric once (the paper's Table 1): seed 0 (70+86+90)/3 = 82, seed 1 (74+88+92)/3
+    assert table_rows(markdown, "full")[0] == [
+        "full", "1,000", "100", "87.00 ± 1.41 / 91.00 ± 1.41", "72.00 ± 2.83", "83.33 ± 1.89"]
+    assert table_rows(markdown, "cpp")[0] == ["cpp", "47", "0.047", "80.00 / 84.00", "75.00", "79.67"]
+    rows = list(csv.DictReader(written["csv"].open()))
+    assert float(csv_value(rows, method="cpp", metric="trainable_percent")["mean"]) == pytest.approx(0.047)
+    f1 = csv_value(rows, table="table1", method="full", task="mrpc", metric="test/f1")
+    assert float(f1["mean"]) == pytest.approx(91.0) and float(f1["std"]) == pytest.approx(2 ** 0.5)
+
+
+def test_the_figure_is_a_valid_png(tmp_path):
+    write_results(tmp_path, LOW_RESOURCE)
+    written = write_report([tmp_path], out=tmp_path / "out")
+    png = tmp_path / "out" / "figure4.png"
+    assert written["figure"] == png
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    image = matplotlib.image.imread(png)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400  # 3 panels: MRPC, RTE, average
+    assert image.std() > 0.01  # not a blank canvas
+
+
+def test_report_command_writes_markdown_csv_png_and_val_metric(tmp_path, capsys):
+    write_results(tmp_path, LOW_RESOURCE + FULL_DATA)
+    main(["report", str(tmp_path), "--metric", "val/score", "--out", str(tmp_path / "val")])
+    out = capsys.readouterr().out
+    assert "Low-resource" in out and "Full data" in out and "wrote" in out
+    assert "50.00 ± 0.00" in (tmp_path / "val" / "report.md").read_text()  # every val score is 0.5
+    assert {p.name for p in (tmp_path / "val").iterdir()} == {"report.md", "report.csv", "figure4.png"}
+
+
+def test_a_corrupt_line_is_reported_ignored_and_left_in_place(tmp_path, capsys):
+    path = write_results(tmp_path, LOW_RESOURCE, extra_lines=['{"run": "rte-full-n100-s9", "task": "rte", "me',
+                                                              "not json at all", '{"run": 1}'])
+    before = path.read_bytes()
+    main(["report", str(tmp_path)])
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 3, captured.err
+    assert f"{path} line {len(LOW_RESOURCE) + 1}: not valid JSON" in warnings[0]
+    assert "left in the file" in warnings[0]
+    assert "Traceback" not in captured.err
+    assert path.read_bytes() == before  # never rewritten
+    assert "62.00 ± 2.00" in captured.out  # the valid lines still make the report
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--metric", "test/nope"], "no result has test/nope; the results have"),
+    (["--metric", "score"], "--metric must be val/<name> or test/<name>"),
+])
+def test_bad_report_arguments_are_one_line_errors(tmp_path, capsys, bad, message):
+    write_results(tmp_path, LOW_RESOURCE)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(tmp_path), *bad])
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], errors
+
+
+def test_a_directory_without_results_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path)])
+    assert "has no results.jsonl; run `python cli.py sweep" in capsys.readouterr().err
+
+
+def test_an_append_after_a_torn_line_starts_its_own_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(LOW_RESOURCE[0]) + "\n" + '{"run": "torn')  # a crash mid-line of another writer
+    append_result(path, LOW_RESOURCE[1])
+    results = read_results(path)
+    assert [r["run"] for r in results.records] == [LOW_RESOURCE[0]["run"], LOW_RESOURCE[1]["run"]]
+    assert len(results.problems) == 1 and "line 2" in results.problems[0]
+    assert path.read_text().splitlines()[1] == '{"run": "torn'  # kept, not repaired away
+
+
+def _append_many(path, worker):
+    for i in range(40):
+        append_result(path, {**LOW_RESOURCE[0], "run": f"w{worker}-{i}", "padding": "x" * 5000})
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    path = tmp_path / "results.jsonl"
+    processes = [multiprocessing.get_context("fork").Process(target=_append_many, args=(path, w)) for w in range(4)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join()
+    results = read_results(path)
+    assert results.problems == []
+    assert sorted(r["run"] for r in results.records) == sorted(f"w{w}-{i}" for w in range(4) for i in range(40))
