@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from compacter_pl.commands import COMMANDS, run_command
@@ -99,6 +100,12 @@ class CompacterCLI(LightningCLI):
         if precision in FLOAT16_PRECISIONS and not config.get("allow_fp16"):
             raise UserError(f"precision {precision} overflows with T5 (inf/NaN activations); use "
                             f"--trainer.precision bf16-mixed, or pass --allow_fp16 true to run it anyway")
+
+    def instantiate_trainer(self, **kwargs):
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, MisconfigurationException) as error:  # e.g. FSDP asked for on a CPU
+            raise UserError(f"the trainer settings cannot work: {str(error).splitlines()[0]}") from None
 
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
