@@ -66,3 +66,43 @@ def test_unwritable_log_directory_is_one_line(cli, tmp_path):
     result = cli("fit", "--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(target),
                  "--data.cache_dir", str(tmp_path / "cache"))
     assert_one_line_error(result, "cannot write", "--trainer.default_root_dir")
+
+
+def test_missing_required_method_argument_names_it(cli, tmp_path):
+    result = demo(cli, tmp_path, "--model.method.class_path", "compacter_pl.methods.Peft")
+    assert_one_line_error(result, "model.method", "peft_config")
+
+
+@pytest.mark.slow
+def test_corrupt_data_file_is_one_line(cli, tmp_path):
+    data_dir = tmp_path / "rte"
+    data_dir.mkdir()
+    (data_dir / "train.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    (data_dir / "validation.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "label": 0, "idx": 0}\n')
+    result = demo(cli, tmp_path, "--data.data_dir", str(data_dir))
+    assert_one_line_error(result, "cannot read", "train.parquet")
+
+
+@pytest.mark.slow
+def test_checkpoint_of_another_method_or_model_is_refused(cli, tmp_path):
+    fit = demo(cli, tmp_path, "--trainer.max_epochs", "1")
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    import torch
+
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    # The CLI rebuilds the model from the checkpoint's own hyper-parameters, so a mismatch means a checkpoint
+    # whose parameters are not what its method trains, or whose base architecture differs.
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["hyper_parameters"]["method"] = {"class_path": "compacter_pl.methods.BitFit", "init_args": {}}
+    torch.save(checkpoint, tmp_path / "other_method.ckpt")
+    other_method = demo(cli, tmp_path, "--ckpt_path", str(tmp_path / "other_method.ckpt"), command="test")
+    assert_one_line_error(other_method, "checkpoint does not match this model and method")
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["hyper_parameters"]["base_architecture"]["d_model"] = 768
+    torch.save(checkpoint, tmp_path / "other_model.ckpt")
+    other_model = demo(cli, tmp_path, "--ckpt_path", str(tmp_path / "other_model.ckpt"), command="test")
+    assert_one_line_error(other_model, "d_model=768")
+    exported = cli("export", "--ckpt_path", str(last), "--out", str(tmp_path / "export"))
+    assert exported.returncode == 0 and (tmp_path / "export" / "adapter.safetensors").is_file(), exported.stderr
+    missing = cli("export", "--ckpt_path", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path / "export2"))
+    assert_one_line_error(missing, "nope.ckpt does not exist")
