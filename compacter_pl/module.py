@@ -1,13 +1,19 @@
 """The LightningModule: hosts T5, lets the injected method change it, trains on the target loss, and
-evaluates by greedy generation scored with the task's torchmetrics.
+evaluates by greedy generation (or by ranking the task's closed label set) scored with the task's torchmetrics.
+
+Efficiency options live here too, because they wrap the whole model whatever the method: gradient checkpointing
+(also with a frozen base), an opt-in `torch.compile` of the training forward, fused AdamW.
 """
 
 import warnings
+from typing import Literal
 
 import torch
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
+from transformers.masking_utils import create_causal_mask
 
 from compacter_pl.architectures import local_t5_config
 from compacter_pl.errors import UserError
@@ -18,6 +24,9 @@ from compacter_pl.metrics import build_metrics, update_metrics
 from compacter_pl.tasks import get_task
 
 STAGES = ("val", "test")
+EvalMode = Literal["generate", "rank"]
+IGNORE_INDEX = -100
+RANK_LOGITS_BUDGET = 2**26  # logits held at once while ranking labels (256 MiB in float32): bounds the row chunks
 # Epoch metrics come from torchmetrics, which already synced their states across devices before computing.
 warnings.filterwarnings("ignore", message="It is recommended to use `self.log\\(")
 
@@ -33,6 +42,92 @@ def linear_warmup_then_decay(warmup_steps: int, total_steps: int):
     return factor
 
 
+def fused_adamw_supported(parameters: list[torch.Tensor]) -> bool:
+    """True when torch's fused AdamW kernel takes these parameters: all floating point, all on one CUDA or CPU
+    device (torch >= 2.4 has the fused kernel on both; on CPU it is several times faster than foreach)."""
+    devices = {p.device for p in parameters}
+    return (len(devices) == 1 and next(iter(devices)).type in ("cuda", "cpu")
+            and all(torch.is_floating_point(p) for p in parameters))
+
+
+def build_optimizer(parameters, learning_rate: float, weight_decay: float = 0.0,
+                    eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW (0.9, 0.999) over exactly `parameters` (the trainable ones: a frozen weight gets no state): the fused
+    kernel where supported, else the multi-tensor (foreach) one."""
+    parameters = list(parameters)
+    kernel = {"fused": True} if parameters and fused_adamw_supported(parameters) else {"foreach": True}
+    return torch.optim.AdamW(parameters, lr=learning_rate, betas=(0.9, 0.999), eps=eps,
+                             weight_decay=weight_decay, **kernel)
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute each block's activations in the backward instead of keeping them (less memory, about a third
+    more compute). Non-reentrant checkpointing, so the blocks' trainable parameters get gradients although the
+    base is frozen; with a frozen input embedding its output is also made to require grad, as reentrant
+    checkpointing (and some user code) needs an input that does."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers' name since 5.x; the old one warns
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if not model.get_input_embeddings().weight.requires_grad:
+        model.enable_input_require_grads()
+
+
+def greedy_generate(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    max_new_tokens: int) -> torch.Tensor:
+    """One greedy generation pass, at most `max_new_tokens` new tokens (the task's longest target)."""
+    return model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                          do_sample=False, num_beams=1)
+
+
+def padded_label_ids(label_ids: list[list[int]], device=None) -> torch.Tensor:
+    """Token ids of the candidate targets as one (candidates, longest) tensor, padded with -100."""
+    longest = max(len(ids) for ids in label_ids)
+    padded = torch.full((len(label_ids), longest), IGNORE_INDEX, dtype=torch.long, device=device)
+    for i, ids in enumerate(label_ids):
+        padded[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return padded
+
+
+def label_log_likelihoods(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          labels: torch.Tensor) -> torch.Tensor:
+    """Sequence log-likelihood of every candidate target for every input: (batch, candidates).
+
+    `labels` (candidates, T) are the candidates' token ids padded with -100. One encoder pass; then the decoder
+    runs once per example on all candidates packed into one sequence of candidates x T tokens, each attending
+    causally within its own candidate only (a block-diagonal causal mask). T5's decoder has relative positions, so
+    every candidate sees exactly the positions it would see alone, and the encoder's keys and values are
+    computed once per example, not once per candidate. Rows are processed in chunks that bound the logits held.
+    """
+    num_labels, length = labels.shape
+    encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+    labels = labels.to(input_ids.device)
+    packed = model._shift_right(labels).reshape(1, num_labels * length)
+    block = torch.arange(num_labels * length, device=input_ids.device) // length
+
+    def same_candidate(batch_idx, head_idx, q_idx, kv_idx):
+        return block[q_idx] == block[kv_idx]
+
+    hidden = encoder_outputs.last_hidden_state
+    rows = max(1, RANK_LOGITS_BUDGET // (num_labels * length * model.config.vocab_size))
+    scores = []
+    for start in range(0, hidden.shape[0], rows):
+        stop = min(start + rows, hidden.shape[0])
+        decoder_input_ids = packed.expand(stop - start, -1)
+        embeds = model.get_input_embeddings()(decoder_input_ids[:1])
+        mask = create_causal_mask(config=model.decoder.config, inputs_embeds=embeds.expand(stop - start, -1, -1),
+                                  attention_mask=None, past_key_values=None, and_mask_function=same_candidate)
+        chunk = type(encoder_outputs)(last_hidden_state=hidden[start:stop])
+        logits = model(encoder_outputs=chunk, attention_mask=attention_mask[start:stop],
+                       decoder_input_ids=decoder_input_ids, decoder_attention_mask=mask, use_cache=False).logits
+        log_probs = logits.float().log_softmax(-1).view(stop - start, num_labels, length, -1)
+        index = labels.clamp_min(0).view(1, num_labels, length, 1).expand(stop - start, -1, -1, 1)
+        token_log_probs = log_probs.gather(-1, index).squeeze(-1)
+        scores.append((token_log_probs * (labels >= 0)).sum(-1))
+    return torch.cat(scores)
+
+
 class TextToTextModule(L.LightningModule):
     """T5 fine-tuned text-to-text with a pluggable method.
 
@@ -45,13 +140,23 @@ class TextToTextModule(L.LightningModule):
         weight_decay: AdamW weight decay.
         adam_epsilon: AdamW epsilon.
         max_new_tokens: Bound on generated tokens; None uses the task's longest target.
+        eval_mode: How validation, test and predict choose an output. "generate": one greedy generation pass per
+            batch, bounded by max_new_tokens (an output outside the label set counts as wrong). "rank": score
+            every target of the task's closed label set by its log-likelihood (one encoder pass, the decoder on
+            all labels at once) and take the best, so the output is always a valid label. Free-text tasks
+            (ReCoRD) have no label set and always generate.
+        gradient_checkpointing: Recompute activations in the backward instead of storing them (less memory,
+            about a third more compute); works with a frozen base.
+        compile: Compile the training forward with torch.compile (opt-in: the first steps pay the compilation;
+            evaluation and generation stay eager).
         base_architecture: Leave unset. Checkpoints record the base model's shape here, and `test --ckpt_path`
             passes it back, so a checkpoint loaded onto another architecture is refused.
     """
 
     def __init__(self, model_name_or_path: str = "google-t5/t5-base", method: Method | None = None,
                  task: str = "rte", learning_rate: float = 3e-4, warmup_steps: int = 0, weight_decay: float = 0.0,
-                 adam_epsilon: float = 1e-8, max_new_tokens: int | None = None,
+                 adam_epsilon: float = 1e-8, max_new_tokens: int | None = None, eval_mode: EvalMode = "generate",
+                 gradient_checkpointing: bool = False, compile: bool = False,
                  base_architecture: dict | None = None) -> None:
         super().__init__()
         self.method = method or FullFineTuning()
@@ -67,8 +172,20 @@ class TextToTextModule(L.LightningModule):
         self.hparams["base_architecture"] = architecture_of(self.model.config)
         self.method.check(self.model.config)
         self.method.apply(self.model)
+        if gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
+        # A plain attribute, not a submodule: the state dict and checkpoints keep seeing `model` only.
+        object.__setattr__(self, "_training_model", torch.compile(self.model) if compile else self.model)
         self.tokenizer = load_tokenizer(model_name_or_path)
         self.max_new_tokens = max_new_tokens
+        if eval_mode not in ("generate", "rank"):
+            raise UserError(f"eval_mode must be generate or rank, got {eval_mode!r}")
+        if eval_mode == "rank" and self.task.targets is None:
+            rank_zero_warn(f"eval_mode rank needs a closed label set; {self.task.name} is free text, so it "
+                           f"generates instead")
+        self.eval_mode = "rank" if eval_mode == "rank" and self.task.targets is not None else "generate"
+        self._label_ids = None if self.task.targets is None else padded_label_ids(
+            [self.tokenizer(t)["input_ids"] for t in self.task.targets])
         self.metrics = nn.ModuleDict({stage: nn.ModuleDict(build_metrics(self.task)) for stage in STAGES})
         self.best_val_score = float("-inf")
         # Checkpoints hold only what trains; loading them onto the freshly built model must not demand the rest.
@@ -81,7 +198,9 @@ class TextToTextModule(L.LightningModule):
             self.max_new_tokens = datamodule.max_target_tokens
 
     def forward(self, input_ids, attention_mask, labels):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        # No key/value cache in training: nothing reads it.
+        return self._training_model(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                                    use_cache=False).loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
@@ -96,12 +215,21 @@ class TextToTextModule(L.LightningModule):
 
     def generate(self, batch: dict) -> list[str]:
         """Greedy decoding, bounded by the task's longest target."""
-        generated = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                        max_new_tokens=self.max_new_tokens or 16, do_sample=False, num_beams=1)
+        generated = greedy_generate(self.model, batch["input_ids"], batch["attention_mask"],
+                                    self.max_new_tokens or 16)
         return self.tokenizer.batch_decode(generated, skip_special_tokens=True)
 
+    def rank(self, batch: dict) -> list[str]:
+        """The most likely target of the task's label set for each input (always a valid label)."""
+        scores = label_log_likelihoods(self.model, batch["input_ids"], batch["attention_mask"], self._label_ids)
+        return [self.task.targets[i] for i in scores.argmax(-1).tolist()]
+
+    def outputs(self, batch: dict) -> list[str]:
+        """The output text of each input, by the module's eval_mode."""
+        return self.rank(batch) if self.eval_mode == "rank" else self.generate(batch)
+
     def _evaluate(self, batch: dict, stage: str) -> None:
-        texts = self.generate(batch)
+        texts = self.outputs(batch)
         scored = self.task.score(texts, batch["label"], batch["group"], batch["answers"])
         metrics = self.metrics[stage]
         device = next(iter(metrics.values())).device if len(metrics) else self.device
@@ -116,8 +244,8 @@ class TextToTextModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
         """One prediction per input: its id, the label in the task's terms (None if the generation is not a
-        valid label) and the generated text."""
-        texts = self.generate(batch)
+        valid label) and the generated (or, ranking, the chosen) text."""
+        texts = self.outputs(batch)
         return [{"id": int(i), "prediction": self.task.prediction(t), "generated": t}
                 for i, t in zip(batch["id"].tolist(), texts)]
 
@@ -143,8 +271,8 @@ class TextToTextModule(L.LightningModule):
 
     def configure_optimizers(self):
         parameters = [p for _, p in trainable_parameters(self.model)]
-        optimizer = torch.optim.AdamW(parameters, lr=self.hparams.learning_rate, betas=(0.9, 0.999),
-                                      eps=self.hparams.adam_epsilon, weight_decay=self.hparams.weight_decay)
+        optimizer = build_optimizer(parameters, self.hparams.learning_rate, self.hparams.weight_decay,
+                                    self.hparams.adam_epsilon)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = LambdaLR(optimizer, linear_warmup_then_decay(self.hparams.warmup_steps, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -7,6 +7,7 @@ COMMANDS = {
     "export": "compacter_pl.commands.export",
     "sweep": "compacter_pl.commands.sweep",
     "report": "compacter_pl.commands.report",
+    "bench": "compacter_pl.commands.bench",
 }
 
 

@@ -12,6 +12,7 @@ from compacter_pl.methods.said import IntrinsicSAID
 from compacter_pl.methods.bitfit import BitFit
 from compacter_pl.methods.compacter import Compacter, CompacterPlusPlus, PHMAdapter
 from compacter_pl.methods.hf_peft import Peft
+from compacter_pl.methods.layer_norm import LayerNormOnly
 
 __all__ = [
     "Adapter",
@@ -22,6 +23,7 @@ __all__ = [
     "CompacterPlusPlus",
     "FullFineTuning",
     "IntrinsicSAID",
+    "LayerNormOnly",
     "Method",
     "PHMAdapter",
     "Peft",

@@ -1,0 +1,291 @@
+"""Runs one worker process per method (and per round), collects their JSON, and makes the Table-3-style report.
+
+Each method runs in a fresh `python -m compacter_pl.bench.worker`, one after another, so the peak resident memory
+of a process is that method's alone and no method warms a cache for the next. With several rounds the order is
+reversed every other round, so a slow drift of the machine's load does not favour the methods run first. Step
+times are the median over every measured step of every round; memory and evaluation numbers the median over
+rounds. Ratios are computed from those medians, so they can be checked against the printed numbers.
+
+CPU memory is the resident set, and glibc keeps freed blocks below its (adaptive) mmap threshold in its heap,
+where fragmentation inflates the resident set by hundreds of MiB at random. Workers therefore run with a fixed
+mmap threshold (`MALLOC_MMAP_THRESHOLD_`, 256 KiB by default): freed activations go back to the system, and
+the peak is what the method needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from compacter_pl.bench.rows import BENCH_ROWS, FLOOR, PAPER_TABLE3, REFERENCE, TABLE3_SETTINGS, bench_row
+from compacter_pl.bench.worker import WorkerSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_RTE_SAMPLE = ROOT.parent / "shared" / "glue-sample" / "hub" / "glue" / "rte"
+MiB = 2**20
+
+
+@dataclass
+class BenchOptions:
+    """What to measure and how (the command's arguments)."""
+
+    model: str = "t5-base"
+    methods: list[str] = field(default_factory=lambda: [row.key for row in BENCH_ROWS])
+    batch_size: int = 8
+    source_length: int = 128
+    target_length: int = 3
+    precision: str = "32-true"
+    device: str = "auto"
+    steps: int = 5
+    warmup: int = 2
+    rounds: int = 1
+    eval_steps: int = 3
+    num_labels: int = 2
+    threads: int | None = None
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    clock: str = "wall"
+    settings: dict = field(default_factory=lambda: dict(TABLE3_SETTINGS))
+    malloc_mmap_threshold: int = 256 * 1024
+    data_dir: str | None = None
+    padding_tokenizer: str = str(ROOT / "demo" / "tiny-t5")
+    padding_batch_size: int = 100
+    timeout: float | None = None
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda, but torch sees no CUDA device")
+    return device
+
+
+def _worker_env(options: BenchOptions) -> dict:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    if options.malloc_mmap_threshold:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(options.malloc_mmap_threshold)
+    if options.clock == "cpu":  # idle OpenMP threads sleep instead of spinning, so CPU time counts work only
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_worker(spec: WorkerSpec, options: BenchOptions, workdir: Path) -> dict:
+    """One method in a fresh process; its result, or {"error": ...} with the last line it printed."""
+    spec_path, out_path = workdir / f"{spec.key}.spec.json", workdir / f"{spec.key}.out.json"
+    spec_path.write_text(json.dumps(asdict(spec)))
+    out_path.unlink(missing_ok=True)
+    try:
+        process = subprocess.run([sys.executable, "-m", "compacter_pl.bench.worker", str(spec_path), str(out_path)],
+                                 env=_worker_env(options), capture_output=True, text=True, timeout=options.timeout)
+    except subprocess.TimeoutExpired:
+        return {"key": spec.key, "error": f"timed out after {options.timeout:.0f} s"}
+    if out_path.exists():
+        return json.loads(out_path.read_text())
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    last = lines[-1] if lines else f"exit code {process.returncode}"
+    if process.returncode < 0:
+        last = f"killed by signal {-process.returncode} (out of memory?)"
+    return {"key": spec.key, "error": last}
+
+
+def _percent(value: float | None, reference: float | None) -> float | None:
+    if value is None or not reference:
+        return None
+    return 100.0 * (value / reference - 1.0)
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def aggregate(key: str, results: list[dict], clock: str) -> dict:
+    """One method's rounds -> its row of the report (before the ratios)."""
+    row = bench_row(key)
+    entry = {"key": key, "name": row.name}
+    good = [r for r in results if "error" not in r]
+    if not good:
+        entry["error"] = results[0]["error"] if results else "not run"
+        return entry
+    steps = [t for r in good for t in r["step_seconds_all"]]
+    entry.update({
+        "trainable": good[0]["trainable"],
+        "total_parameters": good[0]["total_parameters"],
+        "percent_trainable": 100.0 * good[0]["trainable"] / good[0]["total_parameters"],
+        "step_seconds_wall": statistics.median(steps),
+        "step_seconds_cpu": statistics.median(r["step_cpu_seconds"] for r in good),
+        "steps_measured": len(steps),
+        "peak_memory_bytes": int(statistics.median(r["peak_memory_bytes"] for r in good)),
+        "memory_after_build_bytes": int(statistics.median(r["memory_after_build_bytes"] for r in good)),
+        "frozen_parameters_with_grad": max(r["frozen_parameters_with_grad"] for r in good),
+        "eval_generate_examples_per_second": _median([r["eval_generate_examples_per_second"] for r in good]),
+        "eval_rank_examples_per_second": _median([r["eval_rank_examples_per_second"] for r in good]),
+        "threads": good[0]["threads"],
+    })
+    entry["step_seconds"] = entry[f"step_seconds_{clock}"]
+    return entry
+
+
+def add_ratios(entries: list[dict]) -> None:
+    """Step time and peak memory relative to full fine-tuning and to the LN-only floor, in % (Table 3's way)."""
+    by_key = {e["key"]: e for e in entries if "error" not in e}
+    for entry in entries:
+        paper = PAPER_TABLE3.get(entry["key"])
+        entry["paper_memory_percent"], entry["paper_time_percent"] = paper if paper else (None, None)
+        if "error" in entry:
+            continue
+        for name, reference in (("full", by_key.get(REFERENCE)), ("floor", by_key.get(FLOOR.key))):
+            entry[f"step_vs_{name}_percent"] = _percent(entry["step_seconds"], reference and reference["step_seconds"])
+            entry[f"memory_vs_{name}_percent"] = _percent(entry["peak_memory_bytes"],
+                                                          reference and reference["peak_memory_bytes"])
+
+
+def machine_info(device: str) -> dict:
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "device": device}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def run_bench(options: BenchOptions, progress=None) -> dict:
+    """Measure every requested method (`options.rounds` times each) and return the report."""
+    device = resolve_device(options.device)
+    unknown = [k for k in options.methods if k not in {row.key for row in BENCH_ROWS}]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}")
+    keys = list(dict.fromkeys(options.methods))
+    results: dict[str, list[dict]] = {k: [] for k in keys}
+    runs = options.rounds * len(keys)
+    with tempfile.TemporaryDirectory(prefix="compacter-bench-") as workdir:
+        done = 0
+        for round_index in range(options.rounds):
+            for key in keys if round_index % 2 == 0 else reversed(keys):
+                spec = WorkerSpec(key=key, model=options.model, batch_size=options.batch_size,
+                                  source_length=options.source_length, target_length=options.target_length,
+                                  precision=options.precision, device=device, steps=options.steps,
+                                  warmup=options.warmup, eval_steps=options.eval_steps,
+                                  num_labels=options.num_labels, seed=0, threads=options.threads,
+                                  gradient_checkpointing=options.gradient_checkpointing, compile=options.compile,
+                                  settings=options.settings)
+                result = run_worker(spec, options, Path(workdir))
+                results[key].append(result)
+                done += 1
+                if progress:
+                    progress(done, runs, result)
+    entries = [aggregate(key, results[key], options.clock) for key in keys]
+    add_ratios(entries)
+    report = {"options": {**asdict(options), "device": device}, "machine": machine_info(device), "methods": entries}
+    report["padding"] = padding_section(options)
+    return report
+
+
+def padding_section(options: BenchOptions) -> dict:
+    """The real-token share of RTE training batches, or why it was skipped."""
+    data_dir = Path(options.data_dir) if options.data_dir else DEFAULT_RTE_SAMPLE
+    if not data_dir.is_dir():
+        return {"skipped": f"no RTE data at {data_dir} (pass --data_dir)"}
+    from compacter_pl.bench.padding import padding_report
+
+    try:
+        return padding_report(data_dir, options.padding_tokenizer, batch_size=options.padding_batch_size)
+    except Exception as error:  # a bad folder must not lose the measurements above
+        return {"skipped": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
+
+
+# --- the text report --------------------------------------------------------------------------------------------
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}%"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for r in [header, *rows]:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def format_report(report: dict) -> str:
+    """Training (Table 3), evaluation and padding, as aligned text."""
+    o, entries = report["options"], report["methods"]
+    total = next((e["total_parameters"] for e in entries if "total_parameters" in e), None)
+    threads = next((e["threads"] for e in entries if "threads" in e), None)
+    lines = [f"Table 3 on this machine: {o['model']}"
+             + (f" ({total:,} parameters)" if total else "")
+             + f", batch {o['batch_size']} x source {o['source_length']} -> target {o['target_length']}, "
+             f"{o['device']} {o['precision']}" + (f", {threads} threads" if threads else "")
+             + (", gradient checkpointing" if o["gradient_checkpointing"] else "")
+             + (", torch.compile" if o["compile"] else ""),
+             f"step = forward + loss + backward + AdamW step; median {o['clock']} time of {o['steps']} steps after "
+             f"{o['warmup']} warm-up x {o['rounds']} round(s); peak memory = "
+             + ("allocator peak" if o["device"] == "cuda" else "peak resident set of a fresh process per method"),
+             ""]
+    header = ["method", "trainable", "step s", "vs full FT", "vs floor", "peak MiB", "vs full FT", "vs floor",
+              "paper time", "paper mem"]
+    rows, errors = [], []
+    for e in entries:
+        if "error" in e:
+            errors.append(f"{e['name']}: not measured ({e['error']})")
+            continue
+        rows.append([e["name"], f"{e['trainable']:,}", f"{e['step_seconds']:.3f}", _pct(e["step_vs_full_percent"]),
+                     _pct(e["step_vs_floor_percent"]), f"{e['peak_memory_bytes'] / MiB:,.0f}",
+                     _pct(e["memory_vs_full_percent"]), _pct(e["memory_vs_floor_percent"]),
+                     _pct(e["paper_time_percent"]) if e["paper_time_percent"] is not None else "",
+                     _pct(e["paper_memory_percent"]) if e["paper_memory_percent"] is not None else ""])
+    lines += _table(header, rows) + errors
+    leaking = [e["name"] for e in entries if e.get("frozen_parameters_with_grad")]
+    if leaking:
+        lines.append(f"warning: frozen parameters received gradients with {', '.join(leaking)}")
+    lines += ["", f"Evaluation (examples/s, batch {o['batch_size']}): generate = one greedy pass of at most "
+                  f"{o['target_length']} tokens; rank = log-likelihood of {o['num_labels']} labels of "
+                  f"{o['target_length']} tokens"]
+    eval_rows = [[e["name"], _num(e["eval_generate_examples_per_second"], ".2f"),
+                  _num(e["eval_rank_examples_per_second"], ".2f"),
+                  _num(e["eval_rank_examples_per_second"] / e["eval_generate_examples_per_second"], ".2f")
+                  if e["eval_rank_examples_per_second"] and e["eval_generate_examples_per_second"] else "n/a"]
+                 for e in entries if "error" not in e]
+    lines += _table(["method", "generate", "rank", "rank/generate"], eval_rows)
+    lines += ["", format_padding(report.get("padding") or {})]
+    return "\n".join(lines)
+
+
+def format_padding(padding: dict) -> str:
+    if not padding:
+        return "Padding: not measured"
+    if "skipped" in padding:
+        return f"Padding: skipped, {padding['skipped']}"
+    raw = padding.get("untruncated", {})
+    text = (f"Padding ({padding['task'].upper()} train, {padding['examples']:,} examples from {padding['data_dir']}, "
+            f"tokenizer {Path(padding['tokenizer']).name}, batch {padding['batch_size']}, {padding['epochs']} "
+            f"epochs): at source length {padding['max_source_length']} (mean {padding['mean_length']:.0f} tokens, "
+            f"{padding['truncated']:,} examples truncated) real tokens are {100 * padding['grouped']:.1f}% of the "
+            f"batches' tokens with group_by_length, {100 * padding['ungrouped']:.1f}% without")
+    if raw:
+        text += (f"; untruncated (mean {raw['mean_length']:.0f}, longest {raw['max_length']:,}) "
+                 f"{100 * raw['grouped']:.1f}% and {100 * raw['ungrouped']:.1f}%")
+    return text + (". T5's own tokenizer (32,000 sentencepiece pieces, not available offline) splits text into far "
+                   "fewer tokens than a small demo tokenizer, so its lengths differ and truncate less.")
+
+
+def write_json(report: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))

@@ -1,0 +1,181 @@
+"""One method's measurement, in a process of its own: `python -m compacter_pl.bench.worker SPEC.json OUT.json`.
+
+Builds the model (random weights, no download), applies the method with Table 3's settings, then:
+- training: forward + loss + backward + AdamW step over the trainable parameters only, exactly as the
+  LightningModule does it (`module.build_optimizer`, no key/value cache, optional gradient checkpointing and
+  torch.compile), on random token ids of the given shape (all real tokens); the median step after warm-up, in wall
+  time and in this process's CPU time;
+- peak memory: CUDA, the allocator's peak; CPU, the peak resident set of this process (a fresh one per method);
+- evaluation: examples per second of one greedy generation pass bounded by the target length, and of ranking a
+  closed label set (`module.label_log_likelihoods`), under inference mode as Lightning evaluates.
+The result is written as JSON to OUT.json for the parent (`runner.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from compacter_pl.architectures import build_t5, count_parameters
+from compacter_pl.bench.rows import build_method
+from compacter_pl.methods import trainable_parameters
+from compacter_pl.module import (build_optimizer, enable_gradient_checkpointing, greedy_generate,
+                                 label_log_likelihoods)
+
+EOS_ID = 1  # T5's end of sequence; a label's last token
+
+
+@dataclass
+class WorkerSpec:
+    """Everything one measurement needs (the parent writes it as JSON)."""
+
+    key: str
+    model: str = "t5-base"
+    batch_size: int = 8
+    source_length: int = 128
+    target_length: int = 3
+    precision: str = "32-true"
+    device: str = "cpu"
+    steps: int = 5
+    warmup: int = 2
+    eval_steps: int = 3
+    num_labels: int = 2
+    seed: int = 0
+    threads: int | None = None
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    settings: dict = field(default_factory=dict)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16-mixed":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+def _current_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device)
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _timed(fn, device: torch.device) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
+    _sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    _sync(device)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(spec: WorkerSpec) -> dict:
+    """Train and evaluate one method on random tokens; every number the parent reports."""
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    device = torch.device(spec.device)
+    model = build_t5(spec.model, device=device, seed=spec.seed)
+    total = count_parameters(model)
+    method = build_method(spec.key, spec.settings)
+    method.check(model.config, spec.source_length)
+    method.apply(model)
+    if spec.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    model.train()
+    parameters = [p for _, p in trainable_parameters(model)]
+    optimizer = build_optimizer(parameters, learning_rate=1e-5)
+    forward = torch.compile(model) if spec.compile else model
+    memory_after_build = _current_memory_bytes(device)
+
+    generator = torch.Generator().manual_seed(spec.seed)
+    vocab = model.config.vocab_size
+    input_ids = torch.randint(2, vocab, (spec.batch_size, spec.source_length), generator=generator).to(device)
+    attention_mask = torch.ones_like(input_ids)
+    labels = torch.randint(2, vocab, (spec.batch_size, spec.target_length), generator=generator)
+    labels[:, -1] = EOS_ID
+    labels = labels.to(device)
+
+    def train_step() -> None:
+        with _autocast(device, spec.precision):
+            loss = forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    train = [_timed(train_step, device) for _ in range(spec.warmup + spec.steps)][spec.warmup:]
+    peak = _peak_memory_bytes(device)
+    frozen_with_grad = sum(1 for p in model.parameters() if not p.requires_grad and p.grad is not None)
+
+    # Evaluation, as Lightning runs it: eval mode, inference mode, the same precision.
+    model.eval()
+    candidates = torch.randint(2, vocab, (spec.num_labels, spec.target_length), generator=generator)
+    candidates[:, -1] = EOS_ID
+
+    def generate() -> None:
+        greedy_generate(model, input_ids, attention_mask, spec.target_length)
+
+    def rank() -> None:
+        label_log_likelihoods(model, input_ids, attention_mask, candidates)
+
+    evaluation = {}
+    with torch.inference_mode(), _autocast(device, spec.precision):
+        for name, fn in (("generate", generate), ("rank", rank)):
+            times = [_timed(fn, device)[0] for _ in range(1 + spec.eval_steps)][1:] if spec.eval_steps else []
+            evaluation[name] = spec.batch_size / statistics.median(times) if times else None
+
+    return {
+        "key": spec.key,
+        "total_parameters": total,
+        "trainable": count_parameters(model, trainable_only=True),
+        "step_seconds": statistics.median(t for t, _ in train),
+        "step_cpu_seconds": statistics.median(c for _, c in train),
+        "step_seconds_all": [t for t, _ in train],
+        "peak_memory_bytes": peak,
+        "memory_after_build_bytes": memory_after_build,
+        "frozen_parameters_with_grad": frozen_with_grad,
+        "eval_generate_examples_per_second": evaluation.get("generate"),
+        "eval_rank_examples_per_second": evaluation.get("rank"),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    spec_path, out_path = argv if argv is not None else sys.argv[1:]
+    with open(spec_path) as file:
+        spec = WorkerSpec(**json.load(file))
+    try:
+        result = measure(spec)
+    except Exception as error:  # reported in the table as this method's error; the other methods go on
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        result = {"key": spec.key, "error": f"{type(error).__name__}: {first_line}"}
+    with open(out_path + ".tmp", "w") as file:
+        json.dump(result, file)
+    os.replace(out_path + ".tmp", out_path)
+
+
+def spec_json(spec: WorkerSpec) -> str:
+    return json.dumps(asdict(spec))
+
+
+if __name__ == "__main__":
+    main()

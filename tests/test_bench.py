@@ -1,0 +1,250 @@
+"""`cli.py bench` and the efficiency options: the benchmark runs and its report is well-formed (never a timing
+check), the padding report, rank classification, gradient checkpointing with a frozen base, fused AdamW."""
+
+import json
+
+import pytest
+import torch
+
+from compacter_pl.architectures import build_t5, count_parameters
+from compacter_pl.bench.padding import real_token_fraction
+from compacter_pl.bench.rows import BENCH_ROWS, FLOOR, TABLE3_SETTINGS, build_method
+from compacter_pl.bench.runner import add_ratios, aggregate, format_report
+from compacter_pl.bench.worker import WorkerSpec, measure
+from compacter_pl.data.collate import TextToTextCollator
+from compacter_pl.hub import load_tokenizer
+from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
+from compacter_pl.methods import Compacter, LayerNormOnly, PromptTuning, trainable_parameters
+from compacter_pl.methods.adapters import LowRankLinear, add_projection, houlsby_linear
+from compacter_pl.module import (TextToTextModule, build_optimizer, enable_gradient_checkpointing,
+                                 label_log_likelihoods, padded_label_ids)
+from conftest import DEMO_DATA, DEMO_MODEL
+
+MiB = 2**20
+
+
+# --- the benchmark through cli.py ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_bench_on_the_tiny_model_prints_the_table_and_writes_consistent_json(cli, tmp_path):
+    out = tmp_path / "bench.json"
+    result = cli("bench", "--model", str(DEMO_MODEL), "--methods", "full", "ln_only", "compacter", "compacter++",
+                 "--source_length", "16", "--steps", "2", "--warmup", "1", "--eval_steps", "1",
+                 "--data_dir", str(DEMO_DATA / "rte"), "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("T5 fine-tuning", "LN-only floor", "Compacter", "Compacter++", "Evaluation", "Padding"):
+        assert name in result.stdout
+    report = json.loads(out.read_text())
+    entries = {e["key"]: e for e in report["methods"]}
+    assert list(entries) == ["full", "ln_only", "compacter", "compacter++"]
+    full, floor = entries["full"], entries["ln_only"]
+    for entry in entries.values():
+        assert "error" not in entry, entry
+        assert entry["trainable"] > 0 and entry["step_seconds"] > 0 and entry["peak_memory_bytes"] > 0
+        assert entry["eval_generate_examples_per_second"] > 0 and entry["eval_rank_examples_per_second"] > 0
+        assert entry["frozen_parameters_with_grad"] == 0
+        assert entry["step_vs_full_percent"] == pytest.approx(100 * (entry["step_seconds"] / full["step_seconds"] - 1))
+        assert entry["step_vs_floor_percent"] == pytest.approx(
+            100 * (entry["step_seconds"] / floor["step_seconds"] - 1))
+        assert entry["memory_vs_full_percent"] == pytest.approx(
+            100 * (entry["peak_memory_bytes"] / full["peak_memory_bytes"] - 1))
+        assert entry["memory_vs_floor_percent"] == pytest.approx(
+            100 * (entry["peak_memory_bytes"] / floor["peak_memory_bytes"] - 1))
+    assert full["trainable"] == full["total_parameters"] == count_parameters(build_t5(DEMO_MODEL / "config.json"))
+    assert floor["trainable"] == 4 * 64 * 3  # 2 + 3 block norms per encoder / decoder block pair, + 2 finals
+    assert entries["compacter"]["paper_time_percent"] == -13.41
+    assert 0 < report["padding"]["ungrouped"] <= report["padding"]["grouped"] <= 1
+
+
+def test_bench_rejects_an_unknown_method(cli):
+    result = cli("bench", "--methods", "nope")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+# --- the pieces, in process ---------------------------------------------------------------------------------------
+
+def test_every_method_gets_table3_settings_where_its_signature_takes_them():
+    assert build_method("compacter").n == 4 and build_method("compacter").bottleneck == 24
+    assert build_method("phm_adapter").n == 4  # its own default is 12; Table 3 uses 4
+    assert build_method("prompt_vocab").num_tokens == 100 and build_method("prompt_vocab").init == "vocab"
+    assert build_method("intrinsic_said").intrinsic_dim == TABLE3_SETTINGS["intrinsic_dim"] == 1400
+    assert isinstance(build_method("ln_only"), LayerNormOnly)
+    assert {row.key for row in BENCH_ROWS} >= {"full", "ln_only", "compacter", "compacter++", "intrinsic_said"}
+
+
+def test_the_floor_trains_exactly_the_62_layer_norms_of_t5_base():
+    model = build_t5("t5-base")  # meta device: nothing allocated
+    FLOOR.build().apply(model)
+    names = [name for name, _ in trainable_parameters(model)]
+    assert len(names) == 62 and all("layer_norm" in name for name in names)
+    assert count_parameters(model, trainable_only=True) == FLOOR.t5_base_params == 47_616
+
+
+def test_worker_measures_a_method_in_process_without_gradients_on_frozen_weights():
+    result = measure(WorkerSpec(key="compacter", model=str(DEMO_MODEL), source_length=8, steps=1, warmup=0,
+                                eval_steps=1, settings={"bottleneck": 8, "n": 4}))
+    assert result["trainable"] == count_parameters_of("compacter")
+    assert result["step_seconds"] > 0 and result["peak_memory_bytes"] > 0
+    assert result["frozen_parameters_with_grad"] == 0
+    assert result["eval_generate_examples_per_second"] > 0 and result["eval_rank_examples_per_second"] > 0
+
+
+def count_parameters_of(key: str) -> int:
+    model = build_t5(DEMO_MODEL / "config.json")
+    build_method(key, {"bottleneck": 8, "n": 4}).apply(model)
+    return count_parameters(model, trainable_only=True)
+
+
+def fake_result(key: str, step: float, memory: int) -> dict:
+    return {"key": key, "total_parameters": 1000, "trainable": 10, "step_seconds": step, "step_cpu_seconds": step,
+            "step_seconds_all": [step, step * 1.1, step * 0.9], "peak_memory_bytes": memory,
+            "memory_after_build_bytes": memory // 2, "frozen_parameters_with_grad": 0,
+            "eval_generate_examples_per_second": 4.0, "eval_rank_examples_per_second": 5.0, "threads": 2}
+
+
+def test_report_ratios_follow_from_the_medians_and_errors_are_listed():
+    entries = [aggregate("full", [fake_result("full", 2.0, 400 * MiB), fake_result("full", 4.0, 600 * MiB)], "wall"),
+               aggregate("ln_only", [fake_result("ln_only", 1.0, 200 * MiB)], "wall"),
+               aggregate("compacter", [fake_result("compacter", 1.02, 210 * MiB)], "wall"),
+               aggregate("bitfit", [{"key": "bitfit", "error": "RuntimeError: boom"}], "wall")]
+    add_ratios(entries)
+    full, floor, compacter, bitfit = entries
+    # Steps: the median of every step of every round; memory: the median over rounds.
+    assert full["step_seconds"] == pytest.approx(2.9) and full["peak_memory_bytes"] == 500 * MiB
+    assert floor["step_vs_full_percent"] == pytest.approx(100 * (1 / 2.9 - 1))
+    assert compacter["step_vs_floor_percent"] == pytest.approx(2.0)
+    assert compacter["memory_vs_floor_percent"] == pytest.approx(5.0)
+    assert compacter["memory_vs_full_percent"] == pytest.approx(-58.0)
+    assert "error" in bitfit and bitfit["paper_time_percent"] == -35.06
+    report = {"options": {"model": "tiny", "batch_size": 8, "source_length": 128, "target_length": 3,
+                          "device": "cpu", "precision": "32-true", "clock": "wall", "steps": 3, "warmup": 1,
+                          "rounds": 2, "gradient_checkpointing": False, "compile": False, "num_labels": 2},
+              "methods": entries, "padding": {"skipped": "no data"}}
+    text = format_report(report)
+    assert "LN-only floor" in text and "+2.0%" in text and "+5.0%" in text
+    assert "BitFit: not measured (RuntimeError: boom)" in text
+    assert "Padding: skipped, no data" in text
+
+
+def test_real_token_fraction_on_a_synthetic_length_list():
+    lengths = [1] * 50 + [100] * 50
+    # Grouped: the window holds all 100 examples, sorted, so each batch of 50 has one length: no padding.
+    assert real_token_fraction(lengths, 50, group_by_length=True) == 1.0
+    # Not grouped: both batches (almost surely) hold a 100, so every example is padded to 100.
+    assert real_token_fraction(lengths, 50, group_by_length=False) == pytest.approx(5050 / 10000)
+    assert real_token_fraction([7] * 10, 3, group_by_length=False) == 1.0
+
+
+# --- rank classification ------------------------------------------------------------------------------------------
+
+def demo_batch(tokenizer, pairs):
+    rows = [{"input_ids": tokenizer(s)["input_ids"], "labels": tokenizer(t)["input_ids"], "label": int(t),
+             "group": -1, "answers": [], "id": i} for i, (s, t) in enumerate(pairs)]
+    return TextToTextCollator(tokenizer.pad_token_id)(rows)
+
+
+def reference_log_likelihood(model, input_ids, attention_mask, label_ids: list[int]) -> torch.Tensor:
+    """sum_t log p(label_t | ...) for one candidate, from the model's own loss (mean over the label's tokens)."""
+    labels = torch.tensor([label_ids] * input_ids.shape[0])
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+    return logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1).sum(-1)
+
+
+@pytest.mark.parametrize("method", [LayerNormOnly(), PromptTuning(num_tokens=3)], ids=["plain", "prompt"])
+def test_label_log_likelihoods_equal_one_forward_per_candidate(method):
+    torch.manual_seed(0)
+    model = build_t5(DEMO_MODEL / "config.json", device="cpu")
+    method.apply(model)
+    model.eval()
+    input_ids = torch.randint(2, 200, (3, 9))
+    attention_mask = torch.ones_like(input_ids)
+    input_ids[1, 6:], attention_mask[1, 6:] = 0, 0  # a padded source
+    candidates = [[5, 1], [7, 8, 9, 1], [11, 1]]  # of different lengths
+    with torch.no_grad():
+        scores = label_log_likelihoods(model, input_ids, attention_mask, padded_label_ids(candidates))
+        expected = torch.stack([reference_log_likelihood(model, input_ids, attention_mask, c) for c in candidates],
+                               dim=1)
+    assert scores.shape == (3, 3)
+    assert torch.allclose(scores, expected, atol=1e-4)
+
+
+def test_rank_mode_returns_the_most_likely_valid_label():
+    torch.manual_seed(0)
+    module = TextToTextModule(str(DEMO_MODEL), method=Compacter(bottleneck=8), task="rte", eval_mode="rank").eval()
+    tokenizer = load_tokenizer(str(DEMO_MODEL))
+    batch = demo_batch(tokenizer, [("sentence1: a b. sentence2: a b.", "0"), ("sentence1: a b. sentence2: c.", "1"),
+                                   ("sentence1: x y z. sentence2: q.", "1")])
+    with torch.no_grad():
+        outputs = module.outputs(batch)
+        likelihoods = torch.stack([reference_log_likelihood(module.model, batch["input_ids"], batch["attention_mask"],
+                                                            tokenizer(t)["input_ids"]) for t in ("0", "1")], dim=1)
+    assert set(outputs) <= {"0", "1"}
+    assert outputs == [("0", "1")[i] for i in likelihoods.argmax(-1).tolist()]
+    record = TextToTextModule(str(DEMO_MODEL), method=LayerNormOnly(), task="record", eval_mode="rank")
+    assert record.eval_mode == "generate"  # free text: no label set to rank
+
+
+# --- gradient checkpointing and the optimizer ---------------------------------------------------------------------
+
+def loss_and_grads(checkpointing: bool):
+    torch.manual_seed(0)
+    model = build_t5(DEMO_MODEL / "config.json", device="cpu")
+    Compacter(bottleneck=8).apply(model)
+    if checkpointing:
+        enable_gradient_checkpointing(model)
+    model.train()
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(2, 200, (4, 12), generator=generator)
+    labels = torch.randint(2, 200, (4, 3), generator=generator)
+    loss = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=labels, use_cache=False).loss
+    loss.backward()
+    return loss.detach(), {name: p.grad for name, p in trainable_parameters(model)}, model
+
+
+def test_gradient_checkpointing_with_a_frozen_base_gives_the_same_loss_and_gradients():
+    loss, grads, _ = loss_and_grads(checkpointing=False)
+    checkpointed_loss, checkpointed_grads, model = loss_and_grads(checkpointing=True)
+    assert model.encoder.gradient_checkpointing and not model.shared.weight.requires_grad
+    assert torch.allclose(loss, checkpointed_loss, atol=1e-6)
+    assert grads.keys() == checkpointed_grads.keys() and any(".adapter." in name for name in grads)
+    for name, grad in grads.items():
+        assert checkpointed_grads[name] is not None, f"{name} got no gradient with checkpointing"
+        assert torch.allclose(grad, checkpointed_grads[name], atol=1e-6, rtol=1e-4), name
+    assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
+
+
+def test_module_options_checkpointing_and_fused_adamw_over_the_trainable_parameters_only():
+    module = TextToTextModule(str(DEMO_MODEL), method=Compacter(bottleneck=8), task="rte",
+                              gradient_checkpointing=True)
+    assert module.model.encoder.gradient_checkpointing and module._training_model is module.model
+    trainable = [p for _, p in trainable_parameters(module.model)]
+    optimizer = build_optimizer(trainable, learning_rate=1e-3)
+    assert optimizer.defaults["fused"] is True  # all on one CPU (or CUDA) device
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(trainable)
+    assert len(trainable) < len(list(module.model.parameters()))
+
+
+# --- the fused up-projection of the adapters ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda: LowRankPHMLinear(6, 12, n=3, rank=2, a_init_std=0.5, mode="factored"),
+    lambda: LowRankPHMLinear(6, 12, n=3, rank=2, a_init_std=0.5, mode="materialized"),
+    lambda: LowRankPHMLinear(6, 12, n=3, shared_A=SharedPHMRules(3, std=0.5).double(), bias=False),
+    lambda: PHMLinear(6, 12, n=3),
+    lambda: LowRankLinear(6, 12, rank=2),
+    lambda: houlsby_linear(6, 12),
+], ids=["lphm-factored", "lphm-materialized", "lphm-no-bias", "phm", "lowrank", "linear"])
+def test_residual_plus_projection_in_one_matmul_equals_the_two_steps(make):
+    torch.manual_seed(0)
+    layer = make().double()
+    for parameter in layer.parameters():
+        torch.nn.init.normal_(parameter)  # non-zero biases too
+    x = torch.randn(2, 5, 6, dtype=torch.float64, requires_grad=True)
+    residual = torch.randn(2, 5, 12, dtype=torch.float64, requires_grad=True)
+    fused = add_projection(residual, layer, x)
+    fused_grads = torch.autograd.grad(fused.square().sum(), [x, residual, *layer.parameters()])
+    plain = residual + layer(x)
+    plain_grads = torch.autograd.grad(plain.square().sum(), [x, residual, *layer.parameters()])
+    assert torch.allclose(fused, plain, atol=1e-12)
+    for a, b in zip(fused_grads, plain_grads):
+        assert torch.allclose(a, b, atol=1e-10)
