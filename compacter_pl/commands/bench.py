@@ -66,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--said_dim", type=int, default=TABLE3_SETTINGS["intrinsic_dim"],
                         help="d' of Intrinsic-SAID (Table 3: 1,400).")
     parser.add_argument("--malloc_mmap_threshold", type=int, default=256 * 1024,
-                        help="CPU: glibc's MALLOC_MMAP_THRESHOLD_ in the workers, so freed activations return to "
-                             "the system and the resident peak is what a method needs (0: glibc's adaptive "
-                             "default, whose heap fragmentation adds noise). Default: 262144.")
+                        help="CPU: glibc's mmap threshold in bytes during the two steps that measure the peak "
+                             "resident memory, so freed activations return to the system and the peak is what a "
+                             "method needs (the timed steps run with it high, as glibc settles by itself; 0 leaves "
+                             "glibc's adaptive default, whose heap fragmentation adds noise). Default: 262144.")
     parser.add_argument("--data_dir",
                         help="RTE data (train.jsonl or .parquet in the Hub's schema) for the padding report. "
                              "Default: ../shared/glue-sample/hub/glue/rte beside the repository, when present.")
@@ -83,8 +84,8 @@ def _progress(done: int, total: int, result: dict) -> None:
     if "error" in result:
         line = f"error: {result['error']}"
     else:
-        line = (f"step {result['step_seconds']:.3f} s, peak {result['peak_memory_bytes'] / MiB:,.0f} MiB, "
-                f"{result['trainable']:,} trainable")
+        line = (f"step {result['step_seconds']:.3f} s wall, {result['step_cpu_seconds']:.3f} s CPU, peak "
+                f"{result['peak_memory_bytes'] / MiB:,.0f} MiB, {result['trainable']:,} trainable")
     print(f"[{done}/{total}] {result['key']}: {line}", file=sys.stderr, flush=True)
 
 
