@@ -248,3 +248,41 @@ def test_residual_plus_projection_in_one_matmul_equals_the_two_steps(make):
     assert torch.allclose(fused, plain, atol=1e-12)
     for a, b in zip(fused_grads, plain_grads):
         assert torch.allclose(a, b, atol=1e-10)
+
+
+# --- evaluation: one bounded generation pass per batch, nothing teacher-forced -------------------------------------
+
+@pytest.mark.parametrize("eval_mode", ["generate", "rank"])
+def test_validation_runs_one_bounded_pass_per_batch_and_no_teacher_forced_loss(tmp_path, monkeypatch, eval_mode):
+    import lightning as L
+
+    from compacter_pl.data import TextToTextDataModule
+
+    data = TextToTextDataModule(task="rte", tokenizer=str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"),
+                                batch_size=8, eval_batch_size=16, cache_dir=str(tmp_path / "cache"))
+    module = TextToTextModule(str(DEMO_MODEL), method=Compacter(bottleneck=8), task="rte", eval_mode=eval_mode)
+    generate_calls, forward_calls = [], []
+    real_generate, real_forward = module.model.generate, module.model.forward
+
+    def spy_generate(*args, **kwargs):
+        generate_calls.append(kwargs["max_new_tokens"])
+        return real_generate(*args, **kwargs)
+
+    def spy_forward(*args, **kwargs):
+        forward_calls.append(kwargs.get("labels"))
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(module.model, "generate", spy_generate)
+    monkeypatch.setattr(module.model, "forward", spy_forward)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, use_distributed_sampler=False)
+    trainer.validate(module, datamodule=data, verbose=False)
+    batches = len(trainer.val_dataloaders)
+    tokenizer = load_tokenizer(str(DEMO_MODEL))
+    longest_label = max(len(tokenizer(t)["input_ids"]) for t in module.task.targets)
+    assert data.max_target_tokens == longest_label and batches >= 2
+    assert all(labels is None for labels in forward_calls)  # no loss pass with the gold targets
+    if eval_mode == "generate":
+        assert generate_calls == [longest_label] * batches
+    else:  # one forward per batch: the encoder once, then every label packed into one decoder pass
+        assert generate_calls == [] and len(forward_calls) == batches
