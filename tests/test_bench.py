@@ -2,6 +2,7 @@
 check), the padding report, rank classification, gradient checkpointing with a frozen base, fused AdamW."""
 
 import json
+import statistics
 
 import pytest
 import torch
@@ -44,8 +45,14 @@ def test_bench_on_the_tiny_model_prints_the_table_and_writes_consistent_json(cli
         assert entry["eval_generate_examples_per_second"] > 0 and entry["eval_rank_examples_per_second"] > 0
         assert entry["frozen_parameters_with_grad"] == 0
         assert entry["step_vs_full_percent"] == pytest.approx(100 * (entry["step_seconds"] / full["step_seconds"] - 1))
-        assert entry["step_vs_floor_percent"] == pytest.approx(
+        assert entry["step_vs_floor_separate_percent"] == pytest.approx(
             100 * (entry["step_seconds"] / floor["step_seconds"] - 1))
+        if entry is floor:
+            assert "paired_step_ratios" not in entry and entry["step_vs_floor_percent"] == 0
+        else:  # steps alternating with an LN-only model in the same process: the median of the per-pair ratios
+            assert len(entry["paired_step_ratios"]) == 2
+            assert entry["step_vs_floor_percent"] == pytest.approx(
+                100 * (statistics.median(entry["paired_step_ratios"]) - 1))
         assert entry["memory_vs_full_percent"] == pytest.approx(
             100 * (entry["peak_memory_bytes"] / full["peak_memory_bytes"] - 1))
         assert entry["memory_vs_floor_percent"] == pytest.approx(
@@ -80,10 +87,16 @@ def test_the_floor_trains_exactly_the_62_layer_norms_of_t5_base():
     assert count_parameters(model, trainable_only=True) == FLOOR.t5_base_params == 47_616
 
 
-def test_worker_measures_a_method_in_process_without_gradients_on_frozen_weights():
-    result = measure(WorkerSpec(key="compacter", model=str(DEMO_MODEL), source_length=8, steps=1, warmup=0,
-                                eval_steps=1, settings={"bottleneck": 8, "n": 4}))
+@pytest.mark.parametrize("options", [{}, {"pair_with_floor": True, "steps": 3, "warmup": 1},
+                                     {"precision": "bf16-mixed"}, {"gradient_checkpointing": True}],
+                         ids=["plain", "paired", "bf16-mixed", "checkpointing"])
+def test_worker_measures_a_method_in_process_without_gradients_on_frozen_weights(options):
+    spec = {"steps": 1, "warmup": 0, **options}
+    result = measure(WorkerSpec(key="compacter", model=str(DEMO_MODEL), source_length=8, eval_steps=1,
+                                settings={"bottleneck": 8, "n": 4}, **spec))
     assert result["trainable"] == count_parameters_of("compacter")
+    assert len(result["step_seconds_all"]) == spec["steps"]
+    assert len(result["floor_step_seconds_all"]) == (spec["steps"] if options.get("pair_with_floor") else 0)
     assert result["step_seconds"] > 0 and result["peak_memory_bytes"] > 0
     assert result["frozen_parameters_with_grad"] == 0
     assert result["eval_generate_examples_per_second"] > 0 and result["eval_rank_examples_per_second"] > 0
@@ -124,6 +137,19 @@ def test_report_ratios_follow_from_the_medians_and_errors_are_listed():
     assert "LN-only floor" in text and "+2.0%" in text and "+5.0%" in text
     assert "BitFit: not measured (RuntimeError: boom)" in text
     assert "Padding: skipped, no data" in text
+
+
+def test_paired_steps_give_the_floor_ratio_and_separate_runs_stay_reported():
+    paired = fake_result("compacter", 1.0, 210 * MiB)
+    paired["step_seconds_all"], paired["floor_step_seconds_all"] = [1.0, 2.2, 3.0], [1.0, 2.0, 2.0]
+    entries = [aggregate("ln_only", [fake_result("ln_only", 1.0, 200 * MiB)], "wall"),
+               aggregate("compacter", [paired], "wall")]
+    add_ratios(entries)
+    floor, compacter = entries
+    assert compacter["paired_step_ratios"] == [1.0, 1.1, 1.5]
+    assert compacter["step_vs_floor_percent"] == pytest.approx(10.0)  # the median pair, not 2.2 s / 1.0 s
+    assert compacter["step_vs_floor_separate_percent"] == pytest.approx(120.0)
+    assert "paired_step_ratios" not in floor and floor["step_vs_floor_percent"] == 0
 
 
 def test_real_token_fraction_on_a_synthetic_length_list():

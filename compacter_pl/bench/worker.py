@@ -10,6 +10,10 @@ Builds the model (random weights, no download), applies the method with Table 3'
   activations go back to the system and the peak is what the method needs, not heap fragmentation; the timed
   steps then run with the threshold high, as glibc settles by itself, so no step pays for page faults that a
   normal run does not have;
+- the floor, paired (`pair_with_floor`): after the memory steps, a second model with only its layer norms training
+  (the LN-only floor) is built in the same process, and the timed steps alternate between the two (X F, F X, ...).
+  Each pair ran under the same machine load, so the median of the per-pair ratios is the method's cost over the
+  floor even when a shared machine drifts by more than that cost between runs;
 - evaluation: examples per second of one greedy generation pass bounded by the target length, and of ranking a
   closed label set (`module.label_log_likelihoods`), under inference mode as Lightning evaluates.
 The result is written as JSON to OUT.json for the parent (`runner.py`).
@@ -30,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from compacter_pl.architectures import build_t5, count_parameters
-from compacter_pl.bench.rows import build_method
+from compacter_pl.bench.rows import FLOOR, build_method
 from compacter_pl.methods import trainable_parameters
 from compacter_pl.module import (build_optimizer, enable_gradient_checkpointing, greedy_generate,
                                  label_log_likelihoods)
@@ -71,6 +75,7 @@ class WorkerSpec:
     threads: int | None = None
     gradient_checkpointing: bool = False
     compile: bool = False
+    pair_with_floor: bool = False
     settings: dict = field(default_factory=dict)
 
 
@@ -108,25 +113,25 @@ def _timed(fn, device: torch.device) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure(spec: WorkerSpec) -> dict:
-    """Train and evaluate one method on random tokens; every number the parent reports."""
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
-    device = torch.device(spec.device)
-    if device.type == "cpu" and spec.memory_mmap_threshold:
-        set_malloc_thresholds(spec.memory_mmap_threshold)
+@dataclass
+class Training:
+    """A model with a method applied, and one training step of it."""
+
+    model: torch.nn.Module
+    step: object  # () -> None: forward + loss + backward + optimizer step
+
+
+def build_training(spec: WorkerSpec, key: str, device: torch.device) -> Training:
+    """The model with method `key`, trained as the LightningModule trains it, on fixed random tokens."""
     model = build_t5(spec.model, device=device, seed=spec.seed)
-    total = count_parameters(model)
-    method = build_method(spec.key, spec.settings)
+    method = build_method(key, spec.settings)
     method.check(model.config, spec.source_length)
     method.apply(model)
     if spec.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     model.train()
-    parameters = [p for _, p in trainable_parameters(model)]
-    optimizer = build_optimizer(parameters, learning_rate=1e-5)
+    optimizer = build_optimizer([p for _, p in trainable_parameters(model)], learning_rate=1e-5)
     forward = torch.compile(model) if spec.compile else model
-    memory_after_build = _current_memory_bytes(device)
 
     generator = torch.Generator().manual_seed(spec.seed)
     vocab = model.config.vocab_size
@@ -136,21 +141,62 @@ def measure(spec: WorkerSpec) -> dict:
     labels[:, -1] = EOS_ID
     labels = labels.to(device)
 
-    def train_step() -> None:
+    def step() -> None:
         with _autocast(device, spec.precision):
             loss = forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    return Training(model, step)
+
+
+def timed_steps(spec: WorkerSpec, training: Training, floor: Training | None, device: torch.device):
+    """(wall, cpu) of each measured step of `training`, and of `floor` alternating with it (or [])."""
+    times, floor_times = [], []
+    for index in range(spec.warmup + spec.steps):
+        if floor is None:
+            times.append(_timed(training.step, device))
+            continue
+        if index % 2:  # alternate which runs first, so neither always follows the other
+            floor_times.append(_timed(floor.step, device))
+            times.append(_timed(training.step, device))
+        else:
+            times.append(_timed(training.step, device))
+            floor_times.append(_timed(floor.step, device))
+    return times[spec.warmup:], floor_times[spec.warmup:]
+
+
+def measure(spec: WorkerSpec) -> dict:
+    """Train and evaluate one method on random tokens; every number the parent reports."""
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    device = torch.device(spec.device)
+    if device.type == "cpu" and spec.memory_mmap_threshold:
+        set_malloc_thresholds(spec.memory_mmap_threshold)
+    training = build_training(spec, spec.key, device)
+    model = training.model
+    total = count_parameters(model)
+    memory_after_build = _current_memory_bytes(device)
+
     # Memory first: two steps (the first also creates the optimizer state), with the low threshold on CPU.
     for _ in range(2):
-        train_step()
+        training.step()
     peak = _peak_memory_bytes(device)
     if device.type == "cpu" and spec.memory_mmap_threshold:
         set_malloc_thresholds(STEADY_MMAP_THRESHOLD)
-    train = [_timed(train_step, device) for _ in range(spec.warmup + spec.steps)][spec.warmup:]
+    floor = None
+    if spec.pair_with_floor and spec.key != FLOOR.key:  # built after the peak is read: it does not count
+        floor = build_training(spec, FLOOR.key, device)
+        for _ in range(2):  # its optimizer state, and its allocations settled, before any timed step
+            floor.step()
+    train, floor_train = timed_steps(spec, training, floor, device)
+    del floor
     frozen_with_grad = sum(1 for p in model.parameters() if not p.requires_grad and p.grad is not None)
+    vocab = model.config.vocab_size
+    generator = torch.Generator().manual_seed(spec.seed + 1)
+    input_ids = torch.randint(2, vocab, (spec.batch_size, spec.source_length), generator=generator).to(device)
+    attention_mask = torch.ones_like(input_ids)
 
     # Evaluation, as Lightning runs it: eval mode, inference mode, the same precision.
     model.eval()
@@ -176,6 +222,9 @@ def measure(spec: WorkerSpec) -> dict:
         "step_seconds": statistics.median(t for t, _ in train),
         "step_cpu_seconds": statistics.median(c for _, c in train),
         "step_seconds_all": [t for t, _ in train],
+        "step_cpu_seconds_all": [c for _, c in train],
+        "floor_step_seconds_all": [t for t, _ in floor_train],
+        "floor_step_cpu_seconds_all": [c for _, c in floor_train],
         "peak_memory_bytes": peak,
         "memory_after_build_bytes": memory_after_build,
         "frozen_parameters_with_grad": frozen_with_grad,

@@ -9,6 +9,7 @@ relative to full fine-tuning and to the LN-only floor, evaluation examples/s, an
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
 from compacter_pl.architectures import known_architectures
@@ -57,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Step time in wall-clock time, or in the worker's CPU time (less sensitive to other "
                              "processes on a shared machine; the workers then run with OMP_WAIT_POLICY=PASSIVE so "
                              "waiting threads do not count; both times are in the JSON). Default: wall.")
+    parser.add_argument("--pair_with_floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="Time every method's steps alternating with an LN-only model in the same process, and "
+                             "give its step time vs the floor as the median per-pair ratio, which a shared machine's "
+                             "drift between runs does not distort (doubles the timed steps; --no-pair_with_floor "
+                             "compares separate runs, and needs no second model in memory). Default: on.")
     parser.add_argument("--bottleneck", type=int, default=TABLE3_SETTINGS["bottleneck"],
                         help="Adapter size of the adapter methods (Table 3: 24).")
     parser.add_argument("--n", type=int, default=TABLE3_SETTINGS["n"],
@@ -86,6 +92,9 @@ def _progress(done: int, total: int, result: dict) -> None:
     else:
         line = (f"step {result['step_seconds']:.3f} s wall, {result['step_cpu_seconds']:.3f} s CPU, peak "
                 f"{result['peak_memory_bytes'] / MiB:,.0f} MiB, {result['trainable']:,} trainable")
+        pairs = list(zip(result.get("step_seconds_all", []), result.get("floor_step_seconds_all", [])))
+        if pairs:
+            line += f", {100 * (statistics.median(x / f for x, f in pairs) - 1):+.1f}% vs the floor (paired)"
     print(f"[{done}/{total}] {result['key']}: {line}", file=sys.stderr, flush=True)
 
 
@@ -103,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
                            warmup=max(0, args.warmup), rounds=args.rounds, eval_steps=max(0, args.eval_steps),
                            num_labels=args.num_labels, threads=args.threads,
                            gradient_checkpointing=args.gradient_checkpointing, compile=args.compile,
-                           clock=args.clock, settings=settings, malloc_mmap_threshold=args.malloc_mmap_threshold,
+                           clock=args.clock, pair_with_floor=args.pair_with_floor, settings=settings, malloc_mmap_threshold=args.malloc_mmap_threshold,
                            data_dir=args.data_dir, padding_batch_size=args.padding_batch_size, timeout=args.timeout)
     try:
         report = run_bench(options, progress=_progress)
