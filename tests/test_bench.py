@@ -149,6 +149,7 @@ def test_paired_steps_give_the_floor_ratio_and_separate_runs_stay_reported():
     assert compacter["paired_step_ratios"] == [1.0, 1.1, 1.5]
     assert compacter["step_vs_floor_percent"] == pytest.approx(10.0)  # the median pair, not 2.2 s / 1.0 s
     assert compacter["step_vs_floor_separate_percent"] == pytest.approx(120.0)
+    assert compacter["step_vs_floor_paired_iqr_percent"] == pytest.approx([5.0, 30.0])
     assert "paired_step_ratios" not in floor and floor["step_vs_floor_percent"] == 0
 
 

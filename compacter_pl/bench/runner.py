@@ -140,6 +140,9 @@ def aggregate(key: str, results: list[dict], clock: str) -> dict:
     if ratios:
         entry["paired_step_ratios"] = ratios
         entry["step_vs_floor_paired_percent"] = 100.0 * (statistics.median(ratios) - 1.0)
+        if len(ratios) >= 2:  # the spread of single pairs: how much one step's ratio says on this machine
+            low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+            entry["step_vs_floor_paired_iqr_percent"] = [100.0 * (low - 1.0), 100.0 * (high - 1.0)]
     return entry
 
 
@@ -264,6 +267,10 @@ def format_report(report: dict) -> str:
                      _pct(e["paper_time_percent"]) if e["paper_time_percent"] is not None else "",
                      _pct(e["paper_memory_percent"]) if e["paper_memory_percent"] is not None else ""])
     lines += _table(header, rows) + errors
+    spreads = [f"{e['name']} {_pct(e['step_vs_floor_paired_iqr_percent'][0])}..{_pct(e['step_vs_floor_paired_iqr_percent'][1])}"
+               f" ({len(e['paired_step_ratios'])})" for e in entries if "step_vs_floor_paired_iqr_percent" in e]
+    if spreads:
+        lines.append("step vs floor, interquartile range of single pairs (pairs): " + "; ".join(spreads))
     leaking = [e["name"] for e in entries if e.get("frozen_parameters_with_grad")]
     if leaking:
         lines.append(f"warning: frozen parameters received gradients with {', '.join(leaking)}")
