@@ -183,6 +183,10 @@ class PHMLinear(_PHMRulesMixin, nn.Module):
         y = x @ self.weight()
         return y if self.bias is None else y + self.bias
 
+    def two_factors(self, num_tokens: int) -> tuple[Tensor, None, Optional[Tensor]]:
+        """``(W, None, b)``: this layer as one matrix (see `compacter_pl.layers.fused_adapter`)."""
+        return self.weight(), None, self.bias
+
     def forward_add(self, x: Tensor, residual: Tensor) -> Tensor:
         """``residual + self(x)`` in one matmul (same values; an adapter's up-projection plus its residual)."""
         rows = x.numel() // self.in_features
@@ -281,10 +285,28 @@ class LowRankPHMLinear(_PHMRulesMixin, nn.Module):
 
     def form_for(self, x: Tensor) -> str:
         """The form ``forward(x)`` runs: the fixed mode, or the ``"auto"`` choice for ``x``."""
+        return self.form_for_tokens(x.numel() // self.in_features)
+
+    def form_for_tokens(self, num_tokens: int) -> str:
         if self.mode != "auto":
             return self.mode
-        num_tokens = x.numel() // self.in_features
         return choose_lphm_form(num_tokens, self.in_features, self.out_features, self.n, self.rank)
+
+    def two_factors(self, num_tokens: int) -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """``(P, Q, b)`` with ``self(x) == (x @ P) @ Q + b`` for inputs of ``num_tokens`` rows, in the form
+        ``forward`` would run (see `compacter_pl.layers.fused_adapter`).
+
+        Materialized: ``P = W``, no ``Q``. Factored: ``P[(a,b), (c,i,r)] = A[i,a,c] s[i,b,r]`` of shape
+        (in, n*n*r), and ``Q`` block-diagonal, n copies of ``t`` as an (n*r, out/n) block: ``x @ P`` contracts A
+        and s on the weights (in*n*n*r numbers) instead of on every token, so both wide matmuls are plain
+        contiguous GEMMs, and ``(x @ P) @ Q`` is the factored chain's ``sum_i A_i^T (X s_i) t_i``.
+        """
+        if self.form_for_tokens(num_tokens) == "materialized":
+            return self.weight(), None, self.bias
+        n, r = self.n, self.rank
+        p = torch.einsum("iac,ibr->abcir", self.rules(), self.s).reshape(self.in_features, n * n * r)
+        q = torch.block_diag(*[self.t.reshape(n * r, self.out_features // n)] * n)
+        return p, q, self.bias
 
     def _factored_inner(self, x: Tensor) -> Tensor:
         """``A_i^T X s_i`` for every i and token, as rows ``(token, c)`` and columns ``(i, r)``."""

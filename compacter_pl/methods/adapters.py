@@ -28,6 +28,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from transformers.activations import ACT2FN
 
 from compacter_pl.errors import UserError
+from compacter_pl.layers.fused_adapter import fused_adapter, two_factors
 from compacter_pl.layers.phm import add_matmul
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
@@ -49,6 +50,11 @@ class BottleneckAdapter(nn.Module):
         self.up = up
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        tokens = y.numel() // y.shape[-1]
+        down = two_factors(self.down, tokens)
+        up = two_factors(self.up, tokens) if down is not None else None
+        if up is not None:  # one autograd function: fewer passes over the wide tensors (layers/fused_adapter.py)
+            return fused_adapter(y, down, up, self.activation)
         return add_projection(y, self.up, self.activation(self.down(y)))
 
 
@@ -84,6 +90,10 @@ class LowRankLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x @ self.u) @ self.v + self.bias  # never builds the (in, out) matrix
+
+    def two_factors(self, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(u, v, b)`: `self(x) == (x @ u) @ v + b` (see `compacter_pl.layers.fused_adapter`)."""
+        return self.u, self.v, self.bias
 
     def forward_add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """`residual + self(x)` with the residual and the bias added inside the last matmul (same values)."""

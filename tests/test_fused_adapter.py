@@ -1,0 +1,78 @@
+"""The fused bottleneck adapter (one autograd function) equals the plain modules' autograd, value and gradient, for
+every projection the adapter methods use, with a shared A, without biases, and under bf16 autocast."""
+
+import pytest
+import torch
+
+from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
+from compacter_pl.layers.fused_adapter import two_factors
+from compacter_pl.methods.adapters import BottleneckAdapter, LowRankLinear, add_projection, houlsby_linear
+
+SHARED = SharedPHMRules(4, std=0.5)
+
+PROJECTIONS = {
+    "lphm-factored": lambda i, o: LowRankPHMLinear(i, o, n=4, rank=1, a_init_std=0.5, mode="factored"),
+    "lphm-rank-2": lambda i, o: LowRankPHMLinear(i, o, n=4, rank=2, a_init_std=0.5, mode="factored"),
+    "lphm-materialized": lambda i, o: LowRankPHMLinear(i, o, n=4, a_init_std=0.5, mode="materialized"),
+    "lphm-shared-no-bias": lambda i, o: LowRankPHMLinear(i, o, n=4, shared_A=SHARED, bias=False),
+    "phm": lambda i, o: PHMLinear(i, o, n=4),
+    "lowrank": lambda i, o: LowRankLinear(i, o),
+    "linear": houlsby_linear,
+}
+
+
+def perturbed_adapter(make, activation="gelu") -> BottleneckAdapter:
+    torch.manual_seed(0)
+    adapter = BottleneckAdapter(make(32, 8), make(8, 32), activation)
+    with torch.no_grad():  # away from the near-identity init, so every gradient is far from zero
+        for parameter in adapter.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+    return adapter
+
+
+def value_and_grads(adapter, y, grad, fused: bool):
+    adapter.zero_grad(set_to_none=True)
+    SHARED.zero_grad(set_to_none=True)
+    y = y.detach().requires_grad_()
+    out = adapter(y) if fused else add_projection(y, adapter.up, adapter.activation(adapter.down(y)))
+    out.backward(grad)
+    grads = {name: p.grad.clone() for name, p in adapter.named_parameters()}
+    if SHARED.A.grad is not None:
+        grads["shared A"] = SHARED.A.grad.clone()
+    return out.detach(), y.grad, grads
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+@pytest.mark.parametrize("name", list(PROJECTIONS))
+def test_fused_adapter_equals_autograd_of_the_modules(name, activation):
+    adapter = perturbed_adapter(PROJECTIONS[name], activation).double()
+    SHARED.double()
+    assert two_factors(adapter.down, 15) is not None and two_factors(adapter.up, 15) is not None
+    y, grad = torch.randn(3, 5, 32, dtype=torch.double), torch.randn(3, 5, 32, dtype=torch.double)
+    out, grad_y, grads = value_and_grads(adapter, y, grad, fused=True)
+    expected_out, expected_grad_y, expected_grads = value_and_grads(adapter, y, grad, fused=False)
+    assert torch.allclose(out, expected_out, atol=1e-10)
+    assert torch.allclose(grad_y, expected_grad_y, atol=1e-10)
+    assert grads.keys() == expected_grads.keys() and len(grads) >= 4
+    for key, value in grads.items():
+        assert torch.allclose(value, expected_grads[key], atol=1e-10), key
+    SHARED.float()
+
+
+def test_fused_adapter_under_bf16_autocast_keeps_dtypes_and_matches():
+    adapter = perturbed_adapter(PROJECTIONS["lphm-factored"])
+    y = torch.randn(2, 6, 32).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _, grads = value_and_grads(adapter, y, torch.ones(2, 6, 32).bfloat16(), fused=True)
+        expected, _, expected_grads = value_and_grads(adapter, y, torch.ones(2, 6, 32).bfloat16(), fused=False)
+    assert out.dtype == torch.bfloat16 and all(g.dtype == torch.float32 for g in grads.values())
+    assert torch.allclose(out.float(), expected.float(), atol=5e-2, rtol=5e-2)
+    for key, value in grads.items():
+        assert torch.allclose(value, expected_grads[key], atol=0.5, rtol=5e-2), key
+
+
+def test_a_projection_without_two_factors_takes_the_module_path():
+    adapter = BottleneckAdapter(houlsby_linear(32, 8), torch.nn.Sequential(houlsby_linear(8, 32)), "gelu")
+    assert two_factors(adapter.up, 4) is None
+    y = torch.randn(4, 32)
+    assert torch.allclose(adapter(y), y + adapter.up(adapter.activation(adapter.down(y))), atol=1e-6)
