@@ -14,9 +14,7 @@ from compacter_pl.bench.runner import add_ratios, aggregate, format_report
 from compacter_pl.bench.worker import WorkerSpec, measure
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
-from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
 from compacter_pl.methods import Compacter, LayerNormOnly, PromptTuning, trainable_parameters
-from compacter_pl.methods.adapters import LowRankLinear, add_projection, houlsby_linear
 from compacter_pl.module import (TextToTextModule, build_optimizer, enable_gradient_checkpointing,
                                  label_log_likelihoods, padded_label_ids)
 from conftest import DEMO_DATA, DEMO_MODEL
@@ -249,32 +247,6 @@ def test_module_options_checkpointing_and_fused_adamw_over_the_trainable_paramet
     assert optimizer.defaults["fused"] is True  # all on one CPU (or CUDA) device
     assert sum(len(group["params"]) for group in optimizer.param_groups) == len(trainable)
     assert len(trainable) < len(list(module.model.parameters()))
-
-
-# --- the fused up-projection of the adapters ----------------------------------------------------------------------
-
-@pytest.mark.parametrize("make", [
-    lambda: LowRankPHMLinear(6, 12, n=3, rank=2, a_init_std=0.5, mode="factored"),
-    lambda: LowRankPHMLinear(6, 12, n=3, rank=2, a_init_std=0.5, mode="materialized"),
-    lambda: LowRankPHMLinear(6, 12, n=3, shared_A=SharedPHMRules(3, std=0.5).double(), bias=False),
-    lambda: PHMLinear(6, 12, n=3),
-    lambda: LowRankLinear(6, 12, rank=2),
-    lambda: houlsby_linear(6, 12),
-], ids=["lphm-factored", "lphm-materialized", "lphm-no-bias", "phm", "lowrank", "linear"])
-def test_residual_plus_projection_in_one_matmul_equals_the_two_steps(make):
-    torch.manual_seed(0)
-    layer = make().double()
-    for parameter in layer.parameters():
-        torch.nn.init.normal_(parameter)  # non-zero biases too
-    x = torch.randn(2, 5, 6, dtype=torch.float64, requires_grad=True)
-    residual = torch.randn(2, 5, 12, dtype=torch.float64, requires_grad=True)
-    fused = add_projection(residual, layer, x)
-    fused_grads = torch.autograd.grad(fused.square().sum(), [x, residual, *layer.parameters()])
-    plain = residual + layer(x)
-    plain_grads = torch.autograd.grad(plain.square().sum(), [x, residual, *layer.parameters()])
-    assert torch.allclose(fused, plain, atol=1e-12)
-    for a, b in zip(fused_grads, plain_grads):
-        assert torch.allclose(a, b, atol=1e-10)
 
 
 # --- evaluation: one bounded generation pass per batch, nothing teacher-forced -------------------------------------

@@ -6,7 +6,7 @@ import torch
 
 from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
 from compacter_pl.layers.fused_adapter import two_factors
-from compacter_pl.methods.adapters import BottleneckAdapter, LowRankLinear, add_projection, houlsby_linear
+from compacter_pl.methods.adapters import BottleneckAdapter, LowRankLinear, houlsby_linear
 
 SHARED = SharedPHMRules(4, std=0.5)
 
@@ -34,7 +34,7 @@ def value_and_grads(adapter, y, grad, fused: bool):
     adapter.zero_grad(set_to_none=True)
     SHARED.zero_grad(set_to_none=True)
     y = y.detach().requires_grad_()
-    out = adapter(y) if fused else add_projection(y, adapter.up, adapter.activation(adapter.down(y)))
+    out = adapter(y) if fused else y + adapter.up(adapter.activation(adapter.down(y)))
     out.backward(grad)
     grads = {name: p.grad.clone() for name, p in adapter.named_parameters()}
     if SHARED.A.grad is not None:

@@ -44,7 +44,7 @@ def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(cli
     poison = ["--trainer.callbacks+=fault_injection.PoisonWeightsAt", "--trainer.callbacks.step=25"]
     result = demo(cli, tmp_path, *poison, env={"PYTHONPATH": str(ROOT / "tests")})
     last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    error = assert_one_line_error(result, "the loss is nan at step 25 (epoch 1)", f"checkpoint is {last}")
+    assert_one_line_error(result, "the loss is nan at step 25 (epoch 1)", f"checkpoint is {last}")
     import torch
 
     state = torch.load(last, weights_only=True)

@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -110,6 +110,13 @@ def _median(values: list) -> float | None:
     return statistics.median(values) if values else None
 
 
+def paired_ratios(result: dict, clock: str = "wall") -> list[float]:
+    """A worker's step times over the floor's, pair by pair (empty when it ran unpaired)."""
+    suffix = "" if clock == "wall" else "_cpu"
+    return [x / f for x, f in zip(result.get(f"step{suffix}_seconds_all", []),
+                                  result.get(f"floor_step{suffix}_seconds_all", []))]
+
+
 def aggregate(key: str, results: list[dict], clock: str) -> dict:
     """One method's rounds -> its row of the report (before the ratios)."""
     row = bench_row(key)
@@ -134,9 +141,7 @@ def aggregate(key: str, results: list[dict], clock: str) -> dict:
         "threads": good[0]["threads"],
     })
     entry["step_seconds"] = entry[f"step_seconds_{clock}"]
-    suffix = "" if clock == "wall" else "_cpu"
-    ratios = [x / f for r in good for x, f in zip(r.get(f"step{suffix}_seconds_all", []),
-                                                   r.get(f"floor_step{suffix}_seconds_all", []))]
+    ratios = [ratio for r in good for ratio in paired_ratios(r, clock)]
     if ratios:
         entry["paired_step_ratios"] = ratios
         entry["step_vs_floor_paired_percent"] = 100.0 * (statistics.median(ratios) - 1.0)
@@ -180,18 +185,14 @@ def run_bench(options: BenchOptions, progress=None) -> dict:
     keys = list(dict.fromkeys(options.methods))
     results: dict[str, list[dict]] = {k: [] for k in keys}
     runs = options.rounds * len(keys)
+    # Every option a worker takes, by its name in both dataclasses.
+    shared = {f.name: getattr(options, f.name) for f in fields(WorkerSpec) if hasattr(options, f.name)}
+    shared["device"] = device
     with tempfile.TemporaryDirectory(prefix="compacter-bench-") as workdir:
         done = 0
         for round_index in range(options.rounds):
             for key in keys if round_index % 2 == 0 else reversed(keys):
-                spec = WorkerSpec(key=key, model=options.model, batch_size=options.batch_size,
-                                  source_length=options.source_length, target_length=options.target_length,
-                                  precision=options.precision, device=device, steps=options.steps,
-                                  warmup=options.warmup, eval_steps=options.eval_steps,
-                                  num_labels=options.num_labels, seed=0, threads=options.threads,
-                                  memory_mmap_threshold=options.malloc_mmap_threshold,
-                                  gradient_checkpointing=options.gradient_checkpointing, compile=options.compile,
-                                  pair_with_floor=options.pair_with_floor, settings=options.settings)
+                spec = WorkerSpec(key=key, **shared)
                 result = run_worker(spec, options, Path(workdir))
                 results[key].append(result)
                 done += 1

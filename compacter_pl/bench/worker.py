@@ -6,7 +6,7 @@ Builds the model (random weights, no download), applies the method with Table 3'
   torch.compile), on random token ids of the given shape (all real tokens); the median step after warm-up, in wall
   time and in this process's CPU time;
 - peak memory: CUDA, the allocator's peak; CPU, the peak resident set of this process (a fresh one per method),
-  over warm-up steps run first with glibc's mmap threshold fixed low (`memory_mmap_threshold`), so that freed
+  over warm-up steps run first with glibc's mmap threshold fixed low (`malloc_mmap_threshold`), so that freed
   activations go back to the system and the peak is what the method needs, not heap fragmentation; the timed
   steps then run with the threshold high, as glibc settles by itself, so no step pays for page faults that a
   normal run does not have;
@@ -71,7 +71,7 @@ class WorkerSpec:
     eval_steps: int = 3
     num_labels: int = 2
     seed: int = 0
-    memory_mmap_threshold: int = 256 * 1024
+    malloc_mmap_threshold: int = 256 * 1024
     threads: int | None = None
     gradient_checkpointing: bool = False
     compile: bool = False
@@ -172,8 +172,8 @@ def measure(spec: WorkerSpec) -> dict:
     if spec.threads:
         torch.set_num_threads(spec.threads)
     device = torch.device(spec.device)
-    if device.type == "cpu" and spec.memory_mmap_threshold:
-        set_malloc_thresholds(spec.memory_mmap_threshold)
+    if device.type == "cpu" and spec.malloc_mmap_threshold:
+        set_malloc_thresholds(spec.malloc_mmap_threshold)
     training = build_training(spec, spec.key, device)
     model = training.model
     total = count_parameters(model)
@@ -183,7 +183,7 @@ def measure(spec: WorkerSpec) -> dict:
     for _ in range(2):
         training.step()
     peak = _peak_memory_bytes(device)
-    if device.type == "cpu" and spec.memory_mmap_threshold:
+    if device.type == "cpu" and spec.malloc_mmap_threshold:
         set_malloc_thresholds(STEADY_MMAP_THRESHOLD)
     floor = None
     if spec.pair_with_floor and spec.key != FLOOR.key:  # built after the peak is read: it does not count

@@ -14,10 +14,9 @@ import sys
 
 from compacter_pl.architectures import known_architectures
 from compacter_pl.bench.rows import BENCH_ROWS, TABLE3_SETTINGS
-from compacter_pl.bench.runner import BenchOptions, format_report, run_bench, write_json
+from compacter_pl.bench.runner import MiB, BenchOptions, format_report, paired_ratios, run_bench, write_json
 from compacter_pl.errors import UserError
 
-MiB = 2**20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,9 +91,9 @@ def _progress(done: int, total: int, result: dict) -> None:
     else:
         line = (f"step {result['step_seconds']:.3f} s wall, {result['step_cpu_seconds']:.3f} s CPU, peak "
                 f"{result['peak_memory_bytes'] / MiB:,.0f} MiB, {result['trainable']:,} trainable")
-        pairs = list(zip(result.get("step_seconds_all", []), result.get("floor_step_seconds_all", [])))
-        if pairs:
-            line += f", {100 * (statistics.median(x / f for x, f in pairs) - 1):+.1f}% vs the floor (paired)"
+        ratios = paired_ratios(result)
+        if ratios:
+            line += f", {100 * (statistics.median(ratios) - 1):+.1f}% vs the floor (paired)"
     print(f"[{done}/{total}] {result['key']}: {line}", file=sys.stderr, flush=True)
 
 

@@ -41,19 +41,6 @@ def kronecker_sum(A: Tensor, B: Tensor) -> Tensor:
     return torch.einsum("iac,ibe->abce", A, B).reshape(rows_a * p, cols_a * q)
 
 
-def add_matmul(residual: Tensor, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-    """``residual + x @ weight + bias`` for 2-D ``residual`` and ``x``, as ONE matmul (``addmm``).
-
-    The bias rides along as an extra row of ``weight`` met by a column of ones in ``x``, so neither the bias nor
-    the residual costs a separate pass over the (wide) output, forward or backward; its gradient comes out of the
-    same matmul as the weight's.
-    """
-    if bias is not None:
-        x = torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1)
-        weight = torch.cat([weight, bias.unsqueeze(0).to(weight.dtype)], dim=0)
-    return torch.addmm(residual, x, weight)
-
-
 def _common_divisors(x: int, y: int) -> list[int]:
     g = math.gcd(x, y)
     return [k for k in range(1, g + 1) if g % k == 0]
@@ -187,13 +174,6 @@ class PHMLinear(_PHMRulesMixin, nn.Module):
         """``(W, None, b)``: this layer as one matrix (see `compacter_pl.layers.fused_adapter`)."""
         return self.weight(), None, self.bias
 
-    def forward_add(self, x: Tensor, residual: Tensor) -> Tensor:
-        """``residual + self(x)`` in one matmul (same values; an adapter's up-projection plus its residual)."""
-        rows = x.numel() // self.in_features
-        out = add_matmul(residual.reshape(rows, self.out_features), x.reshape(rows, self.in_features),
-                         self.weight(), self.bias)
-        return out.view(residual.shape)
-
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, n={self.n}, "
@@ -308,22 +288,17 @@ class LowRankPHMLinear(_PHMRulesMixin, nn.Module):
         q = torch.block_diag(*[self.t.reshape(n * r, self.out_features // n)] * n)
         return p, q, self.bias
 
-    def _factored_inner(self, x: Tensor) -> Tensor:
-        """``A_i^T X s_i`` for every i and token, as rows ``(token, c)`` and columns ``(i, r)``."""
-        n, r = self.n, self.rank
-        p = self.in_features // n
-        tokens = x.numel() // self.in_features
-        s = self.s.permute(1, 0, 2).reshape(p, n * r)
-        Xs = torch.mm(x.reshape(tokens * n, p), s).view(tokens, n, n, r)  # X s_i for every i: [token, a, i, r]
-        AtXs = torch.einsum("iac,tair->tcir", self.rules(), Xs)  # A_i^T X s_i: [token, c, i, r]
-        return AtXs.reshape(tokens * n, n * r)
-
     def _forward_factored(self, x: Tensor) -> Tensor:
         # The same three contractions (and multiply-adds) as the einsum chain in the class docstring, written as
         # two plain matmuls around a small einsum: on CPU this halves the per-call overhead of the chain, and the
         # two passes over the wide side (x in, y out) are single GEMMs.
-        q = self.out_features // self.n
-        Y = torch.mm(self._factored_inner(x), self.t.reshape(-1, q))  # sum_i (.) t_i: [token * c, q]
+        n, r = self.n, self.rank
+        p, q = self.in_features // n, self.out_features // n
+        tokens = x.numel() // self.in_features
+        s = self.s.permute(1, 0, 2).reshape(p, n * r)
+        Xs = torch.mm(x.reshape(tokens * n, p), s).view(tokens, n, n, r)  # X s_i for every i: [token, a, i, r]
+        AtXs = torch.einsum("iac,tair->tcir", self.rules(), Xs)  # A_i^T X s_i: [token, c, i, r]
+        Y = torch.mm(AtXs.reshape(tokens * n, n * r), self.t.reshape(-1, q))  # sum_i (.) t_i: [token * c, q]
         return Y.view(*x.shape[:-1], self.out_features)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -332,26 +307,6 @@ class LowRankPHMLinear(_PHMRulesMixin, nn.Module):
         else:
             y = x @ self.weight()
         return y if self.bias is None else y + self.bias
-
-    def forward_add(self, x: Tensor, residual: Tensor) -> Tensor:
-        """``residual + self(x)`` with the residual and the bias added inside the layer's last matmul (same values,
-        same form as ``forward``): an adapter's up-projection then makes one pass over its wide output, not three.
-
-        Factored, the last matmul's rows are ``(token, c)`` and its output ``[token, c, q]`` is exactly the
-        residual's layout; the bias joins as ``n`` one-hot columns (row ``c`` picks ``bias[c]``).
-        """
-        n, q = self.n, self.out_features // self.n
-        rows = x.numel() // self.in_features
-        if self.form_for(x) == "materialized":
-            out = add_matmul(residual.reshape(rows, self.out_features), x.reshape(rows, self.in_features),
-                             self.weight(), self.bias)
-            return out.view(residual.shape)
-        inner, t = self._factored_inner(x), self.t.reshape(-1, q)
-        if self.bias is not None:
-            one_hot = torch.eye(n, dtype=inner.dtype, device=inner.device).repeat(rows, 1)
-            inner = torch.cat([inner, one_hot], dim=1)
-            t = torch.cat([t, self.bias.view(n, q).to(t.dtype)], dim=0)
-        return torch.addmm(residual.reshape(rows * n, q), inner, t).view(residual.shape)
 
     def extra_repr(self) -> str:
         return (

@@ -29,7 +29,6 @@ from transformers.activations import ACT2FN
 
 from compacter_pl.errors import UserError
 from compacter_pl.layers.fused_adapter import fused_adapter, two_factors
-from compacter_pl.layers.phm import add_matmul
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
 
@@ -55,21 +54,7 @@ class BottleneckAdapter(nn.Module):
         up = two_factors(self.up, tokens) if down is not None else None
         if up is not None:  # one autograd function: fewer passes over the wide tensors (layers/fused_adapter.py)
             return fused_adapter(y, down, up, self.activation)
-        return add_projection(y, self.up, self.activation(self.down(y)))
-
-
-def add_projection(residual: torch.Tensor, projection: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """`residual + projection(x)`, the addition and the bias inside the projection's matmul when it allows: the
-    up-projection writes the adapter's wide output in one pass instead of three (matmul, bias, residual)."""
-    fused = getattr(projection, "forward_add", None)
-    if fused is not None:
-        return fused(x, residual)
-    if type(projection) is nn.Linear:
-        rows = x.numel() // projection.in_features
-        out = add_matmul(residual.reshape(rows, projection.out_features), x.reshape(rows, projection.in_features),
-                         projection.weight.t(), projection.bias)
-        return out.view(residual.shape)
-    return residual + projection(x)
+        return y + self.up(self.activation(self.down(y)))
 
 
 class LowRankLinear(nn.Module):
@@ -94,13 +79,6 @@ class LowRankLinear(nn.Module):
     def two_factors(self, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`(u, v, b)`: `self(x) == (x @ u) @ v + b` (see `compacter_pl.layers.fused_adapter`)."""
         return self.u, self.v, self.bias
-
-    def forward_add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """`residual + self(x)` with the residual and the bias added inside the last matmul (same values)."""
-        rows = x.numel() // self.in_features
-        out = add_matmul(residual.reshape(rows, self.out_features), x.reshape(rows, self.in_features) @ self.u,
-                         self.v, self.bias)
-        return out.view(residual.shape)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
