@@ -1,7 +1,7 @@
 """The command line: LightningCLI for fit / validate / test / predict, with the project's defaults.
 
 Best checkpoints are chosen on the validation score (the mean of the task's metrics); the learning rate is
-logged; the data module's task and tokenizer are linked to the model's so a YAML names each once.
+logged; freed host memory is kept for the next step (`host_memory`); the data module's task and tokenizer are linked to the model's so a YAML names each once.
 """
 
 import difflib
@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from compacter_pl.commands import COMMANDS, run_command
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.errors import UserError
+from compacter_pl.host_memory import HostMemory
 from compacter_pl.module import TextToTextModule
 from compacter_pl.prediction_writer import PredictionWriter
 
@@ -87,6 +88,7 @@ class CompacterCLI(LightningCLI):
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.add_lightning_class_args(HostMemory, "host_memory")
         parser.link_arguments("seed_everything", "data.seed", compute_fn=run_seed)
         parser.add_argument("--allow_fp16", type=bool, default=False,
                             help="Run float16 precision although T5 is known to overflow in it (bf16 is safe).")

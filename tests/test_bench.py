@@ -58,6 +58,8 @@ def test_bench_on_the_tiny_model_prints_the_table_and_writes_consistent_json(cli
     assert full["trainable"] == full["total_parameters"] == count_parameters(build_t5(DEMO_MODEL / "config.json"))
     assert floor["trainable"] == 4 * 64 * 3  # 2 + 3 block norms per encoder / decoder block pair, + 2 finals
     assert entries["compacter"]["paper_time_percent"] == -13.41
+    assert all(entry["step_page_faults"] >= 0 for entry in entries.values())
+    assert "page faults per timed step (the allocator keeps freed memory" in result.stdout
     assert 0 < report["padding"]["ungrouped"] <= report["padding"]["grouped"] <= 1
 
 
@@ -86,8 +88,9 @@ def test_the_floor_trains_exactly_the_62_layer_norms_of_t5_base():
 
 
 @pytest.mark.parametrize("options", [{}, {"pair_with_floor": True, "steps": 3, "warmup": 1},
-                                     {"precision": "bf16-mixed"}, {"gradient_checkpointing": True}],
-                         ids=["plain", "paired", "bf16-mixed", "checkpointing"])
+                                     {"precision": "bf16-mixed"}, {"gradient_checkpointing": True},
+                                     {"keep_freed_memory": False}],
+                         ids=["plain", "paired", "bf16-mixed", "checkpointing", "returning-freed-memory"])
 def test_worker_measures_a_method_in_process_without_gradients_on_frozen_weights(options):
     spec = {"steps": 1, "warmup": 0, **options}
     result = measure(WorkerSpec(key="compacter", model=str(DEMO_MODEL), source_length=8, eval_steps=1,
@@ -95,7 +98,8 @@ def test_worker_measures_a_method_in_process_without_gradients_on_frozen_weights
     assert result["trainable"] == count_parameters_of("compacter")
     assert len(result["step_seconds_all"]) == spec["steps"]
     assert len(result["floor_step_seconds_all"]) == (spec["steps"] if options.get("pair_with_floor") else 0)
-    assert result["step_seconds"] > 0 and result["peak_memory_bytes"] > 0
+    assert result["step_seconds"] > 0 and result["peak_memory_bytes"] > 0 and result["step_page_faults"] >= 0
+    assert (result["floor_step_page_faults"] is not None) == bool(options.get("pair_with_floor"))
     assert result["frozen_parameters_with_grad"] == 0
     assert result["eval_generate_examples_per_second"] > 0 and result["eval_rank_examples_per_second"] > 0
 

@@ -9,8 +9,8 @@ rounds. Ratios are computed from those medians, so they can be checked against t
 CPU memory is the resident set, and glibc keeps freed blocks below its (adaptive) mmap threshold in its heap,
 where fragmentation inflates the resident set by hundreds of MiB at random. Workers therefore take their memory
 peak over two steps run with a low, fixed mmap threshold (256 KiB by default), so freed activations go back to
-the system and the peak is what the method needs; then they time their steps with the threshold high, as glibc
-settles by itself, so the timed steps pay no page faults that a normal run would not (see `worker.py`).
+the system and the peak is what the method needs; then they time their steps keeping freed memory for the next
+step, as training runs do (`compacter_pl.host_memory`), so the timed steps pay no page faults a run does not.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class BenchOptions:
     pair_with_floor: bool = True
     settings: dict = field(default_factory=lambda: dict(TABLE3_SETTINGS))
     malloc_mmap_threshold: int = 256 * 1024
+    keep_freed_memory: bool = True
     data_dir: str | None = None
     padding_tokenizer: str = str(ROOT / "demo" / "tiny-t5")
     padding_batch_size: int = 100
@@ -139,6 +140,8 @@ def aggregate(key: str, results: list[dict], clock: str) -> dict:
         "eval_generate_examples_per_second": _median([r["eval_generate_examples_per_second"] for r in good]),
         "eval_rank_examples_per_second": _median([r["eval_rank_examples_per_second"] for r in good]),
         "threads": good[0]["threads"],
+        "step_page_faults": _median([r.get("step_page_faults") for r in good]),
+        "floor_step_page_faults": _median([r.get("floor_step_page_faults") for r in good]),
     })
     entry["step_seconds"] = entry[f"step_seconds_{clock}"]
     ratios = [ratio for r in good for ratio in paired_ratios(r, clock)]
@@ -272,6 +275,11 @@ def format_report(report: dict) -> str:
                f" ({len(e['paired_step_ratios'])})" for e in entries if "step_vs_floor_paired_iqr_percent" in e]
     if spreads:
         lines.append("step vs floor, interquartile range of single pairs (pairs): " + "; ".join(spreads))
+    faults = [f"{e['name']} {e['step_page_faults']:,.0f}" for e in entries if e.get("step_page_faults") is not None]
+    if faults and o["device"] == "cpu":
+        lines.append("page faults per timed step (the allocator "
+                     + ("keeps freed memory, as training runs do" if o.get("keep_freed_memory", True)
+                        else "returns freed memory to the system: --no-keep_freed_memory") + "): " + "; ".join(faults))
     leaking = [e["name"] for e in entries if e.get("frozen_parameters_with_grad")]
     if leaking:
         lines.append(f"warning: frozen parameters received gradients with {', '.join(leaking)}")

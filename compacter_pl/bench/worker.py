@@ -8,8 +8,9 @@ Builds the model (random weights, no download), applies the method with Table 3'
 - peak memory: CUDA, the allocator's peak; CPU, the peak resident set of this process (a fresh one per method),
   over warm-up steps run first with glibc's mmap threshold fixed low (`malloc_mmap_threshold`), so that freed
   activations go back to the system and the peak is what the method needs, not heap fragmentation; the timed
-  steps then run with the threshold high, as glibc settles by itself, so no step pays for page faults that a
-  normal run does not have;
+  steps then keep freed memory for the next step, as training runs do (`compacter_pl.host_memory`), so they pay
+  no page faults (`keep_freed_memory` false: glibc's thresholds where its adaptive ones settle, which trim the heap
+  after every step);
 - the floor, paired (`pair_with_floor`): after the memory steps, a second model with only its layer norms training
   (the LN-only floor) is built in the same process, and the timed steps alternate between the two (X F, F X, ...).
   Each pair ran under the same machine load, so the median of the per-pair ratios is the method's cost over the
@@ -22,7 +23,6 @@ The result is written as JSON to OUT.json for the parent (`runner.py`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import resource
@@ -35,24 +35,12 @@ import torch
 
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.bench.rows import FLOOR, build_method
+from compacter_pl.host_memory import MMAP_THRESHOLD_CEILING, keep_freed_memory, set_malloc_thresholds
 from compacter_pl.methods import trainable_parameters
 from compacter_pl.module import (build_optimizer, enable_gradient_checkpointing, greedy_generate,
                                  label_log_likelihoods)
 
 EOS_ID = 1  # T5's end of sequence; a label's last token
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-STEADY_MMAP_THRESHOLD = 32 * 2**20  # glibc's own ceiling for its adaptive threshold
-
-
-def set_malloc_thresholds(mmap_threshold: int) -> bool:
-    """glibc only (Linux): allocations above `mmap_threshold` bytes get their own mapping, returned when freed.
-    False where there is no glibc (the measurement then runs with the platform's allocator as it is)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and \
-            bool(libc.mallopt(M_TRIM_THRESHOLD, 2 * mmap_threshold))
-    except (OSError, AttributeError):
-        return False
 
 
 @dataclass
@@ -72,6 +60,7 @@ class WorkerSpec:
     num_labels: int = 2
     seed: int = 0
     malloc_mmap_threshold: int = 256 * 1024
+    keep_freed_memory: bool = True
     threads: int | None = None
     gradient_checkpointing: bool = False
     compile: bool = False
@@ -104,13 +93,17 @@ def _current_memory_bytes(device: torch.device) -> int:
     return psutil.Process().memory_info().rss
 
 
-def _timed(fn, device: torch.device) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one call."""
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _timed(fn, device: torch.device) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, page faults of this process) of one call."""
     _sync(device)
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, faults = time.perf_counter(), time.process_time(), _minor_faults()
     fn()
     _sync(device)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    return time.perf_counter() - wall, time.process_time() - cpu, _minor_faults() - faults
 
 
 @dataclass
@@ -152,7 +145,7 @@ def build_training(spec: WorkerSpec, key: str, device: torch.device) -> Training
 
 
 def timed_steps(spec: WorkerSpec, training: Training, floor: Training | None, device: torch.device):
-    """(wall, cpu) of each measured step of `training`, and of `floor` alternating with it (or [])."""
+    """(wall, cpu, page faults) of each measured step of `training`, and of `floor` alternating with it (or [])."""
     times, floor_times = [], []
     for index in range(spec.warmup + spec.steps):
         if floor is None:
@@ -183,8 +176,10 @@ def measure(spec: WorkerSpec) -> dict:
     for _ in range(2):
         training.step()
     peak = _peak_memory_bytes(device)
-    if device.type == "cpu" and spec.malloc_mmap_threshold:
-        set_malloc_thresholds(STEADY_MMAP_THRESHOLD)
+    if device.type == "cpu" and spec.keep_freed_memory:
+        keep_freed_memory()  # as training runs do (the `host_memory` callback)
+    elif device.type == "cpu" and spec.malloc_mmap_threshold:
+        set_malloc_thresholds(MMAP_THRESHOLD_CEILING)  # where glibc's adaptive thresholds settle by themselves
     floor = None
     if spec.pair_with_floor and spec.key != FLOOR.key:  # built after the peak is read: it does not count
         floor = build_training(spec, FLOOR.key, device)
@@ -219,12 +214,14 @@ def measure(spec: WorkerSpec) -> dict:
         "key": spec.key,
         "total_parameters": total,
         "trainable": count_parameters(model, trainable_only=True),
-        "step_seconds": statistics.median(t for t, _ in train),
-        "step_cpu_seconds": statistics.median(c for _, c in train),
-        "step_seconds_all": [t for t, _ in train],
-        "step_cpu_seconds_all": [c for _, c in train],
-        "floor_step_seconds_all": [t for t, _ in floor_train],
-        "floor_step_cpu_seconds_all": [c for _, c in floor_train],
+        "step_seconds": statistics.median(t for t, _, _ in train),
+        "step_cpu_seconds": statistics.median(c for _, c, _ in train),
+        "step_page_faults": statistics.median(f for _, _, f in train),
+        "step_seconds_all": [t for t, _, _ in train],
+        "step_cpu_seconds_all": [c for _, c, _ in train],
+        "floor_step_seconds_all": [t for t, _, _ in floor_train],
+        "floor_step_cpu_seconds_all": [c for _, c, _ in floor_train],
+        "floor_step_page_faults": statistics.median(f for _, _, f in floor_train) if floor_train else None,
         "peak_memory_bytes": peak,
         "memory_after_build_bytes": memory_after_build,
         "frozen_parameters_with_grad": frozen_with_grad,

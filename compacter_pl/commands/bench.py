@@ -73,8 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--malloc_mmap_threshold", type=int, default=256 * 1024,
                         help="CPU: glibc's mmap threshold in bytes during the two steps that measure the peak "
                              "resident memory, so freed activations return to the system and the peak is what a "
-                             "method needs (the timed steps run with it high, as glibc settles by itself; 0 leaves "
-                             "glibc's adaptive default, whose heap fragmentation adds noise). Default: 262144.")
+                             "method needs (0 leaves glibc's adaptive default, whose heap fragmentation adds noise). "
+                             "Default: 262144.")
+    parser.add_argument("--keep_freed_memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="CPU: time the steps with freed memory kept for the next step, as training runs do "
+                             "(`--host_memory.keep_freed`); --no-keep_freed_memory lets glibc return it to the "
+                             "system after every step, as it does by default, and the next step page-faults it "
+                             "back in. Default: on.")
     parser.add_argument("--data_dir",
                         help="RTE data (train.jsonl or .parquet in the Hub's schema) for the padding report. "
                              "Default: ../shared/glue-sample/hub/glue/rte beside the repository, when present.")
@@ -111,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
                            warmup=max(0, args.warmup), rounds=args.rounds, eval_steps=max(0, args.eval_steps),
                            num_labels=args.num_labels, threads=args.threads,
                            gradient_checkpointing=args.gradient_checkpointing, compile=args.compile,
-                           clock=args.clock, pair_with_floor=args.pair_with_floor, settings=settings, malloc_mmap_threshold=args.malloc_mmap_threshold,
+                           clock=args.clock, pair_with_floor=args.pair_with_floor, settings=settings,
+                           malloc_mmap_threshold=args.malloc_mmap_threshold, keep_freed_memory=args.keep_freed_memory,
                            data_dir=args.data_dir, padding_batch_size=args.padding_batch_size, timeout=args.timeout)
     try:
         report = run_bench(options, progress=_progress)

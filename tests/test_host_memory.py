@@ -1,0 +1,63 @@
+"""Freed host memory is kept for the next step: no page faults per step, and the CLI does it by default."""
+
+import subprocess
+import sys
+
+import pytest
+
+from compacter_pl import host_memory
+from compacter_pl.host_memory import HostMemory
+from conftest import ROOT
+
+# A training step in miniature: 96 MiB of activations of mixed sizes (1-8 MiB, each below glibc's mmap ceiling),
+# all alive at the step's peak, all freed at its end. Prints the page faults of steps 3 to 5. "low": glibc's mmap
+# threshold below the activations, so each is mapped and unmapped (glibc starts at 128 KiB and raises it as blocks
+# are freed; whether its heap is trimmed after a step depends on the process's address-space layout, so only the
+# mapped blocks make a repeatable test). "low+keep": then `keep_freed_memory()`.
+STEPS = """
+import resource, sys, torch
+from compacter_pl import host_memory
+assert host_memory.set_malloc_thresholds(512 * 1024)
+if sys.argv[1] == "low+keep":
+    assert host_memory.keep_freed_memory()
+def step():
+    alive = [torch.empty(size * 2**18).fill_(1.0) for size in [1, 2, 4, 8, 1] * 8]  # float32: size MiB each
+    del alive
+faults = []
+for index in range(5):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    step()
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(sum(faults[2:]))
+"""
+STEP_PAGES = 96 * 2**20 // 4096
+
+
+def faults_per_three_steps(setting: str) -> int:
+    result = subprocess.run([sys.executable, "-c", STEPS, setting], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return int(result.stdout.split()[-1])
+
+
+@pytest.mark.skipif(host_memory._glibc() is None, reason="glibc's malloc only")
+def test_kept_memory_is_reused_without_page_faults_where_glibc_returns_it_every_step():
+    assert faults_per_three_steps("low") > 2 * STEP_PAGES  # every step faults its 96 MiB in, zero-filled
+    assert faults_per_three_steps("low+keep") < STEP_PAGES // 50
+
+
+def test_the_callback_keeps_freed_memory_at_setup_unless_told_not_to(monkeypatch):
+    calls = []
+    monkeypatch.setattr(host_memory, "keep_freed_memory", lambda: calls.append("kept") or True)
+    HostMemory().setup(None, None, "fit")
+    HostMemory(keep_freed=False).setup(None, None, "validate")
+    assert calls == ["kept"]
+
+
+def test_the_cli_adds_the_callback_on_by_default_and_lets_a_config_turn_it_off(cli):
+    result = cli("fit", "--config", str(ROOT / "configs/demo.yaml"), "--print_config")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "host_memory:\n  keep_freed: true" in result.stdout
+    result = cli("fit", "--config", str(ROOT / "configs/demo.yaml"), "--host_memory.keep_freed", "false",
+                 "--print_config")
+    assert "host_memory:\n  keep_freed: false" in result.stdout
