@@ -36,3 +36,9 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def run_demo(cli, tmp_path: Path, *overrides: str, command: str = "fit", env: dict | None = None):
+    """`cli.py COMMAND --config configs/demo.yaml` writing its runs and cache under `tmp_path`."""
+    return cli(command, "--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(tmp_path),
+               "--data.cache_dir", str(tmp_path / "cache"), *overrides, env=env)

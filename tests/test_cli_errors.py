@@ -2,12 +2,11 @@
 
 import pytest
 
-from conftest import DEMO_DATA, ROOT
+from conftest import DEMO_DATA, run_demo
 
 
 def fast_run(cli, tmp_path, *overrides):
-    return cli("fit", "--config", str(ROOT / "configs/demo.yaml"), "--trainer.fast_dev_run", "true",
-               "--trainer.default_root_dir", str(tmp_path), "--data.cache_dir", str(tmp_path / "cache"), *overrides)
+    return run_demo(cli, tmp_path, "--trainer.fast_dev_run", "true", *overrides)
 
 
 def assert_one_line_error(result, *fragments: str) -> str:

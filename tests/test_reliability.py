@@ -5,44 +5,39 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_demo
 from test_cli_errors import assert_one_line_error
-
-
-def demo(cli, tmp_path, *overrides, command="fit", env=None):
-    return cli(command, "--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(tmp_path),
-               "--data.cache_dir", str(tmp_path / "cache"), *overrides, env=env)
 
 
 def test_yaml_with_an_unknown_key_names_it_and_suggests_the_closest(cli, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  learning_rat: 0.1\n")
-    result = demo(cli, tmp_path, "--config", str(bad))
+    result = run_demo(cli, tmp_path, "--config", str(bad))
     assert_one_line_error(result, "model.learning_rat", "did you mean 'model.learning_rate'")
 
 
 def test_unknown_command_line_key_suggests_the_closest(cli, tmp_path):
-    result = demo(cli, tmp_path, "--trainer.max_epoch", "2")
+    result = run_demo(cli, tmp_path, "--trainer.max_epoch", "2")
     assert_one_line_error(result, "--trainer.max_epoch", "did you mean 'trainer.max_epochs'")
 
 
 def test_wrong_type_names_the_key(cli, tmp_path):
-    assert_one_line_error(demo(cli, tmp_path, "--data.batch_size", "many"), "data.batch_size", "int")
+    assert_one_line_error(run_demo(cli, tmp_path, "--data.batch_size", "many"), "data.batch_size", "int")
 
 
 def test_unknown_method_lists_the_known_ones(cli, tmp_path):
-    result = demo(cli, tmp_path, "--model.method.class_path", "compacter_pl.methods.Nope")
+    result = run_demo(cli, tmp_path, "--model.method.class_path", "compacter_pl.methods.Nope")
     assert_one_line_error(result, "compacter_pl.methods.Nope", "FullFineTuning")
 
 
 def test_float16_is_refused_with_a_recommendation(cli, tmp_path):
-    assert_one_line_error(demo(cli, tmp_path, "--trainer.precision", "16-mixed"), "bf16-mixed", "--allow_fp16")
+    assert_one_line_error(run_demo(cli, tmp_path, "--trainer.precision", "16-mixed"), "bf16-mixed", "--allow_fp16")
 
 
 @pytest.mark.slow
 def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(cli, tmp_path):
     poison = ["--trainer.callbacks+=fault_injection.PoisonWeightsAt", "--trainer.callbacks.step=25"]
-    result = demo(cli, tmp_path, *poison, env={"PYTHONPATH": str(ROOT / "tests")})
+    result = run_demo(cli, tmp_path, *poison, env={"PYTHONPATH": str(ROOT / "tests")})
     last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert_one_line_error(result, "the loss is nan at step 25 (epoch 1)", f"checkpoint is {last}")
     import torch
@@ -69,7 +64,7 @@ def test_unwritable_log_directory_is_one_line(cli, tmp_path):
 
 
 def test_missing_required_method_argument_names_it(cli, tmp_path):
-    result = demo(cli, tmp_path, "--model.method.class_path", "compacter_pl.methods.Peft")
+    result = run_demo(cli, tmp_path, "--model.method.class_path", "compacter_pl.methods.Peft")
     assert_one_line_error(result, "model.method", "peft_config")
 
 
@@ -79,13 +74,13 @@ def test_corrupt_data_file_is_one_line(cli, tmp_path):
     data_dir.mkdir()
     (data_dir / "train.parquet").write_bytes(b"PAR1 this is not a parquet file")
     (data_dir / "validation.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "label": 0, "idx": 0}\n')
-    result = demo(cli, tmp_path, "--data.data_dir", str(data_dir))
+    result = run_demo(cli, tmp_path, "--data.data_dir", str(data_dir))
     assert_one_line_error(result, "cannot read", "train.parquet")
 
 
 @pytest.mark.slow
 def test_checkpoint_of_another_method_or_model_is_refused(cli, tmp_path):
-    fit = demo(cli, tmp_path, "--trainer.max_epochs", "1")
+    fit = run_demo(cli, tmp_path, "--trainer.max_epochs", "1")
     assert fit.returncode == 0, fit.stderr[-2000:]
     import torch
 
@@ -95,12 +90,12 @@ def test_checkpoint_of_another_method_or_model_is_refused(cli, tmp_path):
     checkpoint = torch.load(last, weights_only=True)
     checkpoint["hyper_parameters"]["method"] = {"class_path": "compacter_pl.methods.BitFit", "init_args": {}}
     torch.save(checkpoint, tmp_path / "other_method.ckpt")
-    other_method = demo(cli, tmp_path, "--ckpt_path", str(tmp_path / "other_method.ckpt"), command="test")
+    other_method = run_demo(cli, tmp_path, "--ckpt_path", str(tmp_path / "other_method.ckpt"), command="test")
     assert_one_line_error(other_method, "checkpoint does not match this model and method")
     checkpoint = torch.load(last, weights_only=True)
     checkpoint["hyper_parameters"]["base_architecture"]["d_model"] = 768
     torch.save(checkpoint, tmp_path / "other_model.ckpt")
-    other_model = demo(cli, tmp_path, "--ckpt_path", str(tmp_path / "other_model.ckpt"), command="test")
+    other_model = run_demo(cli, tmp_path, "--ckpt_path", str(tmp_path / "other_model.ckpt"), command="test")
     assert_one_line_error(other_model, "d_model=768")
     exported = cli("export", "--ckpt_path", str(last), "--out", str(tmp_path / "export"))
     assert exported.returncode == 0 and (tmp_path / "export" / "adapter.safetensors").is_file(), exported.stderr
