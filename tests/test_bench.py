@@ -10,6 +10,7 @@ import torch
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.bench.padding import real_token_fraction
 from compacter_pl.bench.rows import BENCH_ROWS, FLOOR, TABLE3_SETTINGS, build_method
+from compacter_pl.bench import runner
 from compacter_pl.bench.runner import add_ratios, aggregate, format_report
 from compacter_pl.bench.worker import WorkerSpec, measure
 from compacter_pl.data.collate import TextToTextCollator
@@ -153,6 +154,24 @@ def test_paired_steps_give_the_floor_ratio_and_separate_runs_stay_reported():
     assert compacter["step_vs_floor_separate_percent"] == pytest.approx(120.0)
     assert compacter["step_vs_floor_paired_iqr_percent"] == pytest.approx([5.0, 30.0])
     assert "paired_step_ratios" not in floor and floor["step_vs_floor_percent"] == 0
+
+
+def test_a_method_killed_while_keeping_freed_memory_is_measured_again_returning_it(monkeypatch, tmp_path):
+    specs = []
+
+    def worker(spec, options, workdir):
+        specs.append(spec)
+        if spec.keep_freed_memory:
+            return {"key": spec.key, "error": "killed by signal 9 (out of memory?)", "killed": True}
+        return fake_result(spec.key, 1.0, 200 * MiB)
+
+    monkeypatch.setattr(runner, "run_worker", worker)
+    report = runner.run_bench(runner.BenchOptions(methods=["intrinsic_said"], device="cpu",
+                                                  data_dir=str(tmp_path / "none")))
+    assert [spec.keep_freed_memory for spec in specs] == [True, False]
+    (entry,) = report["methods"]
+    assert "error" not in entry and "keeping it ran out of memory" in entry["note"]
+    assert "Intrinsic-SAID: measured returning freed memory" in format_report(report)
 
 
 def test_real_token_fraction_on_a_synthetic_length_list():

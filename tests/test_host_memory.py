@@ -46,12 +46,13 @@ def test_kept_memory_is_reused_without_page_faults_where_glibc_returns_it_every_
     assert faults_per_three_steps("low+keep") < STEP_PAGES // 50
 
 
-def test_the_callback_keeps_freed_memory_at_setup_unless_told_not_to(monkeypatch):
+def test_the_callback_keeps_freed_memory_at_setup_or_returns_it_when_told_to(monkeypatch):
     calls = []
     monkeypatch.setattr(host_memory, "keep_freed_memory", lambda: calls.append("kept") or True)
+    monkeypatch.setattr(host_memory, "return_freed_memory", lambda: calls.append("returned") or True)
     HostMemory().setup(None, None, "fit")
     HostMemory(keep_freed=False).setup(None, None, "validate")
-    assert calls == ["kept"]
+    assert calls == ["kept", "returned"]
 
 
 def test_the_cli_adds_the_callback_on_by_default_and_lets_a_config_turn_it_off(cli):

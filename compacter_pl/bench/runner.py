@@ -97,6 +97,7 @@ def run_worker(spec: WorkerSpec, options: BenchOptions, workdir: Path) -> dict:
     last = lines[-1] if lines else f"exit code {process.returncode}"
     if process.returncode < 0:
         last = f"killed by signal {-process.returncode} (out of memory?)"
+        return {"key": spec.key, "error": last, "killed": True}
     return {"key": spec.key, "error": last}
 
 
@@ -143,6 +144,9 @@ def aggregate(key: str, results: list[dict], clock: str) -> dict:
         "step_page_faults": _median([r.get("step_page_faults") for r in good]),
         "floor_step_page_faults": _median([r.get("floor_step_page_faults") for r in good]),
     })
+    notes = sorted({r["note"] for r in good if r.get("note")})
+    if notes:
+        entry["note"] = "; ".join(notes)
     entry["step_seconds"] = entry[f"step_seconds_{clock}"]
     ratios = [ratio for r in good for ratio in paired_ratios(r, clock)]
     if ratios:
@@ -197,6 +201,13 @@ def run_bench(options: BenchOptions, progress=None) -> dict:
             for key in keys if round_index % 2 == 0 else reversed(keys):
                 spec = WorkerSpec(key=key, **shared)
                 result = run_worker(spec, options, Path(workdir))
+                if result.get("killed") and spec.keep_freed_memory and device == "cpu":
+                    # Keeping freed memory can let an allocation pattern that fragments glibc's heap grow it
+                    # without bound (Intrinsic-SAID's Fastfood projections did, past 24 GiB on t5-base).
+                    spec = WorkerSpec(key=key, **{**shared, "keep_freed_memory": False})
+                    result = run_worker(spec, options, Path(workdir))
+                    result["note"] = ("measured returning freed memory to the system (--host_memory.keep_freed "
+                                      "false): keeping it ran out of memory")
                 results[key].append(result)
                 done += 1
                 if progress:
@@ -271,6 +282,7 @@ def format_report(report: dict) -> str:
                      _pct(e["paper_time_percent"]) if e["paper_time_percent"] is not None else "",
                      _pct(e["paper_memory_percent"]) if e["paper_memory_percent"] is not None else ""])
     lines += _table(header, rows) + errors
+    lines += [f"{e['name']}: {e['note']}" for e in entries if e.get("note")]
     spreads = [f"{e['name']} {_pct(e['step_vs_floor_paired_iqr_percent'][0])}..{_pct(e['step_vs_floor_paired_iqr_percent'][1])}"
                f" ({len(e['paired_step_ratios'])})" for e in entries if "step_vs_floor_paired_iqr_percent" in e]
     if spreads:
@@ -278,7 +290,7 @@ def format_report(report: dict) -> str:
     faults = [f"{e['name']} {e['step_page_faults']:,.0f}" for e in entries if e.get("step_page_faults") is not None]
     if faults and o["device"] == "cpu":
         lines.append("page faults per timed step (the allocator "
-                     + ("keeps freed memory, as training runs do" if o.get("keep_freed_memory", True)
+                     + ("keeps freed memory, as training runs do by default" if o.get("keep_freed_memory", True)
                         else "returns freed memory to the system: --no-keep_freed_memory") + "): " + "; ".join(faults))
     leaking = [e["name"] for e in entries if e.get("frozen_parameters_with_grad")]
     if leaking:

@@ -9,8 +9,8 @@ Builds the model (random weights, no download), applies the method with Table 3'
   over warm-up steps run first with glibc's mmap threshold fixed low (`malloc_mmap_threshold`), so that freed
   activations go back to the system and the peak is what the method needs, not heap fragmentation; the timed
   steps then keep freed memory for the next step, as training runs do (`compacter_pl.host_memory`), so they pay
-  no page faults (`keep_freed_memory` false: glibc's thresholds where its adaptive ones settle, which trim the heap
-  after every step);
+  no page faults (`keep_freed_memory` false: freed memory returned to the system after each step, as runs with
+  `--host_memory.keep_freed false` do);
 - the floor, paired (`pair_with_floor`): after the memory steps, a second model with only its layer norms training
   (the LN-only floor) is built in the same process, and the timed steps alternate between the two (X F, F X, ...).
   Each pair ran under the same machine load, so the median of the per-pair ratios is the method's cost over the
@@ -35,7 +35,7 @@ import torch
 
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.bench.rows import FLOOR, build_method
-from compacter_pl.host_memory import MMAP_THRESHOLD_CEILING, keep_freed_memory, set_malloc_thresholds
+from compacter_pl.host_memory import keep_freed_memory, return_freed_memory, set_malloc_thresholds
 from compacter_pl.methods import trainable_parameters
 from compacter_pl.module import (build_optimizer, enable_gradient_checkpointing, greedy_generate,
                                  label_log_likelihoods)
@@ -179,7 +179,7 @@ def measure(spec: WorkerSpec) -> dict:
     if device.type == "cpu" and spec.keep_freed_memory:
         keep_freed_memory()  # as training runs do (the `host_memory` callback)
     elif device.type == "cpu" and spec.malloc_mmap_threshold:
-        set_malloc_thresholds(MMAP_THRESHOLD_CEILING)  # where glibc's adaptive thresholds settle by themselves
+        return_freed_memory()  # as runs with `--host_memory.keep_freed false` do
     floor = None
     if spec.pair_with_floor and spec.key != FLOOR.key:  # built after the peak is read: it does not count
         floor = build_training(spec, FLOOR.key, device)

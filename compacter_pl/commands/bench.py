@@ -77,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "Default: 262144.")
     parser.add_argument("--keep_freed_memory", action=argparse.BooleanOptionalAction, default=True,
                         help="CPU: time the steps with freed memory kept for the next step, as training runs do "
-                             "(`--host_memory.keep_freed`); --no-keep_freed_memory lets glibc return it to the "
-                             "system after every step, as it does by default, and the next step page-faults it "
-                             "back in. Default: on.")
+                             "(`--host_memory.keep_freed`); --no-keep_freed_memory returns it to the system after "
+                             "every step, as runs with --host_memory.keep_freed false do, and the next step "
+                             "page-faults it back in. A method whose worker runs out of memory keeping it is "
+                             "measured again that way. Default: on.")
     parser.add_argument("--data_dir",
                         help="RTE data (train.jsonl or .parquet in the Hub's schema) for the padding report. "
                              "Default: ../shared/glue-sample/hub/glue/rte beside the repository, when present.")
