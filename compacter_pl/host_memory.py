@@ -13,7 +13,7 @@ freed memory kept, no faults after the first steps, and 2%.
 process's resident memory then stays at its peak instead of shrinking between steps. An allocation pattern that
 fragments the heap can make it grow instead (Intrinsic-SAID's Fastfood projections on a CPU did);
 `return_freed_memory()` fixes the thresholds where glibc's adaptive ones end up, which returns freed memory
-after every step and bounded it. Both are process-wide and last until the process ends. Where the C library is
+after a step as far as the process's memory layout lets it. Both are process-wide and last until the process ends. Where the C library is
 not glibc they do nothing (and say so by returning False).
 """
 
@@ -66,9 +66,9 @@ class HostMemory(L.Callback):
         keep_freed: true keeps it for the next step (glibc's malloc: no heap trimming, 32 MiB mmap threshold),
             so steps do not page-fault it back in: Compacter's t5-base CPU step went from 7.7% to 2% over the
             LN-only floor's. The resident memory stays at its peak between steps. false returns it to the system
-            after every step (thresholds fixed at 32 MiB mmap, 64 MiB trim), which bounds the heap where an
-            allocation pattern fragments it: Intrinsic-SAID's Fastfood projections on a CPU outgrew 24 GiB kept,
-            and 12 GiB with glibc's untouched defaults, but stayed at 8.7 GiB so.
+            after every step (thresholds fixed at 32 MiB mmap, 64 MiB trim), for allocation patterns that
+            fragment the heap: on a CPU, Intrinsic-SAID's Fastfood projections (t5-base) outgrew 24 GiB with
+            freed memory kept, 12 GiB with glibc's untouched defaults, and 24 GiB in one of two runs so.
     """
 
     def __init__(self, keep_freed: bool = True) -> None:

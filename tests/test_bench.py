@@ -90,8 +90,9 @@ def test_the_floor_trains_exactly_the_62_layer_norms_of_t5_base():
 
 @pytest.mark.parametrize("options", [{}, {"pair_with_floor": True, "steps": 3, "warmup": 1},
                                      {"precision": "bf16-mixed"}, {"gradient_checkpointing": True},
-                                     {"keep_freed_memory": False}],
-                         ids=["plain", "paired", "bf16-mixed", "checkpointing", "returning-freed-memory"])
+                                     {"keep_freed_memory": False}, {"low_threshold_throughout": True}],
+                         ids=["plain", "paired", "bf16-mixed", "checkpointing", "returning-freed-memory",
+                              "low-threshold-throughout"])
 def test_worker_measures_a_method_in_process_without_gradients_on_frozen_weights(options):
     spec = {"steps": 1, "warmup": 0, **options}
     result = measure(WorkerSpec(key="compacter", model=str(DEMO_MODEL), source_length=8, eval_steps=1,
@@ -156,22 +157,23 @@ def test_paired_steps_give_the_floor_ratio_and_separate_runs_stay_reported():
     assert "paired_step_ratios" not in floor and floor["step_vs_floor_percent"] == 0
 
 
-def test_a_method_killed_while_keeping_freed_memory_is_measured_again_returning_it(monkeypatch, tmp_path):
+def test_a_method_killed_while_keeping_freed_memory_is_measured_again_unmapping_freed_blocks(monkeypatch, tmp_path):
     specs = []
 
     def worker(spec, options, workdir):
         specs.append(spec)
-        if spec.keep_freed_memory:
+        if not spec.low_threshold_throughout:
             return {"key": spec.key, "error": "killed by signal 9 (out of memory?)", "killed": True}
         return fake_result(spec.key, 1.0, 200 * MiB)
 
     monkeypatch.setattr(runner, "run_worker", worker)
     report = runner.run_bench(runner.BenchOptions(methods=["intrinsic_said"], device="cpu",
                                                   data_dir=str(tmp_path / "none")))
-    assert [spec.keep_freed_memory for spec in specs] == [True, False]
+    assert [(spec.keep_freed_memory, spec.low_threshold_throughout) for spec in specs] == [(True, False),
+                                                                                          (False, True)]
     (entry,) = report["methods"]
-    assert "error" not in entry and "keeping it ran out of memory" in entry["note"]
-    assert "Intrinsic-SAID: measured returning freed memory" in format_report(report)
+    assert "error" not in entry and "ran out of memory with freed memory kept" in entry["note"]
+    assert "Intrinsic-SAID: ran out of memory" in format_report(report)
 
 
 def test_real_token_fraction_on_a_synthetic_length_list():
