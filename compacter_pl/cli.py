@@ -1,7 +1,8 @@
 """The command line: LightningCLI for fit / validate / test / predict, with the project's defaults.
 
 Best checkpoints are chosen on the validation score (the mean of the task's metrics); the learning rate is
-logged; freed host memory is kept for the next step (`host_memory`); the data module's task and tokenizer are linked to the model's so a YAML names each once.
+logged; freed host memory is kept for the next step (`host_memory`); the data module's task and tokenizer are
+linked to the model's so a YAML names each once.
 """
 
 import difflib

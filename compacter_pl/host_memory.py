@@ -13,8 +13,9 @@ freed memory kept, no faults after the first steps, and 2%.
 process's resident memory then stays at its peak instead of shrinking between steps. An allocation pattern that
 fragments the heap can make it grow instead (Intrinsic-SAID's Fastfood projections on a CPU did);
 `return_freed_memory()` fixes the thresholds where glibc's adaptive ones end up, which returns freed memory
-after a step as far as the process's memory layout lets it. Both are process-wide and last until the process ends. Where the C library is
-not glibc they do nothing (and say so by returning False).
+after a step as far as the process's memory layout lets it. `apply_host_memory(keep_freed)` picks one of the two.
+They are process-wide and last until the process ends. Where the C library is not glibc they do nothing (and say
+so by returning False).
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def return_freed_memory() -> bool:
     return set_malloc_thresholds(MMAP_THRESHOLD_CEILING)
 
 
+def apply_host_memory(keep_freed: bool) -> bool:
+    """`keep_freed_memory()` if `keep_freed`, else `return_freed_memory()`: what the `HostMemory` callback does."""
+    return keep_freed_memory() if keep_freed else return_freed_memory()
+
+
 class HostMemory(L.Callback):
     """What the process does with the host memory a step frees (CPU runs feel it; set from the start of fit,
     validate, test or predict, for the whole process).
@@ -75,7 +81,4 @@ class HostMemory(L.Callback):
         self.keep_freed = keep_freed
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.keep_freed:
-            keep_freed_memory()
-        else:
-            return_freed_memory()
+        apply_host_memory(self.keep_freed)

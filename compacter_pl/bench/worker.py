@@ -35,7 +35,7 @@ import torch
 
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.bench.rows import FLOOR, build_method
-from compacter_pl.host_memory import keep_freed_memory, return_freed_memory, set_malloc_thresholds
+from compacter_pl.host_memory import apply_host_memory, set_malloc_thresholds
 from compacter_pl.methods import trainable_parameters
 from compacter_pl.module import (build_optimizer, enable_gradient_checkpointing, greedy_generate,
                                  label_log_likelihoods)
@@ -177,12 +177,11 @@ def measure(spec: WorkerSpec) -> dict:
     for _ in range(2):
         training.step()
     peak = _peak_memory_bytes(device)
-    if device.type == "cpu" and spec.low_threshold_throughout:
-        pass  # the memory steps' low threshold stays: every freed activation goes back to the system
-    elif device.type == "cpu" and spec.keep_freed_memory:
-        keep_freed_memory()  # as training runs do (the `host_memory` callback)
-    elif device.type == "cpu" and spec.malloc_mmap_threshold:
-        return_freed_memory()  # as runs with `--host_memory.keep_freed false` do
+    # Timed steps: as training runs do (the `host_memory` callback), unless the memory steps' low threshold stays
+    # (`low_threshold_throughout`); not kept and no threshold given: glibc's own thresholds.
+    if device.type == "cpu" and not spec.low_threshold_throughout and (spec.keep_freed_memory
+                                                                         or spec.malloc_mmap_threshold):
+        apply_host_memory(spec.keep_freed_memory)
     floor = None
     if spec.pair_with_floor and spec.key != FLOOR.key:  # built after the peak is read: it does not count
         floor = build_training(spec, FLOOR.key, device)

@@ -18,7 +18,6 @@ from compacter_pl.bench.runner import MiB, BenchOptions, format_report, paired_r
 from compacter_pl.errors import UserError
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     keys = [row.key for row in BENCH_ROWS]
     parser = argparse.ArgumentParser(
@@ -79,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU: time the steps with freed memory kept for the next step, as training runs do "
                              "(`--host_memory.keep_freed`); --no-keep_freed_memory returns it to the system after "
                              "every step, as runs with --host_memory.keep_freed false do, and the next step "
-                             "page-faults it back in. A method whose worker runs out of memory keeping it is "
-                             "measured again that way. Default: on.")
+                             "page-faults it back in. A method whose worker runs out of memory is measured again "
+                             "with --malloc_mmap_threshold throughout, and the report says so. Default: on.")
     parser.add_argument("--data_dir",
                         help="RTE data (train.jsonl or .parquet in the Hub's schema) for the padding report. "
                              "Default: ../shared/glue-sample/hub/glue/rte beside the repository, when present.")
