@@ -65,8 +65,8 @@ def apply_host_memory(keep_freed: bool) -> bool:
 
 
 class HostMemory(L.Callback):
-    """What the process does with the host memory a step frees (CPU runs feel it; set from the start of fit,
-    validate, test or predict, for the whole process).
+    """What the process does with the host memory a step frees, on CPU runs (set from the start of fit, validate,
+    test or predict, for the whole process). Runs on a GPU keep the process's malloc defaults.
 
     Args:
         keep_freed: true keeps it for the next step (glibc's malloc: no heap trimming, 32 MiB mmap threshold),
@@ -81,4 +81,5 @@ class HostMemory(L.Callback):
         self.keep_freed = keep_freed
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        apply_host_memory(self.keep_freed)
+        if trainer.strategy.root_device.type == "cpu":  # GPU activations never reach glibc: keep its defaults
+            apply_host_memory(self.keep_freed)

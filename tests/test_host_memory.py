@@ -2,8 +2,10 @@
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from compacter_pl import host_memory
 from compacter_pl.host_memory import HostMemory
@@ -50,9 +52,24 @@ def test_the_callback_keeps_freed_memory_at_setup_or_returns_it_when_told_to(mon
     calls = []
     monkeypatch.setattr(host_memory, "keep_freed_memory", lambda: calls.append("kept") or True)
     monkeypatch.setattr(host_memory, "return_freed_memory", lambda: calls.append("returned") or True)
-    HostMemory().setup(None, None, "fit")
-    HostMemory(keep_freed=False).setup(None, None, "validate")
+    HostMemory().setup(on_device("cpu"), None, "fit")
+    HostMemory(keep_freed=False).setup(on_device("cpu"), None, "validate")
     assert calls == ["kept", "returned"]
+
+
+def on_device(kind: str):
+    """A trainer as the callback sees it: only its strategy's root device."""
+    return SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(kind)))
+
+
+@pytest.mark.parametrize("keep_freed", [True, False])
+def test_gpu_runs_keep_the_process_malloc_defaults(monkeypatch, keep_freed):
+    calls = []
+    monkeypatch.setattr(host_memory, "set_malloc_thresholds", lambda *a, **k: calls.append(a) or True)
+    HostMemory(keep_freed=keep_freed).setup(on_device("cuda"), None, "fit")
+    assert calls == []  # GPU activations live in the CUDA caching allocator: glibc tuning would only change the host
+    HostMemory(keep_freed=keep_freed).setup(on_device("cpu"), None, "fit")
+    assert len(calls) == 1
 
 
 def test_the_cli_adds_the_callback_on_by_default_and_lets_a_config_turn_it_off(cli):
