@@ -1,16 +1,24 @@
 """Tests for compacter_pl.metrics: the paper's metrics as torchmetrics, fed by `Task.score` (SPEC section 3)."""
 
+import inspect
+import random
 from pathlib import Path
 
 import pytest
+import sklearn.metrics
 import torch
 
-from compacter_pl.data.datamodule import render
+from compacter_pl.data import TextToTextDataModule
+from compacter_pl.data.datamodule import paper_splits, render
 from compacter_pl.data.sources import load_local_split
 from compacter_pl.metrics import METRICS, build_metrics, update_metrics
+from compacter_pl.metrics.confusion import MacroF1, MatthewsCorrCoef
 from compacter_pl.metrics.grouped import GroupExactMatch
 from compacter_pl.metrics.squad import MeanOverQueries, best_exact_match, best_token_f1, normalize_answer
+from compacter_pl.module import TextToTextModule
 from compacter_pl.tasks import TASKS, get_task
+
+from conftest import DEMO_MODEL
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
 
@@ -110,3 +118,94 @@ def test_every_metric_is_a_torchmetric_that_syncs_across_devices():
         for metric_name, metric in build_metrics(task).items():
             assert metric_name in METRICS
             assert metric._reductions, f"{name}/{metric_name} has no state to sync"
+
+
+# --- scored as the paper's authors did (their seq2seq/metrics/metrics.py), checked against sklearn / scipy -----
+
+
+@pytest.fixture(scope="module")
+def modules():
+    """One LightningModule (tiny demo model) per task, built on first use."""
+    built = {}
+
+    def module(name: str) -> TextToTextModule:
+        if name not in built:
+            built[name] = TextToTextModule(str(DEMO_MODEL), task=name)
+        return built[name]
+
+    return module
+
+
+def module_scores(module: TextToTextModule, texts, labels, batch_size: int = 7) -> dict[str, float]:
+    """Score generated texts exactly as the LightningModule's validation does (`Task.score` on each batch, the
+    module's metrics, a NaN counted as 0 at epoch end); the epoch's `val/score` must be their mean."""
+    texts, labels = list(texts), torch.as_tensor(labels)
+    for start in range(0, len(texts), batch_size):
+        batch_labels = labels[start:start + batch_size]
+        module.outputs = lambda batch, chunk=texts[start:start + batch_size]: chunk
+        module._evaluate({"label": batch_labels, "group": torch.full_like(batch_labels, -1),
+                          "answers": [[] for _ in batch_labels]}, "val")
+    metrics = module.metrics["val"]
+    scores = {name: float(torch.nan_to_num(metric.compute().float(), nan=0.0)) for name, metric in metrics.items()}
+    assert module._log_epoch_metrics("val") == pytest.approx(sum(scores.values()) / len(scores))  # and resets
+    return scores
+
+
+# Generations that are no label of any task (STS-B's labels are "0.0" ... "5.0", so "5.00" is invalid too).
+INVALID_TEXTS = ("", "yes", "0 1", "5.00", "neutral", "-1")
+
+
+def random_case(rng: random.Random, targets, invalid_share: float) -> tuple[list[int], list[str]]:
+    """Gold labels and generated texts; some cases degenerate: one class predicted, one gold class, or a class
+    absent from the gold labels."""
+    n, k = rng.randint(1, 40), len(targets)
+    mode = rng.choice(["mixed", "one_predicted", "one_gold", "class_absent"])
+    gold_classes = list(range(k))
+    if mode == "one_gold":
+        gold_classes = [rng.randrange(k)]
+    elif mode == "class_absent":
+        gold_classes.remove(rng.randrange(k))
+    labels = [rng.choice(gold_classes) for _ in range(n)]
+    constant = targets[rng.randrange(k)]
+    texts = [constant if mode == "one_predicted" else rng.choice(targets) for _ in range(n)]
+    texts = [rng.choice(INVALID_TEXTS) if rng.random() < invalid_share else t for t in texts]
+    return labels, texts
+
+
+CASES = 150
+
+
+def test_cola_matthews_is_sklearns(modules):
+    module, rng = modules("cola"), random.Random(13)
+    for _ in range(CASES):
+        labels, texts = random_case(rng, ("0", "1"), invalid_share=0.0)
+        expected = sklearn.metrics.matthews_corrcoef(labels, [int(t) for t in texts])
+        assert module_scores(module, texts, labels)["matthews"] == pytest.approx(expected, abs=1e-6), (labels, texts)
+
+
+def test_cola_matthews_is_zero_when_one_class_is_predicted_or_gold():
+    assert compute("cola", ["1"] * 5, [0, 1, 1, 0, 1])["matthews"] == 0.0  # the constant predictor
+    assert compute("cola", ["0", "1", "1"], [1, 1, 1])["matthews"] == 0.0  # one gold class
+    assert compute("cola", ["1", "0", "1", "0"], [1, 1, 0, 0])["matthews"] == 0.0  # as good as chance
+    # gold 1 1 1 0 0, predicted 1 1 0 0 1: tp 2, fn 1, tn 1, fp 1: (2*1 - 1*1) / sqrt(3*2*3*2)
+    assert compute("cola", ["1", "1", "0", "0", "1"], [1, 1, 1, 0, 0])["matthews"] == pytest.approx(1 / 6)
+
+
+def test_the_constant_predictor_scores_matthews_zero_on_the_real_cola_validation_half(glue_sample, modules):
+    task = get_task("cola")
+    data_seed = inspect.signature(TextToTextDataModule).parameters["data_seed"].default
+    splits = paper_splits(task, str(glue_sample / "glue" / "cola"), None, data_seed, train_size=None, seed=0)
+    labels = render(task, splits["validation"], training=False, where="validation")["label"]
+    assert len(labels) == 1043 // 2 and 0 < sum(labels) < len(labels)  # both classes are gold
+    assert module_scores(modules("cola"), ["1"] * len(labels), labels) == {"matthews": 0.0}
+
+
+def test_confusion_matrix_metrics_sync_by_summing_counts():
+    preds, target = torch.tensor([0, 1, 2, 3, 1, 1, 0]), torch.tensor([0, 1, 2, 2, 0, 1, 1])
+    for make in (lambda: MatthewsCorrCoef(3), lambda: MacroF1(3)):
+        whole, rank0, rank1 = make(), make(), make()
+        whole.update(preds, target)
+        rank0.update(preds[:3], target[:3])
+        rank1.update(preds[3:], target[3:])
+        rank0.merge_state(rank1)  # what the distributed sync does: the confusion matrices are summed
+        assert float(rank0.compute()) == float(whole.compute())

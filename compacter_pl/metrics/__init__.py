@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from torchmetrics import Metric, PearsonCorrCoef, SpearmanCorrCoef
-from torchmetrics.classification import BinaryF1Score, BinaryMatthewsCorrCoef, MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import BinaryF1Score, MulticlassAccuracy, MulticlassF1Score
 
+from compacter_pl.metrics.confusion import MatthewsCorrCoef
 from compacter_pl.metrics.grouped import GroupExactMatch
 from compacter_pl.metrics.squad import MeanOverQueries
 from compacter_pl.tasks.base import Scored, Task
@@ -37,8 +38,8 @@ METRICS: dict[str, MetricSpec] = {
     "f1": MetricSpec(lambda t: BinaryF1Score(), _labels),
     # unweighted mean of the per-class F1 (CB, 3 classes)
     "macro_f1": MetricSpec(lambda t: MulticlassF1Score(len(t.targets), average="macro"), _labels),
-    # Matthews correlation (CoLA)
-    "matthews": MetricSpec(lambda t: BinaryMatthewsCorrCoef(), _labels),
+    # Matthews correlation (CoLA), sklearn's: 0 when the predictions or the gold labels are all one class
+    "matthews": MetricSpec(lambda t: MatthewsCorrCoef(len(t.targets)), _labels),
     # correlations of the predicted and gold values (STS-B scores)
     "pearson": MetricSpec(lambda t: PearsonCorrCoef(), _values),
     "spearman": MetricSpec(lambda t: SpearmanCorrCoef(), _values),
