@@ -200,6 +200,25 @@ def test_the_constant_predictor_scores_matthews_zero_on_the_real_cola_validation
     assert module_scores(modules("cola"), ["1"] * len(labels), labels) == {"matthews": 0.0}
 
 
+def test_cb_macro_f1_is_sklearns_over_all_three_classes(modules):
+    module, rng = modules("cb"), random.Random(5)
+    for _ in range(CASES):
+        labels, texts = random_case(rng, ("0", "1", "2"), invalid_share=0.0)
+        predicted = [int(t) for t in texts]
+        expected = sklearn.metrics.f1_score(labels, predicted, labels=range(3), average="macro", zero_division=0)
+        scores = module_scores(module, texts, labels)
+        assert scores["macro_f1"] == pytest.approx(expected, abs=1e-6), (labels, texts)
+        assert scores["accuracy"] == pytest.approx(sklearn.metrics.accuracy_score(labels, predicted))
+
+
+def test_cb_macro_f1_counts_a_class_absent_from_the_half_as_f1_zero():
+    # neutral (2) is neither gold nor predicted: its F1 is 0 and still one of the three averaged
+    assert compute("cb", ["0", "1", "1", "0"], [0, 1, 1, 0])["macro_f1"] == pytest.approx(2 / 3)
+    # gold 0 0 1 1, predicted 0 1 1 2: F1 = 2tp / (2tp + fp + fn): class 0 2/3, class 1 2/4, class 2 (never gold,
+    # one false positive) 0
+    assert compute("cb", ["0", "1", "1", "2"], [0, 0, 1, 1])["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
+
+
 def test_confusion_matrix_metrics_sync_by_summing_counts():
     preds, target = torch.tensor([0, 1, 2, 3, 1, 1, 0]), torch.tensor([0, 1, 2, 2, 0, 1, 1])
     for make in (lambda: MatthewsCorrCoef(3), lambda: MacroF1(3)):

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from torchmetrics import Metric, PearsonCorrCoef, SpearmanCorrCoef
-from torchmetrics.classification import BinaryF1Score, MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import BinaryF1Score, MulticlassAccuracy
 
-from compacter_pl.metrics.confusion import MatthewsCorrCoef
+from compacter_pl.metrics.confusion import MacroF1, MatthewsCorrCoef
 from compacter_pl.metrics.grouped import GroupExactMatch
 from compacter_pl.metrics.squad import MeanOverQueries
 from compacter_pl.tasks.base import Scored, Task
@@ -36,8 +36,8 @@ METRICS: dict[str, MetricSpec] = {
     "accuracy": MetricSpec(lambda t: MulticlassAccuracy(len(t.targets), average="micro"), _labels),
     # F1 of the positive class "1" (MRPC equivalent, QQP duplicate, MultiRC true answer option)
     "f1": MetricSpec(lambda t: BinaryF1Score(), _labels),
-    # unweighted mean of the per-class F1 (CB, 3 classes)
-    "macro_f1": MetricSpec(lambda t: MulticlassF1Score(len(t.targets), average="macro"), _labels),
+    # unweighted mean of the per-class F1 over all classes (CB: 3), a class absent from the data included (F1 0)
+    "macro_f1": MetricSpec(lambda t: MacroF1(len(t.targets)), _labels),
     # Matthews correlation (CoLA), sklearn's: 0 when the predictions or the gold labels are all one class
     "matthews": MetricSpec(lambda t: MatthewsCorrCoef(len(t.targets)), _labels),
     # correlations of the predicted and gold values (STS-B scores)
