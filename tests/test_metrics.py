@@ -1,10 +1,13 @@
 """Tests for compacter_pl.metrics: the paper's metrics as torchmetrics, fed by `Task.score` (SPEC section 3)."""
 
 import inspect
+import math
 import random
+import warnings
 from pathlib import Path
 
 import pytest
+import scipy.stats
 import sklearn.metrics
 import torch
 
@@ -13,6 +16,7 @@ from compacter_pl.data.datamodule import paper_splits, render
 from compacter_pl.data.sources import load_local_split
 from compacter_pl.metrics import METRICS, build_metrics, update_metrics
 from compacter_pl.metrics.confusion import MacroF1, MatthewsCorrCoef
+from compacter_pl.metrics.correlation import PearsonCorrCoef, SpearmanCorrCoef
 from compacter_pl.metrics.grouped import GroupExactMatch
 from compacter_pl.metrics.squad import MeanOverQueries, best_exact_match, best_token_f1, normalize_answer
 from compacter_pl.module import TextToTextModule
@@ -155,10 +159,10 @@ def module_scores(module: TextToTextModule, texts, labels, batch_size: int = 7) 
 INVALID_TEXTS = ("", "yes", "0 1", "5.00", "neutral", "-1")
 
 
-def random_case(rng: random.Random, targets, invalid_share: float) -> tuple[list[int], list[str]]:
-    """Gold labels and generated texts; some cases degenerate: one class predicted, one gold class, or a class
-    absent from the gold labels."""
-    n, k = rng.randint(1, 40), len(targets)
+def random_case(rng: random.Random, targets, invalid_share: float, smallest: int = 1) -> tuple[list[int], list[str]]:
+    """Gold labels and generated texts, a share of them invalid; some cases degenerate: one class predicted,
+    one gold class, or a class absent from the gold labels."""
+    n, k = rng.randint(smallest, 40), len(targets)
     mode = rng.choice(["mixed", "one_predicted", "one_gold", "class_absent"])
     gold_classes = list(range(k))
     if mode == "one_gold":
@@ -217,6 +221,38 @@ def test_cb_macro_f1_counts_a_class_absent_from_the_half_as_f1_zero():
     # gold 0 0 1 1, predicted 0 1 1 2: F1 = 2tp / (2tp + fp + fn): class 0 2/3, class 1 2/4, class 2 (never gold,
     # one false positive) 0
     assert compute("cb", ["0", "1", "1", "2"], [0, 0, 1, 1])["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
+
+
+def test_stsb_correlations_are_scipys(modules):
+    module, rng = modules("stsb"), random.Random(21)
+    targets = get_task("stsb").targets
+    for _ in range(CASES):
+        labels, texts = random_case(rng, targets, invalid_share=0.0, smallest=2)
+        gold, predicted = [float(targets[g]) for g in labels], [float(t) for t in texts]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN
+            expected = {"pearson": scipy.stats.pearsonr(gold, predicted)[0],
+                        "spearman": scipy.stats.spearmanr(gold, predicted)[0]}
+        expected = {name: 0.0 if math.isnan(value) else value for name, value in expected.items()}  # as the authors
+        assert module_scores(module, texts, labels) == pytest.approx(expected, abs=1e-5), (gold, texts)
+
+
+def test_constant_stsb_predictions_over_several_batches_correlate_zero(modules):
+    labels = [5 * i % 26 for i in range(40)]
+    for batch_size in (7, 40):  # float32 running moments merged batch by batch used to leave rounding noise
+        scores = module_scores(modules("stsb"), ["0.4"] * 40, labels, batch_size=batch_size)
+        assert scores == {"pearson": 0.0, "spearman": 0.0}, batch_size
+
+
+def test_correlations_sync_by_concatenating_values():
+    preds, target = torch.tensor([0.4, 2.0, 2.0, 3.8, 5.0, 1.2]), torch.tensor([0.0, 2.2, 1.0, 4.0, 4.4, 1.2])
+    for make in (PearsonCorrCoef, SpearmanCorrCoef):
+        whole, rank0, rank1 = make(), make(), make()
+        whole.update(preds, target)
+        rank0.update(preds[::2], target[::2])
+        rank1.update(preds[1::2], target[1::2])
+        rank0.merge_state(rank1)
+        assert float(rank0.compute()) == pytest.approx(float(whole.compute()), abs=1e-12)
 
 
 def test_confusion_matrix_metrics_sync_by_summing_counts():

@@ -8,10 +8,11 @@ mean of a task's metrics on validation (the LightningModule logs each one and th
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from torchmetrics import Metric, PearsonCorrCoef, SpearmanCorrCoef
+from torchmetrics import Metric
 from torchmetrics.classification import BinaryF1Score, MulticlassAccuracy
 
 from compacter_pl.metrics.confusion import MacroF1, MatthewsCorrCoef
+from compacter_pl.metrics.correlation import PearsonCorrCoef, SpearmanCorrCoef
 from compacter_pl.metrics.grouped import GroupExactMatch
 from compacter_pl.metrics.squad import MeanOverQueries
 from compacter_pl.tasks.base import Scored, Task
@@ -40,7 +41,7 @@ METRICS: dict[str, MetricSpec] = {
     "macro_f1": MetricSpec(lambda t: MacroF1(len(t.targets)), _labels),
     # Matthews correlation (CoLA), sklearn's: 0 when the predictions or the gold labels are all one class
     "matthews": MetricSpec(lambda t: MatthewsCorrCoef(len(t.targets)), _labels),
-    # correlations of the predicted and gold values (STS-B scores)
+    # correlations of the predicted and gold values (STS-B scores), scipy's (NaN if one side is constant)
     "pearson": MetricSpec(lambda t: PearsonCorrCoef(), _values),
     "spearman": MetricSpec(lambda t: SpearmanCorrCoef(), _values),
     # share of groups (MultiRC questions) whose examples (answer options) are all right
