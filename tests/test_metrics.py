@@ -49,7 +49,7 @@ def test_gold_targets_score_perfectly_on_the_demo_data(name):
 
 def test_invalid_generations_score_zero():
     assert compute("mrpc", ["yes", "", "2"], [1, 0, 1]) == {"accuracy": 0.0, "f1": 0.0}
-    assert compute("cola", ["maybe"] * 4, [0, 1, 0, 1])["matthews"] == pytest.approx(-1.0)  # all flipped
+    assert compute("cola", ["maybe"] * 4, [0, 1, 0, 1])["matthews"] == 0.0  # one (invalid) class predicted
 
 
 def test_accuracy_and_positive_class_f1():
@@ -177,13 +177,21 @@ def random_case(rng: random.Random, targets, invalid_share: float, smallest: int
 
 
 CASES = 150
+INVALID_SHARES = (0.0, 0.25)
 
 
-def test_cola_matthews_is_sklearns(modules):
+def valid_or(texts, targets, invalid):
+    """Each generated text (stripped, as the authors' post-processor does) if it is a label, else `invalid`."""
+    return [t.strip() if t.strip() in targets else invalid for t in texts]
+
+
+@pytest.mark.parametrize("invalid_share", INVALID_SHARES)
+def test_cola_matthews_is_sklearns_an_invalid_generation_a_third_class(modules, invalid_share):
     module, rng = modules("cola"), random.Random(13)
     for _ in range(CASES):
-        labels, texts = random_case(rng, ("0", "1"), invalid_share=0.0)
-        expected = sklearn.metrics.matthews_corrcoef(labels, [int(t) for t in texts])
+        labels, texts = random_case(rng, ("0", "1"), invalid_share)
+        # the authors call sklearn on the strings: a generation that is no label is a class of its own
+        expected = sklearn.metrics.matthews_corrcoef([str(g) for g in labels], valid_or(texts, ("0", "1"), "bad"))
         assert module_scores(module, texts, labels)["matthews"] == pytest.approx(expected, abs=1e-6), (labels, texts)
 
 
@@ -204,11 +212,12 @@ def test_the_constant_predictor_scores_matthews_zero_on_the_real_cola_validation
     assert module_scores(modules("cola"), ["1"] * len(labels), labels) == {"matthews": 0.0}
 
 
-def test_cb_macro_f1_is_sklearns_over_all_three_classes(modules):
+@pytest.mark.parametrize("invalid_share", INVALID_SHARES)
+def test_cb_macro_f1_is_sklearns_over_all_three_classes(modules, invalid_share):
     module, rng = modules("cb"), random.Random(5)
     for _ in range(CASES):
-        labels, texts = random_case(rng, ("0", "1", "2"), invalid_share=0.0)
-        predicted = [int(t) for t in texts]
+        labels, texts = random_case(rng, ("0", "1", "2"), invalid_share)
+        predicted = [int(t) for t in valid_or(texts, ("0", "1", "2"), "-1")]  # -1: no class of labels=range(3)
         expected = sklearn.metrics.f1_score(labels, predicted, labels=range(3), average="macro", zero_division=0)
         scores = module_scores(module, texts, labels)
         assert scores["macro_f1"] == pytest.approx(expected, abs=1e-6), (labels, texts)
@@ -223,18 +232,51 @@ def test_cb_macro_f1_counts_a_class_absent_from_the_half_as_f1_zero():
     assert compute("cb", ["0", "1", "1", "2"], [0, 0, 1, 1])["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
 
 
-def test_stsb_correlations_are_scipys(modules):
+def test_cola_counts_an_invalid_generation_as_a_third_class():
+    # classes 0, 1, x; gold 1 1 0 0, predicted 1 x 0 0: cov(gold, pred) = 3*4 - (2*2 + 2*1), var(pred) = 16 - (4
+    # + 1 + 1), var(gold) = 16 - (4 + 4)
+    assert compute("cola", ["1", "x", "0", "0"], [1, 1, 0, 0])["matthews"] == pytest.approx(6 / (10 * 8) ** 0.5)
+
+
+def test_cb_counts_an_invalid_generation_as_a_miss_of_its_gold_class():
+    # gold 0 0 1 2, predicted 0 x 1 2: class 0 misses one (F1 2/3), classes 1 and 2 are right; no false positive
+    assert compute("cb", ["0", "x", "1", "2"], [0, 0, 1, 2]) == pytest.approx(
+        {"accuracy": 3 / 4, "macro_f1": (2 / 3 + 1 + 1) / 3})
+
+
+@pytest.mark.parametrize("invalid_share", INVALID_SHARES)
+def test_stsb_correlations_are_scipys_an_invalid_generation_the_value_minus_one(modules, invalid_share):
     module, rng = modules("stsb"), random.Random(21)
     targets = get_task("stsb").targets
     for _ in range(CASES):
-        labels, texts = random_case(rng, targets, invalid_share=0.0, smallest=2)
-        gold, predicted = [float(targets[g]) for g in labels], [float(t) for t in texts]
+        labels, texts = random_case(rng, targets, invalid_share, smallest=2)
+        gold = [float(targets[g]) for g in labels]
+        predicted = [float(t) for t in valid_or(texts, targets, "-1.0")]  # the authors' string_to_float default
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN
             expected = {"pearson": scipy.stats.pearsonr(gold, predicted)[0],
                         "spearman": scipy.stats.spearmanr(gold, predicted)[0]}
         expected = {name: 0.0 if math.isnan(value) else value for name, value in expected.items()}  # as the authors
         assert module_scores(module, texts, labels) == pytest.approx(expected, abs=1e-5), (gold, texts)
+
+
+def test_an_invalid_stsb_generation_is_the_value_minus_one():
+    # gold 0 2 4, predicted 0 2 -1: Pearson -2 / sqrt(14/3 * 8); ranks 2 3 1 against 1 2 3: Spearman -1/2
+    scores = compute("stsb", ["0.0", "2.0", "high"], [0, 10, 20])
+    assert scores == pytest.approx({"pearson": -2 / (14 / 3 * 8) ** 0.5, "spearman": -0.5}, abs=1e-6)
+
+
+@pytest.mark.parametrize("invalid_share", INVALID_SHARES)
+def test_mrpc_f1_sets_an_invalid_generation_to_the_opposite_label(modules, invalid_share):
+    module, rng = modules("mrpc"), random.Random(34)
+    for _ in range(CASES):
+        labels, texts = random_case(rng, ("0", "1"), invalid_share)
+        # the authors' f1_score_with_invalid: an invalid prediction becomes the opposite of its gold label
+        predicted = [int(t) if t != "bad" else 1 - g for t, g in zip(valid_or(texts, ("0", "1"), "bad"), labels)]
+        correct = [t.strip() == str(g) for t, g in zip(texts, labels)]
+        expected = {"accuracy": sum(correct) / len(correct),
+                    "f1": sklearn.metrics.f1_score(labels, predicted, zero_division=0)}
+        assert module_scores(module, texts, labels) == pytest.approx(expected, abs=1e-6), (labels, texts)
 
 
 def test_constant_stsb_predictions_over_several_batches_correlate_zero(modules):
