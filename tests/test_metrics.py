@@ -1,16 +1,28 @@
 """Tests for compacter_pl.metrics: the paper's metrics as torchmetrics, fed by `Task.score` (SPEC section 3)."""
 
+import inspect
+import math
+import random
+import warnings
 from pathlib import Path
 
 import pytest
+import scipy.stats
+import sklearn.metrics
 import torch
 
-from compacter_pl.data.datamodule import render
+from compacter_pl.data import TextToTextDataModule
+from compacter_pl.data.datamodule import paper_splits, render
 from compacter_pl.data.sources import load_local_split
 from compacter_pl.metrics import METRICS, build_metrics, update_metrics
+from compacter_pl.metrics.confusion import MacroF1, MatthewsCorrCoef
+from compacter_pl.metrics.correlation import PearsonCorrCoef, SpearmanCorrCoef
 from compacter_pl.metrics.grouped import GroupExactMatch
 from compacter_pl.metrics.squad import MeanOverQueries, best_exact_match, best_token_f1, normalize_answer
+from compacter_pl.module import TextToTextModule
 from compacter_pl.tasks import TASKS, get_task
+
+from conftest import DEMO_MODEL
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
 
@@ -37,7 +49,7 @@ def test_gold_targets_score_perfectly_on_the_demo_data(name):
 
 def test_invalid_generations_score_zero():
     assert compute("mrpc", ["yes", "", "2"], [1, 0, 1]) == {"accuracy": 0.0, "f1": 0.0}
-    assert compute("cola", ["maybe"] * 4, [0, 1, 0, 1])["matthews"] == pytest.approx(-1.0)  # all flipped
+    assert compute("cola", ["maybe"] * 4, [0, 1, 0, 1])["matthews"] == 0.0  # one (invalid) class predicted
 
 
 def test_accuracy_and_positive_class_f1():
@@ -110,3 +122,187 @@ def test_every_metric_is_a_torchmetric_that_syncs_across_devices():
         for metric_name, metric in build_metrics(task).items():
             assert metric_name in METRICS
             assert metric._reductions, f"{name}/{metric_name} has no state to sync"
+
+
+# --- scored as the paper's authors did (their seq2seq/metrics/metrics.py), checked against sklearn / scipy -----
+
+
+@pytest.fixture(scope="module")
+def modules():
+    """One LightningModule (tiny demo model) per task, built on first use."""
+    built = {}
+
+    def module(name: str) -> TextToTextModule:
+        if name not in built:
+            built[name] = TextToTextModule(str(DEMO_MODEL), task=name)
+        return built[name]
+
+    return module
+
+
+def module_scores(module: TextToTextModule, texts, labels, batch_size: int = 7) -> dict[str, float]:
+    """Score generated texts exactly as the LightningModule's validation does (`Task.score` on each batch, the
+    module's metrics, a NaN counted as 0 at epoch end); the epoch's `val/score` must be their mean."""
+    texts, labels = list(texts), torch.as_tensor(labels)
+    for start in range(0, len(texts), batch_size):
+        batch_labels = labels[start:start + batch_size]
+        module.outputs = lambda batch, chunk=texts[start:start + batch_size]: chunk
+        module._evaluate({"label": batch_labels, "group": torch.full_like(batch_labels, -1),
+                          "answers": [[] for _ in batch_labels]}, "val")
+    metrics = module.metrics["val"]
+    scores = {name: float(torch.nan_to_num(metric.compute().float(), nan=0.0)) for name, metric in metrics.items()}
+    assert module._log_epoch_metrics("val") == pytest.approx(sum(scores.values()) / len(scores))  # and resets
+    return scores
+
+
+# Generations that are no label of any task (STS-B's labels are "0.0" ... "5.0", so "5.00" is invalid too).
+INVALID_TEXTS = ("", "yes", "0 1", "5.00", "neutral", "-1")
+
+
+def random_case(rng: random.Random, targets, invalid_share: float, smallest: int = 1) -> tuple[list[int], list[str]]:
+    """Gold labels and generated texts, a share of them invalid; some cases degenerate: one class predicted,
+    one gold class, or a class absent from the gold labels."""
+    n, k = rng.randint(smallest, 40), len(targets)
+    mode = rng.choice(["mixed", "one_predicted", "one_gold", "class_absent"])
+    gold_classes = list(range(k))
+    if mode == "one_gold":
+        gold_classes = [rng.randrange(k)]
+    elif mode == "class_absent":
+        gold_classes.remove(rng.randrange(k))
+    labels = [rng.choice(gold_classes) for _ in range(n)]
+    constant = targets[rng.randrange(k)]
+    texts = [constant if mode == "one_predicted" else rng.choice(targets) for _ in range(n)]
+    texts = [rng.choice(INVALID_TEXTS) if rng.random() < invalid_share else t for t in texts]
+    return labels, texts
+
+
+CASES = 150
+INVALID_SHARES = (0.0, 0.25)
+
+
+def valid_or(texts, targets, invalid):
+    """Each generated text (stripped, as the authors' post-processor does) if it is a label, else `invalid`."""
+    return [t.strip() if t.strip() in targets else invalid for t in texts]
+
+
+@pytest.mark.parametrize("invalid_share", INVALID_SHARES)
+def test_cola_matthews_is_sklearns_an_invalid_generation_a_third_class(modules, invalid_share):
+    module, rng = modules("cola"), random.Random(13)
+    for _ in range(CASES):
+        labels, texts = random_case(rng, ("0", "1"), invalid_share)
+        # the authors call sklearn on the strings: a generation that is no label is a class of its own
+        expected = sklearn.metrics.matthews_corrcoef([str(g) for g in labels], valid_or(texts, ("0", "1"), "bad"))
+        assert module_scores(module, texts, labels)["matthews"] == pytest.approx(expected, abs=1e-6), (labels, texts)
+
+
+def test_cola_matthews_is_zero_when_one_class_is_predicted_or_gold():
+    assert compute("cola", ["1"] * 5, [0, 1, 1, 0, 1])["matthews"] == 0.0  # the constant predictor
+    assert compute("cola", ["0", "1", "1"], [1, 1, 1])["matthews"] == 0.0  # one gold class
+    assert compute("cola", ["1", "0", "1", "0"], [1, 1, 0, 0])["matthews"] == 0.0  # as good as chance
+    # gold 1 1 1 0 0, predicted 1 1 0 0 1: tp 2, fn 1, tn 1, fp 1: (2*1 - 1*1) / sqrt(3*2*3*2)
+    assert compute("cola", ["1", "1", "0", "0", "1"], [1, 1, 1, 0, 0])["matthews"] == pytest.approx(1 / 6)
+
+
+def test_the_constant_predictor_scores_matthews_zero_on_the_real_cola_validation_half(glue_sample, modules):
+    task = get_task("cola")
+    data_seed = inspect.signature(TextToTextDataModule).parameters["data_seed"].default
+    splits = paper_splits(task, str(glue_sample / "glue" / "cola"), None, data_seed, train_size=None, seed=0)
+    labels = render(task, splits["validation"], training=False, where="validation")["label"]
+    assert len(labels) == 1043 // 2 and 0 < sum(labels) < len(labels)  # both classes are gold
+    assert module_scores(modules("cola"), ["1"] * len(labels), labels) == {"matthews": 0.0}
+
+
+@pytest.mark.parametrize("invalid_share", INVALID_SHARES)
+def test_cb_macro_f1_is_sklearns_over_all_three_classes(modules, invalid_share):
+    module, rng = modules("cb"), random.Random(5)
+    for _ in range(CASES):
+        labels, texts = random_case(rng, ("0", "1", "2"), invalid_share)
+        predicted = [int(t) for t in valid_or(texts, ("0", "1", "2"), "-1")]  # -1: no class of labels=range(3)
+        expected = sklearn.metrics.f1_score(labels, predicted, labels=range(3), average="macro", zero_division=0)
+        scores = module_scores(module, texts, labels)
+        assert scores["macro_f1"] == pytest.approx(expected, abs=1e-6), (labels, texts)
+        assert scores["accuracy"] == pytest.approx(sklearn.metrics.accuracy_score(labels, predicted))
+
+
+def test_cb_macro_f1_counts_a_class_absent_from_the_half_as_f1_zero():
+    # neutral (2) is neither gold nor predicted: its F1 is 0 and still one of the three averaged
+    assert compute("cb", ["0", "1", "1", "0"], [0, 1, 1, 0])["macro_f1"] == pytest.approx(2 / 3)
+    # gold 0 0 1 1, predicted 0 1 1 2: F1 = 2tp / (2tp + fp + fn): class 0 2/3, class 1 2/4, class 2 (never gold,
+    # one false positive) 0
+    assert compute("cb", ["0", "1", "1", "2"], [0, 0, 1, 1])["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
+
+
+def test_cola_counts_an_invalid_generation_as_a_third_class():
+    # classes 0, 1, x; gold 1 1 0 0, predicted 1 x 0 0: cov(gold, pred) = 3*4 - (2*2 + 2*1), var(pred) = 16 - (4
+    # + 1 + 1), var(gold) = 16 - (4 + 4)
+    assert compute("cola", ["1", "x", "0", "0"], [1, 1, 0, 0])["matthews"] == pytest.approx(6 / (10 * 8) ** 0.5)
+
+
+def test_cb_counts_an_invalid_generation_as_a_miss_of_its_gold_class():
+    # gold 0 0 1 2, predicted 0 x 1 2: class 0 misses one (F1 2/3), classes 1 and 2 are right; no false positive
+    assert compute("cb", ["0", "x", "1", "2"], [0, 0, 1, 2]) == pytest.approx(
+        {"accuracy": 3 / 4, "macro_f1": (2 / 3 + 1 + 1) / 3})
+
+
+@pytest.mark.parametrize("invalid_share", INVALID_SHARES)
+def test_stsb_correlations_are_scipys_an_invalid_generation_the_value_minus_one(modules, invalid_share):
+    module, rng = modules("stsb"), random.Random(21)
+    targets = get_task("stsb").targets
+    for _ in range(CASES):
+        labels, texts = random_case(rng, targets, invalid_share, smallest=2)
+        gold = [float(targets[g]) for g in labels]
+        predicted = [float(t) for t in valid_or(texts, targets, "-1.0")]  # the authors' string_to_float default
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN
+            expected = {"pearson": scipy.stats.pearsonr(gold, predicted)[0],
+                        "spearman": scipy.stats.spearmanr(gold, predicted)[0]}
+        expected = {name: 0.0 if math.isnan(value) else value for name, value in expected.items()}  # as the authors
+        assert module_scores(module, texts, labels) == pytest.approx(expected, abs=1e-5), (gold, texts)
+
+
+def test_an_invalid_stsb_generation_is_the_value_minus_one():
+    # gold 0 2 4, predicted 0 2 -1: Pearson -2 / sqrt(14/3 * 8); ranks 2 3 1 against 1 2 3: Spearman -1/2
+    scores = compute("stsb", ["0.0", "2.0", "high"], [0, 10, 20])
+    assert scores == pytest.approx({"pearson": -2 / (14 / 3 * 8) ** 0.5, "spearman": -0.5}, abs=1e-6)
+
+
+@pytest.mark.parametrize("invalid_share", INVALID_SHARES)
+def test_mrpc_f1_sets_an_invalid_generation_to_the_opposite_label(modules, invalid_share):
+    module, rng = modules("mrpc"), random.Random(34)
+    for _ in range(CASES):
+        labels, texts = random_case(rng, ("0", "1"), invalid_share)
+        # the authors' f1_score_with_invalid: an invalid prediction becomes the opposite of its gold label
+        predicted = [int(t) if t != "bad" else 1 - g for t, g in zip(valid_or(texts, ("0", "1"), "bad"), labels)]
+        correct = [t.strip() == str(g) for t, g in zip(texts, labels)]
+        expected = {"accuracy": sum(correct) / len(correct),
+                    "f1": sklearn.metrics.f1_score(labels, predicted, zero_division=0)}
+        assert module_scores(module, texts, labels) == pytest.approx(expected, abs=1e-6), (labels, texts)
+
+
+def test_constant_stsb_predictions_over_several_batches_correlate_zero(modules):
+    labels = [5 * i % 26 for i in range(40)]
+    for batch_size in (7, 40):  # float32 running moments merged batch by batch used to leave rounding noise
+        scores = module_scores(modules("stsb"), ["0.4"] * 40, labels, batch_size=batch_size)
+        assert scores == {"pearson": 0.0, "spearman": 0.0}, batch_size
+
+
+def test_correlations_sync_by_concatenating_values():
+    preds, target = torch.tensor([0.4, 2.0, 2.0, 3.8, 5.0, 1.2]), torch.tensor([0.0, 2.2, 1.0, 4.0, 4.4, 1.2])
+    for make in (PearsonCorrCoef, SpearmanCorrCoef):
+        whole, rank0, rank1 = make(), make(), make()
+        whole.update(preds, target)
+        rank0.update(preds[::2], target[::2])
+        rank1.update(preds[1::2], target[1::2])
+        rank0.merge_state(rank1)
+        assert float(rank0.compute()) == pytest.approx(float(whole.compute()), abs=1e-12)
+
+
+def test_confusion_matrix_metrics_sync_by_summing_counts():
+    preds, target = torch.tensor([0, 1, 2, 3, 1, 1, 0]), torch.tensor([0, 1, 2, 2, 0, 1, 1])
+    for make in (lambda: MatthewsCorrCoef(3), lambda: MacroF1(3)):
+        whole, rank0, rank1 = make(), make(), make()
+        whole.update(preds, target)
+        rank0.update(preds[:3], target[:3])
+        rank1.update(preds[3:], target[3:])
+        rank0.merge_state(rank1)  # what the distributed sync does: the confusion matrices are summed
+        assert float(rank0.compute()) == float(whole.compute())

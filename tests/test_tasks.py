@@ -163,13 +163,27 @@ def test_invalid_generations_count_as_wrong(name):
     scored = task.score(texts, labels, torch.full_like(labels, -1))
     assert (scored.preds != scored.target).all()
     assert scored.exact_match.sum() == 0
+    assert not scored.valid.any() and (scored.preds == len(task.targets)).all()  # the marker of "no label"
+    for metric in task.metrics:  # every metric reads an input that counts it wrong
+        if metric in ("accuracy", "f1", "question_exact_match"):
+            preds, target = METRICS[metric].inputs(scored)[:2]
+            assert (preds != target).all(), metric
 
 
-def test_an_invalid_stsb_generation_counts_as_the_farthest_score():
+def test_valid_generations_are_marked_valid():
+    task = get_task("cb")
+    scored = task.score([" 2", "0", "1 "], torch.tensor([2, 1, 1]), torch.tensor([-1, -1, -1]))
+    assert scored.valid.all() and scored.preds.tolist() == [2, 0, 1]
+
+
+def test_an_invalid_stsb_generation_has_no_value_and_the_correlations_read_minus_one():
     task = get_task("stsb")
-    scored = task.score(["high", "low"], torch.tensor([25, 0]), torch.tensor([-1, -1]))
-    assert scored.pred_values.tolist() == [0.0, 5.0]
-    assert scored.target_values.tolist() == [5.0, 0.0]
+    scored = task.score(["high", "4.8", "low"], torch.tensor([25, 24, 0]), torch.tensor([-1, -1, -1]))
+    assert scored.valid.tolist() == [False, True, False]
+    for metric in ("pearson", "spearman"):  # the authors' string_to_float(default=-1.)
+        predicted, gold = METRICS[metric].inputs(scored)
+        assert predicted.tolist() == pytest.approx([-1.0, 4.8, -1.0])
+        assert gold.tolist() == pytest.approx([5.0, 4.8, 0.0])
 
 
 def test_every_task_names_metrics_that_fit_its_targets():

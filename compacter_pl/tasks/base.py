@@ -54,11 +54,14 @@ class Example:
 
 @dataclass
 class Scored:
-    """Generated texts turned into the tensors the metrics read. An invalid generation gets a wrong label."""
+    """Generated texts turned into the tensors the metrics read. An invalid generation (a text that is not one
+    of the task's labels) is marked, not replaced: each metric's inputs (compacter_pl.metrics.METRICS) score it
+    by the paper's authors' convention for that metric."""
 
-    preds: torch.Tensor  # class index per example
+    preds: torch.Tensor  # class index per example; len(task.targets) for an invalid generation
     target: torch.Tensor  # gold class index per example
-    pred_values: torch.Tensor  # float value of the predicted target (STS-B score; else the class index)
+    valid: torch.Tensor  # bool: the generation is one of the task's labels (free text: always)
+    pred_values: torch.Tensor  # float value of the predicted target (STS-B score; else the class index); NaN if invalid
     target_values: torch.Tensor
     groups: torch.Tensor
     exact_match: torch.Tensor  # free text: max over gold answers (1.0 / 0.0); closed set: preds == target
@@ -147,13 +150,6 @@ class Task:
         text = text.strip()
         return self.targets.index(text) if self.targets and text in self.targets else None
 
-    def wrong_label(self, gold: int) -> int:
-        """The label an invalid generation counts as: never the gold one (on a scale, the farthest end)."""
-        n = len(self.targets)
-        if self.ordinal:
-            return 0 if gold >= n / 2 else n - 1
-        return (gold + 1) % n
-
     def score(self, texts: Sequence[str], labels: torch.Tensor, groups: torch.Tensor,
               answers: Sequence[Sequence[str]] = ()) -> Scored:
         """Turn generated texts into metric inputs. `labels`, `groups`, `answers` come from the batch."""
@@ -166,13 +162,14 @@ class Task:
                                  f"and {len(answers)} answer lists")
             em = torch.tensor([best_exact_match(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
             f1 = torch.tensor([best_token_f1(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
-            return Scored(labels, labels, labels.float(), labels.float(), groups.cpu(), em, f1)
-        decoded = [self.decode(t) for t in texts]
-        preds = torch.tensor([self.wrong_label(int(g)) if d is None else d for d, g in zip(decoded, labels)],
-                             dtype=torch.long)
-        values = torch.tensor([float(t) if self.ordinal else float(i) for i, t in enumerate(self.targets)])
+            valid = torch.ones(len(texts), dtype=torch.bool)
+            return Scored(labels, labels, valid, labels.float(), labels.float(), groups.cpu(), em, f1)
+        invalid = len(self.targets)  # the marker: one past the last class
+        preds = torch.tensor([invalid if d is None else d for d in map(self.decode, texts)], dtype=torch.long)
+        values = torch.tensor([float(t) if self.ordinal else float(i) for i, t in enumerate(self.targets)]
+                              + [float("nan")])
         correct = (preds == labels).float()
-        return Scored(preds, labels, values[preds], values[labels], groups.cpu(), correct, correct)
+        return Scored(preds, labels, preds != invalid, values[preds], values[labels], groups.cpu(), correct, correct)
 
 
 def _is_number(text: str) -> bool:
