@@ -14,7 +14,7 @@ import pytest
 from compacter_pl.cli import main
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.datamodule import SPLITS, paper_splits, render
-from compacter_pl.data.truncation import cut_sources, source_ids, water_fill
+from compacter_pl.data.truncation import cut_sources, source_ids, value_of_tokens, water_fill
 from compacter_pl.errors import UserError
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import get_task
@@ -89,6 +89,13 @@ def test_water_fill_trims_the_longest_value_first_as_the_rule_says():
     assert water_fill([100, 5], 40) == [35, 5]  # a short hypothesis stays whole
     assert water_fill([30, 30], 41) == [21, 20]  # equals: the later field gives up the odd token
 
+
+def test_a_token_straddling_a_prefix_is_never_cut():
+    source, spans = "a: xy b: z", ((3, 5), (9, 10))
+    offsets = [(0, 1), (1, 4), (4, 5), (4, 4), (2, 4), (5, 7), (7, 10), (0, 0)]
+    special = [0, 0, 0, 0, 0, 0, 0, 1]
+    # ": x" holds the colon: template; " x" only a space besides the value: the value's; EOS: special
+    assert value_of_tokens(source, spans, offsets, special) == [None, None, 0, 0, 0, None, None, None]
 
 def rte_sources(*pairs):
     task = get_task("rte")
@@ -214,3 +221,77 @@ def test_predict_file_inputs_are_cut_by_the_same_mode(tmp_path, tokenizer):
     end = module(tmp_path, max_source_length=32, predict_file=str(inputs))
     assert predicted_ids(end) == tokenizer(sources, max_length=32, truncation=True)["input_ids"]
 
+
+# --- python cli.py truncation -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hand_made(tmp_path_factory) -> Path:
+    """RTE records whose fate at 64 demo tokens is plain: a short pair fits (about 20 tokens), a LONG value does
+    not. Train: 3 short, 2 with a long premise (end mode loses the hypothesis), 1 with a long hypothesis (end
+    mode keeps part of it). Validation: 4 with a long premise, halved into validation and test (2 each)."""
+    root = tmp_path_factory.mktemp("hand_made")
+    pairs = [(SHORT, "A dog ran."), ("It rained.", "It was wet."), ("A man sang.", "He sang."),
+             (LONG, "A man painted."), (LONG, "Paris."), ("He painted.", LONG)]
+    write_jsonl(root / "train.jsonl", [{"sentence1": a, "sentence2": b, "label": i % 2, "idx": i}
+                                       for i, (a, b) in enumerate(pairs)])
+    write_jsonl(root / "validation.jsonl", [{"sentence1": LONG, "sentence2": f"Case {i}.", "label": i % 2, "idx": i}
+                                            for i in range(4)])
+    return root
+
+
+def truncation_cli(capsys, *args) -> str:
+    main(["truncation", "--data.task", "rte", "--data.tokenizer", str(DEMO_MODEL), *args])
+    return capsys.readouterr().out
+
+
+def table_rows(out: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in out.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells[0] in SPLITS:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_the_command_counts_what_each_mode_cuts_and_loses(capsys, hand_made):
+    out = truncation_cli(capsys, "--data.data_dir", str(hand_made), "--data.max_source_length", "64")
+    assert "rte" in out and "max_source_length 64" in out and "tiny-t5" in out
+    # split: examples, truncated (both modes), end mode: lose a field, fields mode: lose a field
+    assert table_rows(out) == {"train": ["6", "3", "2 (sentence2 2)", "0"],
+                               "validation": ["2", "2", "2 (sentence2 2)", "0"],
+                               "test": ["2", "2", "2 (sentence2 2)", "0"]}
+
+
+def test_the_command_reports_where_fields_mode_falls_back_to_the_end(capsys, hand_made):
+    out = truncation_cli(capsys, "--data.data_dir", str(hand_made), "--data.max_source_length", "9")
+    assert table_rows(out) == {"train": ["6", "6", "6 (sentence2 6)", "6 (sentence2 6)"],
+                               "validation": ["2", "2", "2 (sentence2 2)", "2 (sentence2 2)"],
+                               "test": ["2", "2", "2 (sentence2 2)", "2 (sentence2 2)"]}
+    assert re.search(r"fields mode cut 10 examples at the end", out), out
+
+
+def test_the_command_reads_the_task_default_length(capsys, hand_made):
+    out = truncation_cli(capsys, "--data.data_dir", str(hand_made))
+    assert "max_source_length 128" in out
+    assert table_rows(out)["train"] == ["6", "3", "2 (sentence2 2)", "0"]  # LONG is 217 demo tokens
+
+
+def test_a_typo_in_the_command_is_one_error_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["truncation", "--data.tsk", "rte"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "data.tsk" in errors[0] and "did you mean 'data.task'" in errors[0], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_the_command_runs_from_the_shell(hand_made):
+    result = run_cli("truncation", "--data.task", "rte", "--data.data_dir", str(hand_made),
+                     "--data.tokenizer", str(DEMO_MODEL), "--data.max_source_length", "64")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert table_rows(result.stdout)["train"] == ["6", "3", "2 (sentence2 2)", "0"]
+    help_text = run_cli("truncation", "--help").stdout
+    assert "--data.max_source_length" in help_text and "lose a field" in help_text

@@ -78,19 +78,26 @@ def water_fill(lengths: Sequence[int], available: int) -> list[int] | None:
 def value_of_tokens(source: str, spans: Sequence[Sequence[int]], offsets: Sequence[Sequence[int]],
                     special: Sequence[int]) -> list[int | None]:
     """The field value each token belongs to, or None for the template (prefixes, joining spaces) and special
-    tokens. A token that also covers template text other than white space (none do with T5's tokenizer) is
-    counted as template, so a `name:` prefix is never cut."""
+    tokens. A token that also covers template text other than white space (none do with T5's tokenizer, whose
+    tokens start at a space) counts as template, so a `name:` prefix is never cut."""
+    value_at = [None] * (len(source) + 1)  # the value each character lies in
+    for i, (value_start, value_end) in enumerate(spans):
+        value_at[value_start:value_end] = [i] * (value_end - value_start)
     owners = []
     for (start, end), is_special in zip(offsets, special):
-        owner = None
-        if not is_special:
-            for i, (value_start, value_end) in enumerate(spans):
-                inside = start < value_end and end > value_start if end > start else value_start <= start < value_end
-                if inside:
-                    outside = source[start:max(start, value_start)] + source[min(end, value_end):end]
-                    owner = None if outside.strip() else i
-                    break
-        owners.append(owner)
+        if is_special:
+            owners.append(None)
+        elif end <= start:  # a token without characters: the value at its position
+            owners.append(value_at[start])
+        else:
+            first, last = value_at[start], value_at[end - 1]
+            if first is not None and first == last:
+                owners.append(first)  # inside one value (nearly every value token)
+            else:  # straddles a value's edge: a value token only if the rest of it is white space
+                owner = first if first is not None else last
+                value_start, value_end = spans[owner] if owner is not None else (start, start)
+                outside = source[start:max(start, value_start)] + source[min(end, value_end):end]
+                owners.append(None if owner is None or outside.strip() else owner)
     return owners
 
 
