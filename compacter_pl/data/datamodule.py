@@ -157,8 +157,8 @@ class TextToTextDataModule(L.LightningDataModule):
                  revision: str | None = None, max_source_length: int | None = None, max_target_length: int = 128,
                  truncation: Truncation = "end", batch_size: int = 32, eval_batch_size: int | None = None,
                  data_seed: int = 42, validation_size: int = HELD_OUT_VALIDATION, train_size: int | None = None,
-                 seed: int = 42, group_by_length: bool = True, predict_split: str = "test", predict_file: str | None = None,
-                 num_workers: int = 0, cache_dir: str = ".cache/compacter_pl") -> None:
+                 seed: int = 42, group_by_length: bool = True, predict_split: str = "test",
+                 predict_file: str | None = None, num_workers: int = 0, cache_dir: str = ".cache/compacter_pl") -> None:
         super().__init__()
         self.task = get_task(task)
         if data_dir is not None and not Path(data_dir).is_dir():
