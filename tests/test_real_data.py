@@ -1,9 +1,11 @@
 """Real GLUE and SuperGLUE records through the real pipeline: `../shared/glue-sample/hub/<glue|super_glue>/<config>`
 holds them in the Hub's schema (its README says which splits are complete). Each folder is used as a local
 data_dir: columns checked, records rendered, targets encoded and decoded, gold targets scored perfectly, and,
-where the sample has both files, the paper's splits built by the data module. Skipped without the sample.
+where the sample has both files, the paper's splits built by the data module; and `data.truncation fields`
+against `end` on RTE and BoolQ. Skipped without the sample.
 """
 
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,29 @@ def test_data_module_builds_the_papers_splits_from_real_records(name, glue_sampl
     assert batch["input_ids"].shape[1] <= task.source_length
     longest = max(len(ids) for split in SPLITS for ids in splits[split]["labels"][:])
     assert module.max_target_tokens >= longest
+
+
+@pytest.mark.parametrize("name", ["rte", "boolq"])
+def test_fields_truncation_keeps_every_field_of_real_records_where_end_loses_some(name, glue_sample, tmp_path):
+    """At the default lengths (128, 256) with the demo tokenizer (a small vocabulary: many more tokens per
+    source than T5's), `end` cuts RTE's hypothesis entirely in many examples; BoolQ's question comes first and
+    survives either way. `fields` loses no field, in the report and in what the data module caches."""
+    from compacter_pl.commands.truncation import truncation_report
+
+    task = get_task(name)
+    module = TextToTextDataModule(task=name, tokenizer=str(DEMO_MODEL), data_dir=str(sample_folder(glue_sample, task)),
+                                  truncation="fields", cache_dir=str(tmp_path))
+    splits = truncation_report(module)["splits"]
+    assert all(row["truncated"] > 0 and row["fields"]["lose_a_field"] == 0 for row in splits.values()), splits
+    end_lost = {split: row["end"]["lost"] for split, row in splits.items()}
+    if name == "rte":
+        assert all(set(lost) == {"sentence2"} and lost["sentence2"] > 0 for lost in end_lost.values()), end_lost
+    else:
+        assert end_lost == {split: {} for split in SPLITS}
+    module.setup("fit")
+    pattern = re.compile("^" + " ".join(f"{field}: (.+?)" for field in task.input_fields) + "$")
+    for split in SPLITS:
+        ids = module.splits[split]["input_ids"][:]
+        assert max(len(row) for row in ids) == task.source_length
+        texts = module.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        assert all(pattern.match(text) for text in texts), split

@@ -10,6 +10,7 @@ from compacter_pl.data.splits import hold_out_validation, split_validation_in_ha
 from compacter_pl.errors import UserError
 from compacter_pl.metrics import METRICS
 from compacter_pl.tasks import TASKS, get_task
+from compacter_pl.tasks.base import plain_text
 from compacter_pl.tasks.superglue import passage_with_highlights, strip_markup
 
 GLUE = {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"}
@@ -68,6 +69,28 @@ def test_template_renders_field_value_pairs_and_the_target(name):
         assert task.targets[example.label] == target
         assert task.decode(f" {target} ") == example.label  # a generated target decodes back to its class
 
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_rendering_gives_the_character_span_of_every_value(name):
+    """What `data.truncation fields` shortens: each value's span in the source, the `name: ` prefixes outside."""
+    record, source, _ = TEMPLATES[name]
+    task = get_task(name)
+    rendered, spans = task.rendered(record)
+    assert rendered == source == task.source(record)
+    (example,) = task.examples(record, training=False)
+    assert example.spans == spans and len(spans) == len(task.input_fields)
+    position = 0
+    for field, (start, end) in zip(task.input_fields, spans):
+        prefix = f"{field}: "
+        assert source[start - len(prefix):start] == prefix and start - len(prefix) == position
+        assert source[start:end] == task.field_formats.get(field, plain_text)(record[field])
+        position = end + 1  # the joining space
+
+
+def test_an_empty_value_has_an_empty_span_between_the_prefixes():
+    source, spans = get_task("rte").rendered({"sentence1": " ", "sentence2": "H."})
+    assert source == "sentence1:  sentence2: H."
+    assert spans == ((11, 11), (23, 25))
 
 def test_targets_are_class_ids_as_strings():
     for name, task in TASKS.items():

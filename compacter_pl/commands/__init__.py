@@ -8,6 +8,7 @@ COMMANDS = {
     "sweep": "compacter_pl.commands.sweep",
     "report": "compacter_pl.commands.report",
     "bench": "compacter_pl.commands.bench",
+    "truncation": "compacter_pl.commands.truncation",
 }
 
 

@@ -1,8 +1,9 @@
 """The LightningDataModule: a task's records -> the paper's splits -> text-to-text -> token ids, cached.
 
 Tokenization happens once, in `prepare_data`, and is written under `cache_dir` with a key that covers the
-tokenizer, the lengths, the raw data and the split; later runs and epochs read it back. A record the task cannot
-use is reported with its file (or Hub split) and its row there, counted from 1 (a .jsonl file's line number).
+tokenizer, the lengths, the truncation mode, the raw data and the split; later runs and epochs read it back. A
+record the task cannot use is reported with its file (or Hub split) and its row there, counted from 1 (a .jsonl
+file's line number). How a source too long is cut is `truncation` (compacter_pl.data.truncation).
 """
 
 import hashlib
@@ -21,6 +22,7 @@ from compacter_pl.data.predict_inputs import read_predict_file
 from compacter_pl.data.samplers import EvalBatchSampler, TrainBatchSampler
 from compacter_pl.data.sources import load_split, source_fingerprint, split_origin
 from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, split_validation_in_half, subsample
+from compacter_pl.data.truncation import Truncation, check_truncation, require_offsets, source_ids
 from compacter_pl.errors import UserError
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import Task, get_task
@@ -97,7 +99,7 @@ def _numbered(records: datasets.Dataset) -> datasets.Dataset:
 def render(task: Task, records: datasets.Dataset, training: bool, where: str) -> datasets.Dataset:
     """Text-to-text examples of a split; a record the task cannot use (a label outside its classes, a missing
     answer) is named by its row in `where`, counted from 1."""
-    rows = {"id": [], "source": [], "target": [], "label": [], "group": [], "answers": []}
+    rows = {"id": [], "source": [], "spans": [], "target": [], "label": [], "group": [], "answers": []}
     for i, record in enumerate(rows_of(records)):
         try:
             examples = task.examples(record, training)
@@ -106,6 +108,7 @@ def render(task: Task, records: datasets.Dataset, training: bool, where: str) ->
         for example in examples:
             rows["id"].append(i)
             rows["source"].append(example.source)
+            rows["spans"].append([list(span) for span in example.spans])
             rows["target"].append(example.target)
             rows["label"].append(example.label)
             rows["group"].append(example.group)
@@ -124,6 +127,14 @@ class TextToTextDataModule(L.LightningDataModule):
         revision: The Hub revision of the dataset; None uses the pinned one.
         max_source_length: Source tokens kept per example; None uses the task's default (SPEC section 3).
         max_target_length: Target tokens kept per example.
+        truncation: How a source longer than max_source_length is cut to fit (EOS included). `end` (the
+            paper's): its tokens are cut at the end, so a long first field can leave none of the later ones
+            (RTE's hypothesis, CB's). `fields`: the longest field value is shortened first, a token at a time
+            from its end, until the source fits, so every field keeps some tokens; the field order and the
+            `name: ` prefixes stay, a source that fits is tokenized as in `end`. When the prefixes and EOS leave
+            less than one token per field, the source is cut at the end as in `end`. `fields` needs a fast
+            tokenizer. Applies to every split and to predict_file. `python cli.py truncation` counts the
+            examples each mode cuts and those that lose a field.
         batch_size: Training batch size per device.
         eval_batch_size: Validation, test and predict batch size per device; None uses batch_size.
         data_seed: The seed of the paper's splits, fixed across runs so every run sees the same split.
@@ -144,10 +155,10 @@ class TextToTextDataModule(L.LightningDataModule):
 
     def __init__(self, task: str = "rte", tokenizer: str = "google-t5/t5-base", data_dir: str | None = None,
                  revision: str | None = None, max_source_length: int | None = None, max_target_length: int = 128,
-                 batch_size: int = 32, eval_batch_size: int | None = None, data_seed: int = 42,
-                 validation_size: int = HELD_OUT_VALIDATION, train_size: int | None = None, seed: int = 42,
-                 group_by_length: bool = True, predict_split: str = "test", predict_file: str | None = None,
-                 num_workers: int = 0, cache_dir: str = ".cache/compacter_pl") -> None:
+                 truncation: Truncation = "end", batch_size: int = 32, eval_batch_size: int | None = None,
+                 data_seed: int = 42, validation_size: int = HELD_OUT_VALIDATION, train_size: int | None = None,
+                 seed: int = 42, group_by_length: bool = True, predict_split: str = "test",
+                 predict_file: str | None = None, num_workers: int = 0, cache_dir: str = ".cache/compacter_pl") -> None:
         super().__init__()
         self.task = get_task(task)
         if data_dir is not None and not Path(data_dir).is_dir():
@@ -157,12 +168,14 @@ class TextToTextDataModule(L.LightningDataModule):
             raise UserError(f"train_size must be a positive number of examples, got {train_size}")
         if validation_size < 1:
             raise UserError(f"validation_size must be a positive number of examples, got {validation_size}")
+        check_truncation(truncation)
         self.save_hyperparameters()
         self.tokenizer_name = tokenizer
         self.data_dir = data_dir
         self.revision = revision
         self.max_source_length = max_source_length or self.task.source_length
         self.max_target_length = max_target_length
+        self.truncation = truncation
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.data_seed = data_seed
@@ -195,7 +208,7 @@ class TextToTextDataModule(L.LightningDataModule):
                  source_fingerprint(self.task, ["train", self.task.test_split], self.data_dir, self.revision),
                  self.max_source_length, self.max_target_length, self.data_seed,
                  None if self.task.small else self.validation_size, self.train_size,
-                 self.seed if self.train_size is not None else None]
+                 self.seed if self.train_size is not None else None, self.truncation]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
     @cached_property
@@ -207,6 +220,8 @@ class TextToTextDataModule(L.LightningDataModule):
         path = self.cache_path
         if (path / "meta.json").exists():
             return
+        if self.truncation == "fields":
+            require_offsets(self.tokenizer)
         raw = paper_splits(self.task, self.data_dir, self.revision, self.data_seed, self.train_size, self.seed,
                            self.validation_size)
         staging = path.with_name(path.name + ".tmp")
@@ -216,7 +231,7 @@ class TextToTextDataModule(L.LightningDataModule):
         for split in SPLITS:
             where = split_origin(self.task, original_splits(self.task)[split], self.data_dir)
             examples = render(self.task, raw[split], split == "train", where)
-            tokenized = examples.map(self._tokenize, batched=True, remove_columns=["source", "target"])
+            tokenized = examples.map(self._tokenize, batched=True, remove_columns=["source", "spans", "target"])
             longest_target = max(longest_target, max(tokenized["target_tokens"][:]))
             tokenized = tokenized.remove_columns("target_tokens")
             tokenized.save_to_disk(str(staging / split))
@@ -231,7 +246,8 @@ class TextToTextDataModule(L.LightningDataModule):
     def _tokenize(self, batch: dict) -> dict:
         """Token ids of sources and targets, and the longest target or gold answer of each example in tokens
         (free-text tasks bound generation by it: every gold answer of ReCoRD, not only the first)."""
-        sources = self.tokenizer(batch["source"], max_length=self.max_source_length, truncation=True)
+        sources = source_ids(self.tokenizer, batch["source"], batch["spans"], self.max_source_length,
+                             self.truncation)
         targets = self.tokenizer(batch["target"], max_length=self.max_target_length, truncation=True)
         lengths = [len(ids) for ids in targets["input_ids"]]
         flat_answers = [a for answers in batch["answers"] for a in answers]
@@ -240,8 +256,8 @@ class TextToTextDataModule(L.LightningDataModule):
                                              truncation=True)["input_ids"])
             lengths = [max([n] + [len(next(answer_ids)) for _ in answers])
                        for n, answers in zip(lengths, batch["answers"])]
-        return {"input_ids": sources["input_ids"], "labels": targets["input_ids"], "target_tokens": lengths,
-                "length": [len(ids) for ids in sources["input_ids"]]}
+        return {"input_ids": sources, "labels": targets["input_ids"], "target_tokens": lengths,
+                "length": [len(ids) for ids in sources]}
 
     def setup(self, stage: str | None = None) -> None:
         path = self.cache_path
@@ -287,9 +303,10 @@ class TextToTextDataModule(L.LightningDataModule):
         if self.predict_file is None:
             return self._eval_loader(self.splits[self.predict_split])
         records, ids = read_predict_file(self.predict_file, self.task)
-        sources = [self.task.source(r) for r in records]
-        input_ids = self.tokenizer(sources, max_length=self.max_source_length, truncation=True)["input_ids"] \
-            if sources else []
+        rendered = [self.task.rendered(r) for r in records]
+        sources = [source for source, _ in rendered]
+        input_ids = source_ids(self.tokenizer, sources, [spans for _, spans in rendered], self.max_source_length,
+                               self.truncation)
         rows = {"input_ids": input_ids, "labels": [[] for _ in sources], "label": [-1] * len(sources),
                 "group": [-1] * len(sources), "answers": [[] for _ in sources], "id": ids}
         return self._eval_loader(datasets.Dataset.from_dict(rows))

@@ -19,17 +19,31 @@ def plain_text(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-def render_fields(record: dict, fields: Sequence[str],
-                  formats: dict[str, Callable[[Any], str]] | None = None) -> str:
-    """`field: value` pairs joined by spaces, as in the paper (SPEC section 3)."""
+Spans = tuple[tuple[int, int], ...]  # (start, end) character offsets of each field's value in a source
+
+
+def render_fields_with_spans(record: dict, fields: Sequence[str],
+                             formats: dict[str, Callable[[Any], str]] | None = None) -> tuple[str, Spans]:
+    """`field: value` pairs joined by spaces, as in the paper (SPEC section 3), and where each value lies in
+    that text (`source[start:end]` is the value; the `field: ` prefixes and the joining spaces lie outside)."""
     formats = formats or {}
-    parts = []
+    parts, spans, position = [], [], 0
     for name in fields:
         value = record[name]
         if value is None or (isinstance(value, float) and math.isnan(value)):
             raise ValueError(f"column {name!r} is empty")
-        parts.append(f"{name}: {formats.get(name, plain_text)(value)}")
-    return " ".join(parts)
+        prefix, text = f"{name}: ", formats.get(name, plain_text)(value)
+        start = position + len(prefix)
+        spans.append((start, start + len(text)))
+        parts.append(prefix + text)
+        position = start + len(text) + 1  # the space joining the next pair
+    return " ".join(parts), tuple(spans)
+
+
+def render_fields(record: dict, fields: Sequence[str],
+                  formats: dict[str, Callable[[Any], str]] | None = None) -> str:
+    """`field: value` pairs joined by spaces, as in the paper (SPEC section 3)."""
+    return render_fields_with_spans(record, fields, formats)[0]
 
 
 def index_target(record: dict) -> str:
@@ -43,13 +57,15 @@ def index_target(record: dict) -> str:
 @dataclass(frozen=True)
 class Example:
     """One text-to-text example. `label` indexes `Task.targets` (-1 for free-text targets); `group` ties
-    examples scored together (a MultiRC question); `answers` are all gold strings (ReCoRD)."""
+    examples scored together (a MultiRC question); `answers` are all gold strings (ReCoRD); `spans` are the
+    character spans of the input fields' values in `source` (what `data.truncation fields` shortens)."""
 
     source: str
     target: str
     label: int = -1
     group: int = -1
     answers: tuple[str, ...] = ()
+    spans: Spans = ()
 
 
 @dataclass
@@ -104,24 +120,28 @@ class Task:
 
         A record the task cannot use (a label outside its classes, no gold answer, an empty field) raises
         ValueError with a message that names the problem; the data module adds where the record is."""
-        source = self.source(record)
+        source, spans = self.rendered(record)
         group = int(self.group_of(record)) if self.group_of else -1
         if self.targets is None:
             answers = tuple(dict.fromkeys(plain_text(a) for a in self.answers_of(record) if plain_text(a)))
             if not answers:
                 raise ValueError("the record has no gold answer")
             if training:  # every gold answer is a correct output: train on each of them
-                return [Example(source, answer, -1, group, (answer,)) for answer in answers]
-            return [Example(source, answers[0], -1, group, answers)]
+                return [Example(source, answer, -1, group, (answer,), spans) for answer in answers]
+            return [Example(source, answers[0], -1, group, answers, spans)]
         target = self.target_of(record)
         if target not in self.targets:
             raise ValueError(f"label {record.get('label')!r} is not one of the classes of {self.name} "
                              f"({self.describe_classes()})")
-        return [Example(source, target, self.targets.index(target), group)]
+        return [Example(source, target, self.targets.index(target), group, spans=spans)]
 
     def source(self, record: dict) -> str:
         """The model input of a record; needs no label (what `predict` renders from raw inputs)."""
-        return render_fields(record, self.input_fields, self.field_formats)
+        return self.rendered(record)[0]
+
+    def rendered(self, record: dict) -> tuple[str, Spans]:
+        """The model input of a record and the character span of each input field's value in it."""
+        return render_fields_with_spans(record, self.input_fields, self.field_formats)
 
     def prediction(self, text: str) -> str | float | None:
         """A generated text in the task's own terms: the class name (`entailment`), the STS-B score as a float,

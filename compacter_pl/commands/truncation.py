@@ -1,0 +1,101 @@
+"""`python cli.py truncation`: per split of a task, how many examples `data.truncation` cuts and how many lose a
+field entirely (every token of its value cut), in `end` mode and in `fields` mode, and which fields they lose.
+
+Flow: the data module's own arguments (jsonargparse) -> the paper's splits of the data -> rendered sources ->
+each tokenized whole once and cut both ways (compacter_pl.data.truncation). Nothing is cached or trained.
+
+    python cli.py truncation --data.task rte --data.data_dir DIR --data.tokenizer demo/tiny-t5
+    python cli.py truncation --data.task boolq --data.data_dir DIR --data.tokenizer demo/tiny-t5 \\
+        --data.max_source_length 128
+"""
+
+import difflib
+import re
+from collections import Counter
+
+from jsonargparse import ArgumentParser
+
+from compacter_pl.data import TextToTextDataModule
+from compacter_pl.data.datamodule import SPLITS, original_splits, paper_splits, render
+from compacter_pl.data.sources import split_origin
+from compacter_pl.data.truncation import TRUNCATION_MODES, cut_sources, require_offsets
+from compacter_pl.errors import UserError
+
+PROG = "python cli.py truncation"
+
+
+def truncation_report(data: TextToTextDataModule) -> dict:
+    """Per split: examples, those longer than max_source_length (both modes cut exactly these), and per mode
+    the examples that lose a field, the fields lost (an example may lose several) and, for `fields`, the
+    examples cut at the end because the prefixes and EOS leave less than a token per field."""
+    task, tokenizer = data.task, data.tokenizer
+    require_offsets(tokenizer, f"`{PROG}`", "")
+    raw = paper_splits(task, data.data_dir, data.revision, data.data_seed, data.train_size, data.seed,
+                       data.validation_size)
+    splits = {}
+    for split in SPLITS:
+        where = split_origin(task, original_splits(task)[split], data.data_dir)
+        examples = render(task, raw[split], split == "train", where)[:]
+        row = {"examples": len(examples["source"])}
+        for mode in TRUNCATION_MODES:
+            cuts = cut_sources(tokenizer, examples["source"], examples["spans"], data.max_source_length, mode)
+            row["truncated"] = sum(cut.truncated for cut in cuts)
+            row[mode] = {"lose_a_field": sum(bool(cut.lost) for cut in cuts),
+                         "lost": dict(Counter(task.input_fields[i] for cut in cuts for i in cut.lost)),
+                         "cut_at_the_end": sum(cut.fell_back for cut in cuts)}
+        splits[split] = row
+    return {"task": task.name, "tokenizer": data.tokenizer_name, "max_source_length": data.max_source_length,
+            "fields": list(task.input_fields), "splits": splits}
+
+
+def _losses(entry: dict) -> str:
+    lost = ", ".join(f"{name} {count}" for name, count in entry["lost"].items())
+    return f"{entry['lose_a_field']} ({lost})" if lost else str(entry["lose_a_field"])
+
+
+def format_report(report: dict) -> str:
+    header = ["split", "examples", "truncated", "end: lose a field", "fields: lose a field"]
+    rows = [[split, str(row["examples"]), str(row["truncated"]), _losses(row["end"]), _losses(row["fields"])]
+            for split, row in report["splits"].items()]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"{report['task']} ({' '.join(f + ':' for f in report['fields'])}), tokenizer {report['tokenizer']}, "
+             f"max_source_length {report['max_source_length']} (EOS included)"]
+    for row in [header, *rows]:
+        lines.append("  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:3], widths[1:3])),
+                                *(c.ljust(w) for c, w in zip(row[3:], widths[3:]))]).rstrip())
+    lines.append("truncated: examples longer than max_source_length (both modes cut the same ones); lose a field: "
+                 "examples left with no token of some field's value (per field in brackets)")
+    fell_back = sum(row["fields"]["cut_at_the_end"] for row in report["splits"].values())
+    if fell_back:
+        lines.append(f"fields mode cut {fell_back} examples at the end: the prefixes and EOS leave less than one "
+                     f"token per field at max_source_length {report['max_source_length']}")
+    return "\n".join(lines)
+
+
+class _OneLineErrors(ArgumentParser):
+    """jsonargparse's usage-plus-message exit as one UserError line, with the closest option for a typo."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+        unknown = re.search(r"(?:unrecognized arguments:|does not accept option|Key) '?-*([\w.\-]+)'?", text, re.I)
+        if unknown:
+            keys = [action.dest for action in self._actions if action.dest and action.dest != "help"]
+            close = difflib.get_close_matches(unknown.group(1).lstrip("-"), keys, n=1)
+            if close:
+                text += f"; did you mean '{close[0]}'?"
+        raise UserError(f"{text} (see `{PROG} --help`)")
+
+
+def build_parser() -> ArgumentParser:
+    summary = __doc__.split(": ", 1)[1].split("\n\n")[0]
+    parser = _OneLineErrors(prog=PROG, description=summary[0].upper() + summary[1:], allow_abbrev=False)
+    # Both modes are reported, so data.truncation is no option here; the others are the data module's own.
+    parser.add_class_arguments(TextToTextDataModule, "data", skip={"truncation"})
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    parser = build_parser()
+    config = parser.parse_args(argv)
+    data = parser.instantiate_classes(config).data
+    print(format_report(truncation_report(data)))
