@@ -69,6 +69,14 @@ class OneLineErrorParser(LightningArgumentParser):
                           r'(?: \(see `python cli.py [^)]*\))? - Expected a <class .NoneType.>', text)
         if union:  # an optional class argument (model.method): the class's own error, not the None branch's
             text = f"{union.group(1)}: {union.group(2)}"
+        choice = re.search(r'Parser key "([^"]+)": Expected a (?:typing\.)?Literal\[(.*?)\]\. Got value: (\S+)', text)
+        if choice:  # a value outside a closed set (--data.task, --model.eval_mode): the set, and the closest one
+            key, allowed, value = choice.group(1), re.findall(r"'([^']*)'", choice.group(2)), choice.group(3)
+            text = f"unknown {key.rsplit('.', 1)[-1]} '{value}' (--{key}); choose one of {', '.join(allowed)}"
+            close = difflib.get_close_matches(value, allowed, n=1)
+            if close:
+                text += f"; did you mean '{close[0]}'?"
+            raise UserError(f"{text} (see `python cli.py fit --help`)")
         unknown = re.search(r"(?:does not accept option|unrecognized arguments:|Key) '?-*([\w.\-]+)'?", text, re.I)
         if unknown:
             key = unknown.group(1).lstrip("-")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import DEMO_DATA, run_demo
+from conftest import DEMO_DATA, ROOT, run_demo
 
 
 def fast_run(cli, tmp_path, *overrides):
@@ -37,3 +37,19 @@ def test_data_dir_missing_a_split_file_names_the_file(cli, tmp_path):
     (data_dir / "train.jsonl").write_text((DEMO_DATA / "rte" / "train.jsonl").read_text())
     result = fast_run(cli, tmp_path, "--data.data_dir", str(data_dir))
     assert_one_line_error(result, str(data_dir / "validation"))
+
+
+@pytest.mark.parametrize(("option", "value", "fragments"), [
+    ("--data.task", "rtee", ["unknown task 'rtee' (--data.task)", "choose one of cola,", "did you mean 'rte'?"]),
+    ("--model.eval_mode", "ranks", ["unknown eval_mode 'ranks' (--model.eval_mode)", "generate, rank",
+                                    "did you mean 'rank'?"]),
+    ("--data.truncation", "field", ["unknown truncation 'field'", "did you mean 'fields'?"]),
+])
+def test_a_value_outside_a_closed_set_names_the_set_and_the_closest_value(capsys, option, value, fragments):
+    from compacter_pl.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:  # fails while parsing: in-process, nothing is built
+        main(["fit", "--config", str(ROOT / "configs/demo.yaml"), option, value])
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and all(f in errors[0] for f in fragments), errors

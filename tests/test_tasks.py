@@ -10,7 +10,7 @@ from compacter_pl.data.splits import hold_out_validation, split_validation_in_ha
 from compacter_pl.errors import UserError
 from compacter_pl.metrics import METRICS
 from compacter_pl.tasks import TASKS, get_task
-from compacter_pl.tasks.base import plain_text
+from compacter_pl.tasks.base import HubDataset, plain_text
 from compacter_pl.tasks.superglue import passage_with_highlights, strip_markup
 
 GLUE = {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"}
@@ -288,9 +288,22 @@ def test_hub_splits_are_loaded_from_the_pinned_revision(monkeypatch, name, split
     monkeypatch.setattr(sources.datasets, "load_dataset", fake_load_dataset)
     sources.load_split(task, split, data_dir=None, revision=None)
     sources.load_split(task, split, data_dir=None, revision="main")
-    assert calls == [(task.hub_path, task.hub_config, split, sources.HUB_REVISIONS[task.hub_path]),
+    assert calls == [(task.hub_path, task.hub_config, split, task.dataset.revision),
                      (task.hub_path, task.hub_config, split, "main")]
     assert task.hub_path in ("nyu-mll/glue", "aps/super_glue")
+
+
+def test_every_task_names_its_benchmark_its_display_name_and_a_pinned_revision():
+    for task in TASKS.values():
+        assert task.benchmark == ("GLUE" if task.hub_path == "nyu-mll/glue" else "SuperGLUE")
+        assert len(task.dataset.revision) == 40 and int(task.dataset.revision, 16) >= 0  # a commit, not "main"
+        assert task.display_name.lower().replace("-", "") == task.name
+    assert TASKS["stsb"].display_name == "STS-B" and TASKS["record"].display_name == "ReCoRD"
+
+
+def test_a_dataset_without_a_pinned_revision_is_refused():
+    with pytest.raises(TypeError, match="pin a revision"):
+        HubDataset("someone/new_benchmark", "", "New")
 
 
 def test_an_unreachable_hub_says_how_to_use_local_files(monkeypatch):

@@ -25,7 +25,7 @@ from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, s
 from compacter_pl.data.truncation import Truncation, check_truncation, require_offsets, source_ids
 from compacter_pl.errors import UserError
 from compacter_pl.hub import load_tokenizer
-from compacter_pl.tasks import Task, get_task
+from compacter_pl.tasks import Task, TaskName, get_task
 
 datasets.disable_progress_bars()
 # The training batch sampler resumes mid-epoch exactly (see `_batches_done`), which Lightning cannot know.
@@ -120,7 +120,7 @@ class TextToTextDataModule(L.LightningDataModule):
     """GLUE and SuperGLUE tasks as text-to-text, with the paper's splits.
 
     Args:
-        task: The task name (rte, cola, sst2, mrpc, qqp, stsb, mnli, qnli, boolq, cb, copa, multirc, record, wic).
+        task: The task: a GLUE (cola sst2 mrpc qqp stsb mnli qnli rte) or SuperGLUE (boolq cb copa multirc record wic) name.
         tokenizer: Hub name or local directory of the tokenizer (linked to the model's by the CLI).
         data_dir: A local folder with train and validation files (.parquet, .jsonl or .csv) in the Hub's
             schema, named after the Hub's splits (MNLI: validation_matched); None loads the task from the Hub.
@@ -153,7 +153,7 @@ class TextToTextDataModule(L.LightningDataModule):
         cache_dir: Where tokenized splits are cached across runs.
     """
 
-    def __init__(self, task: str = "rte", tokenizer: str = "google-t5/t5-base", data_dir: str | None = None,
+    def __init__(self, task: TaskName = "rte", tokenizer: str = "google-t5/t5-base", data_dir: str | None = None,
                  revision: str | None = None, max_source_length: int | None = None, max_target_length: int = 128,
                  truncation: Truncation = "end", batch_size: int = 32, eval_batch_size: int | None = None,
                  data_seed: int = 42, validation_size: int = HELD_OUT_VALIDATION, train_size: int | None = None,

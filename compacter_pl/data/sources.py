@@ -13,11 +13,6 @@ from compacter_pl.errors import UserError
 from compacter_pl.tasks import Task
 
 LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
-# The revisions pinned for reproducibility: both hold parquet files, one folder per config.
-HUB_REVISIONS = {
-    "nyu-mll/glue": "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c",
-    "aps/super_glue": "3de24cf8022e94f4ee4b9d55a6f539891524d646",
-}
 
 
 def local_split_file(data_dir: Path, split: str) -> Path:
@@ -51,7 +46,7 @@ def _has_text(path: Path) -> bool:
 
 
 def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dataset:
-    revision = revision or HUB_REVISIONS.get(task.hub_path)
+    revision = revision or task.dataset.revision
     try:
         dataset = datasets.load_dataset(task.hub_path, task.hub_config, split=split, revision=revision)
     except Exception as error:
@@ -87,7 +82,7 @@ def source_fingerprint(task: Task, splits: list[str], data_dir: str | None, revi
     """What identifies the raw data, for the tokenization cache: file contents, or Hub name and revision."""
     digest = hashlib.sha256()
     if data_dir is None:
-        digest.update(f"{task.hub_path}@{revision or HUB_REVISIONS.get(task.hub_path)}".encode())
+        digest.update(f"{task.hub_path}@{revision or task.dataset.revision}".encode())
     else:
         for split in splits:
             digest.update(local_split_file(Path(data_dir), split).read_bytes())

@@ -25,10 +25,6 @@ from compacter_pl.errors import UserError
 from compacter_pl.sweep.results import RESULTS_FILE, read_results
 
 SCALE = 100.0  # scores in percent, as the paper prints them
-BENCHMARKS = {"nyu-mll/glue": "GLUE", "aps/super_glue": "SuperGLUE"}
-DISPLAY_NAMES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI",
-                 "qnli": "QNLI", "rte": "RTE", "boolq": "BoolQ", "cb": "CB", "copa": "COPA", "multirc": "MultiRC",
-                 "record": "ReCoRD", "wic": "WiC"}
 FIGURE_FILE, TABLE_FILE, CSV_FILE = "figure4.png", "report.md", "report.csv"
 CSV_COLUMNS = ("table", "method", "size", "task", "metric", "mean", "std", "runs")
 
@@ -51,13 +47,15 @@ class Stat:
 
 
 def display(task: str) -> str:
-    return DISPLAY_NAMES.get(task, task)
+    from compacter_pl.tasks import TASKS
+
+    return TASKS[task].display_name if task in TASKS else task
 
 
 def benchmark_of(task: str) -> str:
     from compacter_pl.tasks import TASKS
 
-    return BENCHMARKS.get(TASKS[task].hub_path, TASKS[task].hub_path) if task in TASKS else "other"
+    return TASKS[task].benchmark if task in TASKS else "other"
 
 
 def task_order(tasks) -> list[str]:

@@ -85,12 +85,27 @@ class Scored:
 
 
 @dataclass(frozen=True)
+class HubDataset:
+    """A dataset on the Hugging Face Hub, pinned: every task of it loads this exact revision unless a run
+    passes `data.revision`, so a dataset update upstream never changes a split silently."""
+
+    path: str  # "nyu-mll/glue"
+    revision: str  # a commit of the dataset's repository
+    benchmark: str  # what the report averages over: "GLUE", "SuperGLUE"
+
+    def __post_init__(self) -> None:
+        if not self.revision:
+            raise TypeError(f"dataset {self.path}: pin a revision (a commit of the dataset's Hub repository)")
+
+
+@dataclass(frozen=True)
 class Task:
     """One GLUE or SuperGLUE task as the paper casts it to text-to-text (SPEC section 3)."""
 
     name: str
-    hub_path: str  # "nyu-mll/glue" or "aps/super_glue"
+    dataset: HubDataset  # where its records live on the Hub, pinned
     hub_config: str  # the Hub config ("rte", "stsb", ...); also the folder name under demo/data
+    display_name: str  # as the paper's tables write it: "CoLA", "SST-2", "STS-B", "ReCoRD"
     input_fields: tuple[str, ...]  # rendered in this order as "field: value"
     targets: tuple[str, ...] | None  # the closed set of target strings (class i <-> targets[i]); None: free text
     metrics: tuple[str, ...]  # names in compacter_pl.metrics.METRICS
@@ -110,6 +125,14 @@ class Task:
             raise TypeError(f"task {self.name}: a free-text task (targets=None) needs answers_of, and only it")
         if self.ordinal and not all(_is_number(t) for t in self.targets):
             raise TypeError(f"task {self.name}: ordinal targets must be numbers")
+
+    @property
+    def hub_path(self) -> str:
+        return self.dataset.path
+
+    @property
+    def benchmark(self) -> str:
+        return self.dataset.benchmark
 
     @property
     def columns(self) -> tuple[str, ...]:

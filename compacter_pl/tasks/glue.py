@@ -4,9 +4,9 @@ One definition per task: Hub config, input fields in template order, target stri
 Targets are the Hub's class ids as strings; `label_names` are the classes in the dataset's own terms.
 """
 
-from compacter_pl.tasks.base import Task
+from compacter_pl.tasks.base import HubDataset, Task
 
-GLUE = "nyu-mll/glue"
+GLUE = HubDataset("nyu-mll/glue", "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c", "GLUE")
 BINARY = ("0", "1")
 # STS-B: the score rounded to the nearest 0.2 and written with one decimal, "0.0", "0.2", ..., "5.0".
 # (SPEC section 3 says "21 classes"; the rounding it prescribes gives 26, and the real records use all 26.)
@@ -22,21 +22,21 @@ def stsb_target(record: dict) -> str:
     return f"{round(score * 5) / 5:.1f}"
 
 
-COLA = Task("cola", GLUE, "cola", ("sentence",), BINARY, ("matthews",), small=True,
+COLA = Task("cola", GLUE, "cola", "CoLA", ("sentence",), BINARY, ("matthews",), small=True,
             label_names=("unacceptable", "acceptable"))
-SST2 = Task("sst2", GLUE, "sst2", ("sentence",), BINARY, ("accuracy",), small=False,
+SST2 = Task("sst2", GLUE, "sst2", "SST-2", ("sentence",), BINARY, ("accuracy",), small=False,
             label_names=("negative", "positive"))
-MRPC = Task("mrpc", GLUE, "mrpc", ("sentence1", "sentence2"), BINARY, ("accuracy", "f1"), small=True,
+MRPC = Task("mrpc", GLUE, "mrpc", "MRPC", ("sentence1", "sentence2"), BINARY, ("accuracy", "f1"), small=True,
             label_names=("not_equivalent", "equivalent"))
-QQP = Task("qqp", GLUE, "qqp", ("question1", "question2"), BINARY, ("accuracy", "f1"), small=False,
+QQP = Task("qqp", GLUE, "qqp", "QQP", ("question1", "question2"), BINARY, ("accuracy", "f1"), small=False,
            label_names=("not_duplicate", "duplicate"))
-STSB = Task("stsb", GLUE, "stsb", ("sentence1", "sentence2"), STSB_TARGETS, ("pearson", "spearman"), small=True,
+STSB = Task("stsb", GLUE, "stsb", "STS-B", ("sentence1", "sentence2"), STSB_TARGETS, ("pearson", "spearman"), small=True,
             ordinal=True, target_of=stsb_target)
-MNLI = Task("mnli", GLUE, "mnli", ("premise", "hypothesis"), ("0", "1", "2"), ("accuracy",), small=False,
+MNLI = Task("mnli", GLUE, "mnli", "MNLI", ("premise", "hypothesis"), ("0", "1", "2"), ("accuracy",), small=False,
             label_names=("entailment", "neutral", "contradiction"), test_split="validation_matched")
-QNLI = Task("qnli", GLUE, "qnli", ("question", "sentence"), BINARY, ("accuracy",), small=False,
+QNLI = Task("qnli", GLUE, "qnli", "QNLI", ("question", "sentence"), BINARY, ("accuracy",), small=False,
             label_names=("entailment", "not_entailment"))
-RTE = Task("rte", GLUE, "rte", ("sentence1", "sentence2"), BINARY, ("accuracy",), small=True,
+RTE = Task("rte", GLUE, "rte", "RTE", ("sentence1", "sentence2"), BINARY, ("accuracy",), small=True,
            label_names=("entailment", "not_entailment"))
 
 TASKS = (COLA, SST2, MRPC, QQP, STSB, MNLI, QNLI, RTE)
