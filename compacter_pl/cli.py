@@ -138,15 +138,21 @@ def _find_user_error(error: BaseException | None) -> UserError | None:
     return None
 
 
+def build_cli(args: list[str] | None = None, run: bool = True) -> CompacterCLI:
+    """The project's LightningCLI on `args`. With `run=False` the arguments take no subcommand: it parses them,
+    seeds, and builds the model, data module and trainer as `fit` would, without running anything."""
+    return CompacterCLI(TextToTextModule, TextToTextDataModule, seed_everything_default=42,
+                        save_config_kwargs={"overwrite": True}, parser_class=OneLineErrorParser,
+                        auto_configure_optimizers=False, trainer_defaults=TRAINER_DEFAULTS, args=args, run=run)
+
+
 def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else args
     try:
         if argv and argv[0] in COMMANDS:
             run_command(argv[0], argv[1:])
             return
-        CompacterCLI(TextToTextModule, TextToTextDataModule, seed_everything_default=42,
-                     save_config_kwargs={"overwrite": True}, parser_class=OneLineErrorParser,
-                     auto_configure_optimizers=False, trainer_defaults=TRAINER_DEFAULTS, args=args)
+        build_cli(args)
     except Exception as error:  # a UserError may arrive wrapped, e.g. by jsonargparse building a class argument
         user_error = _find_user_error(error)
         if user_error is None:

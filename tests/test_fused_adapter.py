@@ -1,6 +1,8 @@
 """The fused bottleneck adapter (one autograd function) equals the plain modules' autograd, value and gradient, for
 every projection the adapter methods use, with a shared A, without biases, and under bf16 autocast."""
 
+import copy
+
 import pytest
 import torch
 
@@ -61,14 +63,19 @@ def test_fused_adapter_equals_autograd_of_the_modules(name, activation):
 
 def test_fused_adapter_under_bf16_autocast_keeps_dtypes_and_matches():
     adapter = perturbed_adapter(PROJECTIONS["lphm-factored"])
-    y = torch.randn(2, 6, 32).bfloat16()
+    y, grad = torch.randn(2, 6, 32).bfloat16(), torch.ones(2, 6, 32).bfloat16()
+    truth, _, true_grads = value_and_grads(copy.deepcopy(adapter).double(), y.double(), grad.double(), fused=False)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out, _, grads = value_and_grads(adapter, y, torch.ones(2, 6, 32).bfloat16(), fused=True)
-        expected, _, expected_grads = value_and_grads(adapter, y, torch.ones(2, 6, 32).bfloat16(), fused=False)
+        out, _, grads = value_and_grads(adapter, y, grad, fused=True)
+        expected, _, _ = value_and_grads(adapter, y, grad, fused=False)
     assert out.dtype == torch.bfloat16 and all(g.dtype == torch.float32 for g in grads.values())
-    assert torch.allclose(out.float(), expected.float(), atol=5e-2, rtol=5e-2)
+    # bf16 rounding grows with the values' size, so each is compared with the float64 result relative to its
+    # largest entry; the fused output is no further from it than the modules' own autocast output.
+    fused_error, module_error = ((v.double() - truth).abs().max() for v in (out, expected))
+    assert fused_error <= 0.01 * truth.abs().max() and fused_error <= module_error
+    assert grads.keys() == true_grads.keys()
     for key, value in grads.items():
-        assert torch.allclose(value, expected_grads[key], atol=0.5, rtol=5e-2), key
+        assert (value.double() - true_grads[key]).abs().max() <= 0.02 * true_grads[key].abs().max(), key
 
 
 def test_a_projection_without_two_factors_takes_the_module_path():

@@ -47,7 +47,7 @@ def test_phm_linear_parameter_count_and_output():
 def test_phm_linear_init_scales():
     torch.manual_seed(0)
     layer = PHMLinear(768, 96, n=4)
-    bound = math.sqrt(6.0 / (768 // 4 + 96 // 4))
+    bound = math.sqrt(2.0) * math.sqrt(6.0 / (768 // 4 + 96 // 4))  # the authors' glorot-uniform: gain sqrt(2)
     assert layer.B.abs().max() <= bound
     assert layer.B.abs().max() > 0.9 * bound
     assert abs(layer.A.std().item() - 0.01) < 0.003

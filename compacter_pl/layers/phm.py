@@ -22,6 +22,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from compacter_pl.layers.inits import GLOROT_INITS, glorot_
+
 LPHM_MODES = ("auto", "factored", "materialized")
 
 
@@ -69,12 +71,9 @@ def check_phm_shapes(in_features: int, out_features: int, n: int) -> None:
             )
 
 
-def _glorot_uniform_per_slice_(tensor: Tensor) -> Tensor:
-    """Xavier-uniform init of each ``tensor[i]`` with fans taken from the 2-D slice."""
-    fan_in, fan_out = tensor.shape[-2], tensor.shape[-1]
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
-    with torch.no_grad():
-        return tensor.uniform_(-bound, bound)
+def _check_w_init(w_init: str) -> None:
+    if w_init not in GLOROT_INITS:
+        raise ValueError(f"w_init={w_init!r} is not one of {GLOROT_INITS}")
 
 
 class SharedPHMRules(nn.Module):
@@ -138,8 +137,9 @@ class _PHMRulesMixin:
 class PHMLinear(_PHMRulesMixin, nn.Module):
     """PHM layer: ``y = x @ W + b`` with ``W = sum_i kron(A_i, B_i)`` (PHM-Adapter).
 
-    ``B`` has shape (n, in/n, out/n), Xavier-uniform per slice; the bias starts at zero. Without
-    ``shared_A`` the layer owns ``A`` ~ N(0, a_init_std^2), giving ``n^3 + in*out/n + out``
+    ``B`` has shape (n, in/n, out/n), each ``B_i`` initialised by ``w_init`` (the authors' default
+    glorot-uniform: Xavier uniform with gain sqrt(2), see `compacter_pl.layers.inits`); the bias starts at
+    zero. Without ``shared_A`` the layer owns ``A`` ~ N(0, a_init_std^2), giving ``n^3 + in*out/n + out``
     parameters. With ``shared_A`` it uses that module's ``A`` (and ``a_init_std`` is ignored).
     """
 
@@ -151,15 +151,17 @@ class PHMLinear(_PHMRulesMixin, nn.Module):
         shared_A: "SharedPHMRules | None" = None,
         a_init_std: float = 0.01,
         bias: bool = True,
+        w_init: str = "glorot-uniform",
     ):
         super().__init__()
         check_phm_shapes(in_features, out_features, n)
+        _check_w_init(w_init)
         self.in_features = in_features
         self.out_features = out_features
         self.n = n
         self._init_rules(n, shared_A, a_init_std)
         self.B = nn.Parameter(torch.empty(n, in_features // n, out_features // n))
-        _glorot_uniform_per_slice_(self.B)
+        glorot_(self.B, w_init)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     def weight(self) -> Tensor:
@@ -215,8 +217,9 @@ def choose_lphm_form(
 class LowRankPHMLinear(_PHMRulesMixin, nn.Module):
     """Compacter's LPHM layer: ``y = x @ W + b``, ``W = sum_i kron(A_i, s_i t_i)``.
 
-    ``s`` (n, in/n, rank) and ``t`` (n, rank, out/n) are Xavier-uniform per slice, the bias zero,
-    ``A`` shared through ``shared_A`` (Compacter) or owned, ~ N(0, a_init_std^2).
+    ``s`` (n, in/n, rank) and ``t`` (n, rank, out/n) are initialised slice by slice by ``w_init`` (the
+    authors' default glorot-uniform: Xavier uniform with gain sqrt(2), see `compacter_pl.layers.inits`),
+    the bias zero, ``A`` shared through ``shared_A`` (Compacter) or owned, ~ N(0, a_init_std^2).
 
     Two equal forward forms (values and gradients agree to float tolerance):
 
@@ -240,9 +243,11 @@ class LowRankPHMLinear(_PHMRulesMixin, nn.Module):
         a_init_std: float = 1e-4,
         bias: bool = True,
         mode: str = "auto",
+        w_init: str = "glorot-uniform",
     ):
         super().__init__()
         check_phm_shapes(in_features, out_features, n)
+        _check_w_init(w_init)
         if not isinstance(rank, int) or rank < 1:
             raise ValueError(f"rank={rank!r} must be an integer >= 1")
         if mode not in LPHM_MODES:
@@ -255,8 +260,8 @@ class LowRankPHMLinear(_PHMRulesMixin, nn.Module):
         self._init_rules(n, shared_A, a_init_std)
         self.s = nn.Parameter(torch.empty(n, in_features // n, rank))
         self.t = nn.Parameter(torch.empty(n, rank, out_features // n))
-        _glorot_uniform_per_slice_(self.s)
-        _glorot_uniform_per_slice_(self.t)
+        glorot_(self.s, w_init)
+        glorot_(self.t, w_init)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     def weight(self) -> Tensor:

@@ -29,6 +29,7 @@ from transformers.activations import ACT2FN
 
 from compacter_pl.errors import UserError
 from compacter_pl.layers.fused_adapter import fused_adapter, two_factors
+from compacter_pl.layers.inits import GLOROT_INITS, glorot_
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
 
@@ -36,7 +37,10 @@ SUBLAYERS = ("self_attention", "feed_forward")
 # Types the CLI checks while parsing (a bad value is a one-line error there, before anything is built).
 Sublayer = Literal["self_attention", "feed_forward"]
 NonLinearity = Literal[tuple(sorted(ACT2FN))]
-HOULSBY_INIT_STD = 1e-2  # near-identity init of Houlsby et al. (2019): N(0, 1e-2), truncated at 2 std
+WeightInit = Literal[GLOROT_INITS]  # the authors' choices for PHM and low-rank factors (layers/inits.py)
+# The authors' code initialises every adapter nn.Linear N(0, 0.01^2), untruncated, with zero biases (their
+# T5PreTrainedModel._init_weights); Houlsby et al. (2019) truncated theirs at 2 std, the authors' code does not.
+HOULSBY_INIT_STD = 1e-2
 
 
 class BottleneckAdapter(nn.Module):
@@ -60,18 +64,19 @@ class BottleneckAdapter(nn.Module):
 class LowRankLinear(nn.Module):
     """`y = x @ (u v) + b` with u (in, rank) and v (rank, out): Adapter-LowRank's rank-one projections.
 
-    u and v are Xavier-uniform (as the LPHM layer's s and t), the bias zero.
-    Parameters: rank * (in + out) + out.
+    u and v are initialised by `init`, each as one matrix (the authors' default glorot-uniform: Xavier uniform
+    with gain sqrt(2), bound sqrt(2) sqrt(6 / (in + rank)) for u and sqrt(2) sqrt(6 / (rank + out)) for v), the
+    bias zero. Parameters: rank * (in + out) + out.
     """
 
-    def __init__(self, in_features: int, out_features: int, rank: int = 1):
+    def __init__(self, in_features: int, out_features: int, rank: int = 1, init: str = "glorot-uniform"):
         super().__init__()
         self.in_features, self.out_features, self.rank = in_features, out_features, rank
         self.u = nn.Parameter(torch.empty(in_features, rank))
         self.v = nn.Parameter(torch.empty(rank, out_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
-        nn.init.xavier_uniform_(self.u)
-        nn.init.xavier_uniform_(self.v)
+        glorot_(self.u, init)
+        glorot_(self.v, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x @ self.u) @ self.v + self.bias  # never builds the (in, out) matrix
@@ -85,11 +90,19 @@ class LowRankLinear(nn.Module):
 
 
 def houlsby_linear(in_features: int, out_features: int) -> nn.Linear:
+    """A dense adapter projection as the authors' code starts it: weight N(0, 0.01^2), untruncated; bias zero."""
     layer = nn.Linear(in_features, out_features)
     with torch.no_grad():
-        nn.init.trunc_normal_(layer.weight, std=HOULSBY_INIT_STD, a=-2 * HOULSBY_INIT_STD, b=2 * HOULSBY_INIT_STD)
+        layer.weight.normal_(0.0, HOULSBY_INIT_STD)
         layer.bias.zero_()
     return layer
+
+
+def weight_init(value) -> str:
+    """A PHM or low-rank factor init (a one-line UserError for anything else)."""
+    if value not in GLOROT_INITS:
+        raise UserError(f"unknown init {value!r}; choose one of {', '.join(GLOROT_INITS)}")
+    return value
 
 
 def _adapt_first_output(module: nn.Module, args, output):
@@ -220,8 +233,8 @@ class AdapterMethod(Method):
 class Adapter(AdapterMethod):
     """Adapter (Houlsby et al. 2019): a bottleneck adapter after self-attention and after the feed-forward.
 
-    Down and up projections are dense layers with Houlsby's near-identity init (N(0, 1e-2) truncated at two
-    standard deviations, zero biases). T5-base, d 24: 48 adapters, 1,855,104 trainable with the layer norms.
+    Down and up projections are dense layers with a near-identity init, as in the authors' code: weights
+    N(0, 0.01^2) (not truncated), zero biases. T5-base, d 24: 48 adapters, 1,855,104 trainable with the layer norms.
 
     Args:
         reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
@@ -301,6 +314,8 @@ class AdapterDrop(Adapter):
 class AdapterLowRank(Adapter):
     """Adapter-LowRank: Houlsby adapters whose down and up projections are rank-r products u v (r = 1).
 
+    u (in, r) and v (r, out) start as in the authors' code: glorot-uniform, i.e. Xavier uniform with gain
+    sqrt(2) (for d 24: bound 0.125 for the down u (768, 1), 0.693 for its v (1, 24)); biases zero.
     T5-base, d 24: 161,664 trainable.
 
     Args:
@@ -312,16 +327,19 @@ class AdapterLowRank(Adapter):
         train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
         train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
             first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+        init: How u and v start: glorot-uniform (the authors' default: Xavier uniform, gain sqrt(2)) or
+            glorot-normal (Xavier normal, gain sqrt(2)), each factor as one matrix; biases start at zero.
     """
 
     def __init__(self, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
                  bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
                  sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False) -> None:
+                 train_output_layer: bool = False, init: WeightInit = "glorot-uniform") -> None:
         super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
                          train_output_layer)
         self.rank = positive_int("rank", rank)
+        self.init = weight_init(init)
 
     def projection(self, in_features: int, out_features: int) -> nn.Module:
-        return LowRankLinear(in_features, out_features, self.rank)
+        return LowRankLinear(in_features, out_features, self.rank, init=self.init)
 

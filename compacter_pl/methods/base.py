@@ -7,8 +7,25 @@ train), the export and the parameter report. Nothing outside a method's own file
 import inspect
 from collections.abc import Iterator
 
+import torch
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
+
+from compacter_pl.errors import UserError
+
+MAX_SEED = 2**32 - 1  # seed_everything's range
+
+
+def resolve_seed(seed: int | None) -> int:
+    """A method's own seed: `seed` if given, else the run's. The run's is `torch.initial_seed()`, which
+    `seed_everything` sets (LightningCLI calls it before it builds the model; a sweep sets it per run), folded into
+    [0, 2^32). A method stores the result, so its `config()` (checkpoints, exports) names the seed it used."""
+    if seed is None:
+        return torch.initial_seed() % (MAX_SEED + 1)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"seed={seed!r} must be an integer in [0, {MAX_SEED}], or null for the run's seed "
+                        f"(seed_everything)")
+    return int(seed)
 
 
 class Method:

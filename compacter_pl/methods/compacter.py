@@ -3,11 +3,14 @@
 Flow: CLI -> LightningModule -> method (this file; placement and training in `adapters.AdapterMethod`) ->
 layers (`compacter_pl.layers.phm`).
 
-- PHM-Adapter: `W = sum_i A_i (x) B_i`, every layer with its own A (N(0, 0.01^2)) and B (Xavier-uniform).
-- Compacter: `W = sum_i A_i (x) (s_i t_i)`, s and t rank r (Xavier-uniform), and ONE A for the whole model
+- PHM-Adapter: `W = sum_i A_i (x) B_i`, every layer with its own A (N(0, 0.01^2)) and B.
+- Compacter: `W = sum_i A_i (x) (s_i t_i)`, s and t rank r, and ONE A for the whole model
   (N(0, 1e-4^2)): a `SharedPHMRules` attached once as `model.shared_phm_rules`, which every LPHM layer reads
   (encoder and decoder, down and up), so its gradient sums the contributions of all of them.
 - Compacter++: Compacter with adapters after the feed-forward only.
+
+B, s and t start as in the authors' code: glorot-uniform, Xavier uniform with gain sqrt(2) on each 2-D slice
+B_i, s_i, t_i (`compacter_pl.layers.inits`); biases zero; the A's std (0.01, 1e-4) are the authors' too.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from transformers import T5ForConditionalGeneration
 from compacter_pl.errors import UserError
 from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
 from compacter_pl.layers.phm import LPHM_MODES
-from compacter_pl.methods.adapters import AdapterMethod, NonLinearity, Sublayer, positive_int
+from compacter_pl.methods.adapters import AdapterMethod, NonLinearity, Sublayer, WeightInit, positive_int, weight_init
 
 LPHMForm = Literal[LPHM_MODES]
 SHARED_RULES = "shared_phm_rules"  # the attribute of the model that holds Compacter's shared A
@@ -33,7 +36,8 @@ SHARED_A_INIT_STD = 1e-4  # Compacter's shared A (the authors' code)
 class PHMAdapter(AdapterMethod):
     """PHM-Adapter: Houlsby adapters with PHM projections, each layer with its own A.
 
-    T5-base, n 12, d 24: 398,976 trainable (with the layer norms).
+    T5-base, n 12, d 24: 398,976 trainable (with the layer norms). Each B_i (64, 2) of a down-projection, (2, 64)
+    of an up-projection, starts glorot-uniform with gain sqrt(2) (bound 0.426), each A ~ N(0, 0.01^2), biases zero.
 
     Args:
         n: The number of Kronecker products; must divide d_model and the bottleneck (the paper searched 4, 8, 12).
@@ -44,29 +48,34 @@ class PHMAdapter(AdapterMethod):
         train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
         train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
             first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+        init: How each B_i starts: glorot-uniform (the authors' default: Xavier uniform with gain sqrt(2)) or
+            glorot-normal (Xavier normal, gain sqrt(2)), each B_i as its own matrix; A and the biases as always.
     """
 
     def __init__(self, n: PositiveInt = 12, reduction_factor: PositiveInt = 32,
                  bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
                  sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False) -> None:
+                 train_output_layer: bool = False, init: WeightInit = "glorot-uniform") -> None:
         self._init_adapter(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
                            train_output_layer)
         self.n = positive_int("n", n)
+        self.init = weight_init(init)
 
     @property
     def phm_n(self) -> int:
         return self.n
 
     def projection(self, in_features: int, out_features: int) -> nn.Module:
-        return PHMLinear(in_features, out_features, self.n, a_init_std=PHM_A_INIT_STD)
+        return PHMLinear(in_features, out_features, self.n, a_init_std=PHM_A_INIT_STD, w_init=self.init)
 
 
 class Compacter(AdapterMethod):
     """Compacter: Houlsby adapters with low-rank PHM (LPHM) projections and one A shared by all of them.
 
     T5-base, n 4, r 1, d 24: 161,728 trainable (with the layer norms). The paper uses n 4 on GLUE (Table 1)
-    and n 12 on SuperGLUE (Table 2).
+    and n 12 on SuperGLUE (Table 2). s_i and t_i start glorot-uniform with gain sqrt(2), each slice as its own
+    matrix (n 4, d 24: bound 0.249 for s_i (192, 1) and 1.309 for t_i (1, 6) of a down-projection, the other
+    way round for an up-projection); the shared A ~ N(0, 1e-4^2); biases zero.
 
     Args:
         n: The number of Kronecker products; must divide d_model and the bottleneck (the paper searched 4, 8, 12).
@@ -80,12 +89,16 @@ class Compacter(AdapterMethod):
             first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
         lphm_form: How an LPHM layer computes x W: "factored" never builds W, "materialized" builds it,
             "auto" picks whichever needs fewer multiply-adds for the batch at hand (same values either way).
+        init: How each s_i and t_i starts: glorot-uniform (the authors' default: Xavier uniform with gain
+            sqrt(2)) or glorot-normal (Xavier normal, gain sqrt(2)), each slice as its own matrix; the shared A
+            and the biases as always.
     """
 
     def __init__(self, n: PositiveInt = 4, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
                  bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
                  sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False, lphm_form: LPHMForm = "auto") -> None:
+                 train_output_layer: bool = False, lphm_form: LPHMForm = "auto",
+                 init: WeightInit = "glorot-uniform") -> None:
         self._init_adapter(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
                            train_output_layer)
         self.n = positive_int("n", n)
@@ -93,6 +106,7 @@ class Compacter(AdapterMethod):
         if lphm_form not in LPHM_MODES:
             raise UserError(f"unknown lphm_form {lphm_form!r}; choose one of {', '.join(LPHM_MODES)}")
         self.lphm_form = lphm_form
+        self.init = weight_init(init)
         self._rules: SharedPHMRules | None = None
 
     @property
@@ -109,7 +123,7 @@ class Compacter(AdapterMethod):
 
     def projection(self, in_features: int, out_features: int) -> nn.Module:
         return LowRankPHMLinear(in_features, out_features, self.n, self.rank, shared_A=self._rules,
-                                mode=self.lphm_form)
+                                mode=self.lphm_form, w_init=self.init)
 
     def adapter_parameters(self, model: T5ForConditionalGeneration) -> list[nn.Parameter]:
         return [*super().adapter_parameters(model), getattr(model, SHARED_RULES).A]
@@ -132,11 +146,15 @@ class CompacterPlusPlus(Compacter):
             first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
         lphm_form: How an LPHM layer computes x W: "factored" never builds W, "materialized" builds it,
             "auto" picks whichever needs fewer multiply-adds for the batch at hand (same values either way).
+        init: How each s_i and t_i starts: glorot-uniform (the authors' default: Xavier uniform with gain
+            sqrt(2)) or glorot-normal (Xavier normal, gain sqrt(2)), each slice as its own matrix; the shared A
+            and the biases as always.
     """
 
     def __init__(self, n: PositiveInt = 4, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
                  bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
                  sublayers: Sequence[Sublayer] = ("feed_forward",), train_layer_norms: bool = True,
-                 train_output_layer: bool = False, lphm_form: LPHMForm = "auto") -> None:
+                 train_output_layer: bool = False, lphm_form: LPHMForm = "auto",
+                 init: WeightInit = "glorot-uniform") -> None:
         super().__init__(n, rank, reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                         train_output_layer, lphm_form)
+                         train_output_layer, lphm_form, init)

@@ -22,7 +22,7 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
-from compacter_pl.methods.base import Method, freeze
+from compacter_pl.methods.base import Method, freeze, resolve_seed
 
 INITS = ("random", "vocab")
 PromptInit = Literal["random", "vocab"]
@@ -98,11 +98,13 @@ class PromptTuning(Method):
         num_tokens: The number of prompt vectors (it must not exceed the source length).
         init: "random" (Prompt tuning-R) or "vocab" (Prompt tuning-T).
         init_vocab_size: "vocab" init samples token ids among the first this many ids of the vocabulary.
-        seed: The seed of the initialisation (the sampled ids or the random vectors).
+        seed: The seed of the initialisation (the sampled ids or the random vectors), in [0, 2^32); null (the
+            default) takes the run's seed (seed_everything; a sweep sets one per run). Checkpoints and exports
+            record the seed used.
     """
 
     def __init__(self, num_tokens: PositiveInt = 100, init: PromptInit = "random",
-                 init_vocab_size: PositiveInt = 5000, seed: int = 0) -> None:
+                 init_vocab_size: PositiveInt = 5000, seed: int | None = None) -> None:
         for name, value in (("num_tokens", num_tokens), ("init_vocab_size", init_vocab_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{name}={value!r} must be a positive integer")
@@ -111,7 +113,7 @@ class PromptTuning(Method):
         self.num_tokens = int(num_tokens)
         self.init = init
         self.init_vocab_size = int(init_vocab_size)
-        self.seed = int(seed)
+        self.seed = resolve_seed(seed)
 
     def check(self, config: T5Config, max_source_length: int | None = None) -> None:
         if max_source_length is not None and self.num_tokens > max_source_length:

@@ -12,7 +12,8 @@ that holds it gets the same parametrization.
 
 P_i is a Fastfood transform `S H G Pi H B` (O(D log D) time, O(D) memory, never a dense D x d' matrix),
 built lazily on the first forward (so `apply` is instant, also on the meta device for counting) and never
-saved: its factors follow from the seed. Its memory is 13 bytes per padded entry (D rounded up to a power of
+saved: its factors follow from the seed (by default the run's seed, which the method's config then records, so a
+checkpoint or export rebuilds the same P_i). Its memory is 13 bytes per padded entry (D rounded up to a power of
 two). With a transform per tensor (`share_random_factors: false`) that is about 5 GB of buffers for T5-base.
 By default, tensors of the same size share S, G and Pi, and each tensor keeps its own random signs on z, so
 `P_i z = P_D (b_i * z)`: P_i is still a Fastfood transform (its B is B_D b_i) and different tensors move along
@@ -36,10 +37,10 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
 from compacter_pl.layers import FastfoodProjection
-from compacter_pl.methods.base import Method, freeze
+from compacter_pl.methods.base import Method, freeze, resolve_seed
 
 STATE = "intrinsic_said"  # the attribute of the model that holds z and the lambdas
-_SEED_STRIDE = 1_000_003
+_SEED_STRIDE = 1_000_003  # tensor i's generator seed: seed * stride + i (< 2^63 for any seed below 2^32)
 
 
 class IntrinsicSAIDState(nn.Module):
@@ -189,17 +190,21 @@ class IntrinsicSAID(Method):
 
     Args:
         intrinsic_dim: d', the number of trainable numbers (the paper: 20,000; 1,400 in its efficiency table).
-        seed: The seed of the random projections (they are rebuilt from it, never saved).
+        seed: The seed of the random projections (they are rebuilt from it, never saved), in [0, 2^32); null
+            (the default) takes the run's seed (seed_everything; a sweep sets one per run). Checkpoints and
+            exports record the seed used. With seed_everything false each process draws its own: under DDP
+            set a seed, or the processes would project along different directions.
         share_random_factors: Tensors of the same size share the Fastfood factors S, G, Pi and differ by their
             own random signs on z: about 0.5 GB of buffers on T5-base instead of about 5 GB for a full
             transform per tensor.
     """
 
-    def __init__(self, intrinsic_dim: PositiveInt = 20_000, seed: int = 0, share_random_factors: bool = True) -> None:
+    def __init__(self, intrinsic_dim: PositiveInt = 20_000, seed: int | None = None,
+                 share_random_factors: bool = True) -> None:
         if isinstance(intrinsic_dim, bool) or not isinstance(intrinsic_dim, int) or intrinsic_dim < 1:
             raise UserError(f"intrinsic_dim={intrinsic_dim!r} must be a positive integer")
         self.intrinsic_dim = int(intrinsic_dim)
-        self.seed = int(seed)
+        self.seed = resolve_seed(seed)
         self.share_random_factors = bool(share_random_factors)
 
     def _check_dim(self, tensors: int) -> None:
