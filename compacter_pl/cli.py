@@ -8,6 +8,7 @@ linked to the model's so a YAML names each once.
 import difflib
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -138,6 +139,29 @@ def _find_user_error(error: BaseException | None) -> UserError | None:
     return None
 
 
+# Warnings that say nothing a user of this CLI can act on, each for a reason.
+QUIET_WARNINGS = (
+    # epoch metrics come from torchmetrics, which synced their states across devices before computing
+    "It is recommended to use `self.log\\(",
+    # the training batch sampler resumes mid-epoch exactly (data.samplers), which Lightning cannot know
+    "You're resuming from a checkpoint that ended before the epoch ended",
+    "You are using a custom batch sampler",
+)
+
+
+def configure_runtime() -> None:
+    """What the command line sets for its process (never at import, so a library user keeps their own settings):
+    Hugging Face progress bars and info logging off, the warnings above silenced."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> CompacterCLI:
     """The project's LightningCLI on `args`. With `run=False` the arguments take no subcommand: it parses them,
     seeds, and builds the model, data module and trainer as `fit` would, without running anything."""
@@ -148,6 +172,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> CompacterCLI:
 
 def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else args
+    configure_runtime()
     try:
         if argv and argv[0] in COMMANDS:
             run_command(argv[0], argv[1:])

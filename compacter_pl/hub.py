@@ -2,13 +2,9 @@
 
 from pathlib import Path
 
-import transformers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
-
-transformers.utils.logging.disable_progress_bar()
-transformers.utils.logging.set_verbosity_error()
 
 
 def _not_found(name: str, what: str, error: Exception) -> UserError:

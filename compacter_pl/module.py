@@ -5,7 +5,6 @@ Efficiency options live here too, because they wrap the whole model whatever the
 (also with a frozen base), an opt-in `torch.compile` of the training forward, fused AdamW.
 """
 
-import warnings
 from typing import Literal
 
 import torch
@@ -27,8 +26,6 @@ STAGES = ("val", "test")
 EvalMode = Literal["generate", "rank"]
 IGNORE_INDEX = -100
 RANK_LOGITS_BUDGET = 2**26  # logits held at once while ranking labels (256 MiB in float32): bounds the row chunks
-# Epoch metrics come from torchmetrics, which already synced their states across devices before computing.
-warnings.filterwarnings("ignore", message="It is recommended to use `self.log\\(")
 
 
 def linear_warmup_then_decay(warmup_steps: int, total_steps: int):

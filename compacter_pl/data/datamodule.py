@@ -9,7 +9,6 @@ file's line number). How a source too long is cut is `truncation` (compacter_pl.
 import hashlib
 import json
 import shutil
-import warnings
 from functools import cached_property
 from pathlib import Path
 
@@ -27,10 +26,6 @@ from compacter_pl.errors import UserError
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import Task, TaskName, get_task
 
-datasets.disable_progress_bars()
-# The training batch sampler resumes mid-epoch exactly (see `_batches_done`), which Lightning cannot know.
-warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
-warnings.filterwarnings("ignore", message="You are using a custom batch sampler")
 
 SPLITS = ("train", "validation", "test")
 CACHE_FORMAT = 3  # bump when the rendering or the split rules change
