@@ -11,6 +11,15 @@ TASKS: dict[str, Task] = {task.name: task for task in glue.TASKS + superglue.TAS
 TaskName = Literal[tuple(TASKS)]  # noqa: the tuple is unpacked into the Literal's values
 
 
+def register_task(task: Task) -> Task:
+    """Add a task of your own (a `Task` of a pinned `HubDataset`) by its name, for the Python API and the sweep;
+    the project's own tasks are the tuples in `glue` and `superglue` (CONTRIBUTING.md, "Add a task")."""
+    if task.name in TASKS and TASKS[task.name] is not task:
+        raise ValueError(f"a task named {task.name!r} is registered already")
+    TASKS[task.name] = task
+    return task
+
+
 def get_task(name: str) -> Task:
     """The task called `name`, or a UserError that lists the known ones."""
     try:
@@ -19,4 +28,4 @@ def get_task(name: str) -> Task:
         raise UserError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
 
 
-__all__ = ["TASKS", "Example", "HubDataset", "Scored", "Task", "TaskName", "get_task"]
+__all__ = ["TASKS", "Example", "HubDataset", "Scored", "Task", "TaskName", "get_task", "register_task"]
