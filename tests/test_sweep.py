@@ -19,8 +19,8 @@ from compacter_pl.cli import main
 from compacter_pl.sweep.grid import load_sweep, shard_of
 from compacter_pl.sweep.report import write_report
 from compacter_pl.sweep.results import read_results
-from compacter_pl.sweep.runner import resolved_configs
-from conftest import ROOT
+from compacter_pl.sweep.runner import duration, resolved_configs
+from conftest import DURATION, ROOT
 
 DEMO_SWEEP = ROOT / "configs" / "sweeps" / "demo.yaml"
 SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
@@ -116,6 +116,13 @@ def test_dry_run_lists_the_runs_of_a_shard(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
+@pytest.mark.parametrize("seconds, text", [(0.04, "0.0s"), (55.54, "55.5s"), (63.2, "1m03s"), (3599.4, "59m59s"),
+                                           (3600, "1h00m"), (7530, "2h05m"), (90061, "25h01m")])
+def test_durations_read_as_seconds_minutes_or_hours(seconds, text):
+    assert duration(seconds) == text
+    assert re.fullmatch(DURATION, text)  # the pattern the output checks use
+
+
 # --- bad input -------------------------------------------------------------------------------------------------
 
 
@@ -189,8 +196,8 @@ def test_demo_sweep_end_to_end(tmp_path, cli):
     out = tmp_path / "out"
     result = cli("sweep", "--config", str(path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    lines = re.findall(r"^\[(\d)/2\] rte (\S+) n=40 seed=0: done in [\d.]+s, test score [\d.]+ "
-                       r"\(elapsed \S+, ~\S+ left\)$", result.stdout, re.M)
+    lines = re.findall(rf"^\[(\d)/2\] rte (\S+) n=40 seed=0: done in {DURATION}, test score [\d.]+ "
+                       rf"\(elapsed {DURATION}, ~{DURATION} left\)$", result.stdout, re.M)
     assert lines == [("1", "t5-finetune"), ("2", "compacter++")], result.stdout
 
     records = read_results(out / "results.jsonl").records
