@@ -1,8 +1,9 @@
-"""Bad input ends in one line that says what was wrong, a non-zero exit and no traceback."""
+"""Bad input ends in one line that says what was wrong, a non-zero exit and no traceback, for every command."""
 
 import pytest
+import yaml
 
-from conftest import DEMO_DATA, run_demo
+from conftest import DEMO_DATA, ROOT, in_process, one_line_error, run_demo
 
 
 def fast_run(cli, tmp_path, *overrides):
@@ -37,3 +38,33 @@ def test_data_dir_missing_a_split_file_names_the_file(cli, tmp_path):
     (data_dir / "train.jsonl").write_text((DEMO_DATA / "rte" / "train.jsonl").read_text())
     result = fast_run(cli, tmp_path, "--data.data_dir", str(data_dir))
     assert_one_line_error(result, str(data_dir / "validation"))
+
+
+# --- the other commands, in process: parsed as fit is (one line, the closest key, --help from the docstrings) ----
+
+BAD_OPTIONS = [
+    (["params", "--meth", "compacter"], ["--meth", "did you mean 'methods'?"]),  # no abbreviation of --methods
+    (["params", "--methods", "compacter", "compacterr"], ["compacterr", "did you mean 'compacter'?"]),
+    (["params", "--dtype", "fp16"], ["dtype", "float16"]),
+    (["export", "--ckpt", "x.ckpt", "--out", "exports/x"], ["--ckpt", "did you mean 'ckpt_path'?"]),
+    (["report", "sweeps/demo", "--metrc", "val/score"], ["--metrc", "did you mean 'metric'?"]),
+    (["sweep", "--config", str(ROOT / "configs/sweeps/demo.yaml"), "--dry-run"], ["did you mean 'dry_run'?"]),
+    (["sweep", "--dry_run"], ["required", "config"]),
+]
+
+
+@pytest.mark.parametrize("args, fragments", BAD_OPTIONS, ids=[" ".join(args[:2]) for args, _ in BAD_OPTIONS])
+def test_a_commands_bad_option_is_one_line_naming_the_closest_key(capsys, args, fragments):
+    code, _, err = in_process(capsys, *args)
+    assert f"(see `python cli.py {args[0]} --help`)" in one_line_error(code, err, *fragments)
+
+
+@pytest.mark.parametrize("command, documented", [
+    ("params", "Print the report as JSON instead of a table."),
+    ("export", "A checkpoint written by `cli.py fit`."), ("report", "several are reported together"),
+    ("sweep", "List the runs and their status, run nothing."),
+])
+def test_every_command_documents_its_options_in_help(capsys, command, documented):
+    code, out, _ = in_process(capsys, command, "--help")
+    assert code == 0 and documented in " ".join(out.split())
+
