@@ -46,6 +46,9 @@ BAD_OPTIONS = [
     (["params", "--meth", "compacter"], ["--meth", "did you mean 'methods'?"]),  # no abbreviation of --methods
     (["params", "--methods", "compacter", "compacterr"], ["compacterr", "did you mean 'compacter'?"]),
     (["params", "--dtype", "fp16"], ["dtype", "float16"]),
+    (["bench", "--step", "2"], ["--step", "did you mean 'steps'?"]),
+    (["bench", "--batch_size", "0"], ["batch_size", "PositiveInt"]),
+    (["bench", "--no-keep_freed_memory"], ["did you mean '--keep_freed_memory false'?"]),  # argparse's old form
     (["export", "--ckpt", "x.ckpt", "--out", "exports/x"], ["--ckpt", "did you mean 'ckpt_path'?"]),
     (["report", "sweeps/demo", "--metrc", "val/score"], ["--metrc", "did you mean 'metric'?"]),
     (["sweep", "--config", str(ROOT / "configs/sweeps/demo.yaml"), "--dry-run"], ["did you mean 'dry_run'?"]),
@@ -60,7 +63,7 @@ def test_a_commands_bad_option_is_one_line_naming_the_closest_key(capsys, args, 
 
 
 @pytest.mark.parametrize("command, documented", [
-    ("params", "Print the report as JSON instead of a table."),
+    ("params", "Print the report as JSON instead of a table."), ("bench", "Measured training steps per method."),
     ("export", "A checkpoint written by `cli.py fit`."), ("report", "several are reported together"),
     ("sweep", "List the runs and their status, run nothing."),
 ])
@@ -68,3 +71,17 @@ def test_every_command_documents_its_options_in_help(capsys, command, documented
     code, out, _ = in_process(capsys, command, "--help")
     assert code == 0 and documented in " ".join(out.split())
 
+
+def test_bench_takes_the_readme_flags_and_a_yaml_config(capsys, tmp_path):
+    config = tmp_path / "bench.yaml"
+    config.write_text("methods: [ln_only, compacter]\nsteps: 2\n")
+    code, out, _ = in_process(capsys, "bench", "--config", str(config), "--steps", "12", "--gradient_checkpointing",
+                              "--keep_freed_memory", "false", "--print_config")
+    options = yaml.safe_load(out)
+    assert code == 0 and options["methods"] == ["ln_only", "compacter"] and options["steps"] == 12
+    assert options["gradient_checkpointing"] is True and options["keep_freed_memory"] is False
+    code, out, _ = in_process(capsys, "bench", "--methods", "ln_only", "compacter++", "--compile", "--print_config")
+    assert code == 0 and yaml.safe_load(out)["methods"] == ["ln_only", "compacter++"]
+
+    config.write_text("steps: 2\nwarmpu: 1\n")
+    one_line_error(*in_process(capsys, "bench", "--config", str(config))[::2], "warmpu", "did you mean 'warmup'?")
