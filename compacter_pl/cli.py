@@ -74,22 +74,26 @@ class OneLineErrorParser(LightningArgumentParser):
             from compacter_pl import methods
 
             known = [n for n in methods.__all__ if isinstance(getattr(methods, n), type)]
-            close = _did_you_mean(bad_class.group(1).rpartition(".")[2], known)
+            close = did_you_mean(bad_class.group(1).rpartition(".")[2], known)
             raise UserError(f"unknown method class_path '{bad_class.group(1)}'{close} (known methods: "
                             f"{', '.join(known)})")
         union = re.search(r'Parser key "([^"]+)": (?:- Expected a path but .*? - )?Does not validate against any of '
                           r'the Union subtypes.*?Errors: - (.*?) - expected NoneType', text)
         if union:  # an optional class argument (model.method): the class's own error, not the None branch's
             text = f"{union.group(1)}: {union.group(2)}"
-        unknown = re.search(r"(?:(?:does not accept option|unrecognized arguments:|Key|Option) '?|Unexpected keys: "
-                            r"\{')-*([\w.\-]+)", text, re.I)
+        text = re.sub(r"Does not validate against any of the Union subtypes Subtypes: \[(.*)\] Errors: .*? Given "
+                      r"value: ", lambda m: f"expected one of {m[1].replace('typing.', '')}; got ", text)
+        text = re.sub(r"Option ('[^']+') is not accepted", r"unknown key \1", text)
+        text = re.sub(r"Unexpected keys: \{('[^']+')[^}]*\}\. Got value: ", r"unknown key \1 in ", text)
+        unknown = re.search(r"(?:does not accept option|unrecognized arguments:|Key|unknown key) '?-*([\w.\-]+)", text,
+                            re.I)
         if unknown and "did you mean" not in text:  # not already said by a class argument's own parser
-            text += _did_you_mean(unknown.group(1), self._keys_around(message), negation=True)
+            text += did_you_mean(unknown.group(1), self._keys_around(message), negation=True)
         literal = re.search(r"Expected a typing\.Literal\[(.*?)\]\. Got value: (\S+)", text)
         if literal:
             choices = re.findall(r"'([^']*)'", literal.group(1))
             text = (f"{text[:literal.start()]}expected one of {', '.join(choices)}, got {literal.group(2)!r}"
-                    f"{_did_you_mean(literal.group(2), choices)}")
+                    f"{did_you_mean(literal.group(2), choices)}")
         text = re.sub(r'Parser key "([^"]+)"(?: element \d+)?:', r"\1:", text)
         raise UserError(f"{text} (see `{self.see}`)" if self.see else text)
 
@@ -101,8 +105,9 @@ class OneLineErrorParser(LightningArgumentParser):
         return _typed_keys(getattr(action, "_typehint", None)) or _known_keys(self)
 
 
-def _did_you_mean(word: str, known, negation: bool = False) -> str:
-    word = word.lstrip("-")
+def did_you_mean(word, known, negation: bool = False) -> str:
+    """`; did you mean 'KEY'?` for the known key closest to a misspelt `word` (`--no-flag`: `--flag false`)."""
+    word = str(word).lstrip("-")
     negated = re.sub(r"^no[-_]", "", word)
     if negation and negated != word and negated in known:  # --no-flag of the old argparse commands
         return f"; did you mean '--{negated} false'?"
@@ -203,15 +208,40 @@ def _find_user_error(error: BaseException | None) -> UserError | None:
     return None
 
 
+CLI_SETTINGS = {"model_class": TextToTextModule, "datamodule_class": TextToTextDataModule,
+                "seed_everything_default": 42, "save_config_kwargs": {"overwrite": True},
+                "parser_class": OneLineErrorParser, "auto_configure_optimizers": False,
+                "trainer_defaults": TRAINER_DEFAULTS}
+
+
+class _Parsed(Exception):
+    """Stops a `_ParseOnlyCLI` once it has parsed, carrying the config."""
+
+
+class _ParseOnlyCLI(CompacterCLI):
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        raise _Parsed(self.config)
+
+
+def parse_run(args: list[str]) -> dict:
+    """`cli.py ARGS` (e.g. `fit --config C --trainer.max_epochs=3`) parsed in this process by the CLI's own parser,
+    nothing built or run: the subcommand's config, or a UserError saying in one line why it does not parse."""
+    try:
+        _ParseOnlyCLI(**CLI_SETTINGS, args=args)
+    except _Parsed as parsed:
+        config = parsed.args[0]
+        return config[config.subcommand].as_dict()
+    raise AssertionError("the CLI did not parse")
+
+
 def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else args
     try:
         if argv and argv[0] in COMMANDS:
             run_command(argv[0], argv[1:])
             return
-        CompacterCLI(TextToTextModule, TextToTextDataModule, seed_everything_default=42,
-                     save_config_kwargs={"overwrite": True}, parser_class=OneLineErrorParser,
-                     auto_configure_optimizers=False, trainer_defaults=TRAINER_DEFAULTS, args=args)
+        CompacterCLI(**CLI_SETTINGS, args=args)
     except Exception as error:  # a UserError may arrive wrapped, e.g. by jsonargparse building a class argument
         user_error = _find_user_error(error)
         if user_error is None:
