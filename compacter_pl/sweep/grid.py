@@ -26,7 +26,7 @@ import pkgutil
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Optional, Required, TypedDict
+from typing import Any, Literal, Optional, TypedDict
 
 import yaml
 from jsonargparse import get_loader
@@ -48,11 +48,14 @@ Overrides = Optional[dict[str, Any]]  # dotted cli.py keys -> values
 Size = PositiveInt | Literal["full"]
 
 
-class MethodEntry(TypedDict, total=False):
-    """A method of the sweep file: its class (dotted, or a class name of compacter_pl.methods), the class's
-    arguments, and the method's own overrides (e.g. the paper's learning rate of the method)."""
+class _MethodClass(TypedDict):
+    class_path: str  # dotted, or a class name of compacter_pl.methods
 
-    class_path: Required[str]
+
+class MethodEntry(_MethodClass, total=False):
+    """A method of the sweep file: its class, the class's arguments, and the method's own overrides (e.g. the
+    paper's learning rate of the method)."""
+
     init_args: dict[str, Any]
     overrides: Overrides
 
