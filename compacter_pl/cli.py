@@ -1,16 +1,22 @@
-"""The command line: LightningCLI for fit / validate / test / predict, with the project's defaults.
+"""The command line: LightningCLI for fit / validate / test / predict, with the project's defaults, and the parser
+of the other commands (`compacter_pl.commands`), so that every command takes its options the same way.
 
 Best checkpoints are chosen on the validation score (the mean of the task's metrics); the learning rate is
 logged; freed host memory is kept for the next step (`host_memory`); the data module's task and tokenizer are
 linked to the model's so a YAML names each once.
 """
 
+import dataclasses
 import difflib
+import inspect
 import re
 import sys
+import typing
 import warnings
 from pathlib import Path
 
+import docstring_parser
+from jsonargparse import ActionConfigFile
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -53,38 +59,102 @@ def newest_last_checkpoint(root: str) -> Path:
 
 
 class OneLineErrorParser(LightningArgumentParser):
-    """Turns jsonargparse's usage-plus-message exits into a one-line UserError, with the closest key for a typo."""
+    """Turns jsonargparse's usage-plus-message exits into a one-line UserError, with the closest key for a typo
+    (among the keys of the value it is in, when the message names one) and the help to read (`see`)."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, see: str | None = "python cli.py fit --help", **kwargs) -> None:
         super().__init__(*args, allow_abbrev=False, **kwargs)  # a typo must never match a longer option
+        self.see = see
 
     def error(self, message: str, ex: Exception | None = None):
         text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+        text = re.sub(r" \(see `[^`]*`\)", "", text)  # a nested parser's own pointer to the help
+        text = re.sub(r"(Expected a )?<class '(?:\w+\.)*(\w+)'>", lambda m: ("expected " if m[1] else "") + m[2], text)
         bad_class = re.search(r"Problem with given class_path '([^']+)'", text)
         if bad_class:
             from compacter_pl import methods
 
-            raise UserError(f"unknown method class_path '{bad_class.group(1)}'; known methods: "
-                            f"{', '.join(n for n in methods.__all__ if isinstance(getattr(methods, n), type))}")
-        union = re.search(r'Parser key "([^"]+)": Does not validate against any of the Union subtypes.*?Errors: - (.*?)'
-                          r'(?: \(see `python cli.py [^)]*\))? - Expected a <class .NoneType.>', text)
+            known = [n for n in methods.__all__ if isinstance(getattr(methods, n), type)]
+            close = did_you_mean(bad_class.group(1).rpartition(".")[2], known)
+            raise UserError(f"unknown method class_path '{bad_class.group(1)}'{close} (known methods: "
+                            f"{', '.join(known)})")
+        union = re.search(r'Parser key "([^"]+)": (?:- Expected a path but .*? - )?Does not validate against any of '
+                          r'the Union subtypes.*?Errors: - (.*?) - expected NoneType', text)
         if union:  # an optional class argument (model.method): the class's own error, not the None branch's
             text = f"{union.group(1)}: {union.group(2)}"
-        choice = re.search(r'Parser key "([^"]+)": Expected a (?:typing\.)?Literal\[(.*?)\]\. Got value: (\S+)', text)
-        if choice:  # a value outside a closed set (--data.task, --model.eval_mode): the set, and the closest one
-            key, allowed, value = choice.group(1), re.findall(r"'([^']*)'", choice.group(2)), choice.group(3)
-            text = f"unknown {key.rsplit('.', 1)[-1]} '{value}' (--{key}); choose one of {', '.join(allowed)}"
-            close = difflib.get_close_matches(value, allowed, n=1)
-            if close:
-                text += f"; did you mean '{close[0]}'?"
-            raise UserError(f"{text} (see `python cli.py fit --help`)")
-        unknown = re.search(r"(?:does not accept option|unrecognized arguments:|Key) '?-*([\w.\-]+)'?", text, re.I)
-        if unknown:
-            key = unknown.group(1).lstrip("-")
-            close = difflib.get_close_matches(key, _known_keys(self), n=1)
-            if close:
-                text += f"; did you mean '{close[0]}'?"
-        raise UserError(f"{text} (see `python cli.py fit --help`)")
+        text = re.sub(r"Does not validate against any of the Union subtypes Subtypes: \[(.*)\] Errors: .*? Given "
+                      r"value: ", lambda m: f"expected one of {m[1].replace('typing.', '')}; got ", text)
+        text = re.sub(r"Option ('[^']+') is not accepted", r"unknown key \1", text)
+        text = re.sub(r"Unexpected keys: \{('[^']+')[^}]*\}\. Got value: ", r"unknown key \1 in ", text)
+        unknown = re.search(r"(?:does not accept option|unrecognized arguments:|Key|unknown key) '?-*([\w.\-]+)", text,
+                            re.I)
+        if unknown and "did you mean" not in text:  # not already said by a class argument's own parser
+            text += did_you_mean(unknown.group(1), self._keys_around(message), negation=True)
+        literal = re.search(r"Expected a typing\.Literal\[(.*?)\]\. Got value: (\S+)", text)
+        if literal:
+            choices = re.findall(r"'([^']*)'", literal.group(1))
+            text = (f"{text[:literal.start()]}expected one of {', '.join(choices)}, got {literal.group(2)!r}"
+                    f"{did_you_mean(literal.group(2), choices)}")
+        text = re.sub(r'Parser key "([^"]+)"(?: element \d+)?:', r"\1:", text)
+        raise UserError(f"{text} (see `{self.see}`)" if self.see else text)
+
+    def _keys_around(self, message: str) -> list[str]:
+        """The keys a misspelt key was meant to be among: those of the typed mapping (a TypedDict) under the parser
+        key the message names, else every key of this parser (a class's own arguments have a parser of their own)."""
+        key = re.search(r'Parser key "([^"]+)"', message)
+        action = next((a for a in self._actions if key and a.dest == key.group(1)), None)
+        return _typed_keys(getattr(action, "_typehint", None)) or _known_keys(self)
+
+
+def did_you_mean(word, known, negation: bool = False) -> str:
+    """`; did you mean 'KEY'?` for the known key closest to a misspelt `word` (`--no-flag`: `--flag false`)."""
+    word = str(word).lstrip("-")
+    negated = re.sub(r"^no[-_]", "", word)
+    if negation and negated != word and negated in known:  # --no-flag of the old argparse commands
+        return f"; did you mean '--{negated} false'?"
+    close = difflib.get_close_matches(word, [str(k) for k in known], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _typed_keys(hint) -> list[str]:
+    """The keys of the TypedDicts and dataclasses in a type hint (dict[str, Entry] -> Entry's keys)."""
+    if isinstance(hint, type) and (typing.is_typeddict(hint) or dataclasses.is_dataclass(hint)):
+        return list(typing.get_type_hints(hint))
+    return [key for arg in typing.get_args(hint) for key in _typed_keys(arg)]
+
+
+def command_parser(component, command: str, positional: tuple[str, ...] = ()) -> OneLineErrorParser:
+    """The parser of `python cli.py COMMAND`: the typed parameters of `component` (a function, or a dataclass of
+    options) as options, `--help` from its docstring, parsed as `fit` is (underscores, no abbreviations, one-line
+    errors naming the closest key, `--config` YAML unless a parameter is named config). As these commands always
+    took them, a list takes space-separated values (`--methods a b`), a bool may stand alone (`--compile`)."""
+    doc = docstring_parser.parse_from_object(component)
+    parser = OneLineErrorParser(prog=f"python cli.py {command}", see=f"python cli.py {command} --help",
+                                description=" ".join(filter(None, [doc.short_description, doc.long_description])))
+    helps = {param.arg_name: " ".join(param.description.split()) for param in doc.params if param.description}
+    hints = typing.get_type_hints(component)
+    parameters = inspect.signature(component).parameters
+    if "config" not in parameters:
+        parser.add_argument("--config", action=ActionConfigFile, help="A YAML file of these options.")
+    for name, parameter in parameters.items():
+        hint, kwargs = hints[name], {"help": helps.get(name)}
+        listed = [arg for arg in (hint, *typing.get_args(hint)) if typing.get_origin(arg) is list]
+        if listed:
+            kwargs.update(type=typing.get_args(listed[0])[0], nargs="+", metavar=name.upper())
+        else:
+            kwargs.update(type=hint, **({"nargs": "?", "const": True} if hint is bool else {}))
+        if parameter.default is not parameter.empty:
+            kwargs["default"] = parameter.default
+        elif name not in positional:
+            kwargs["required"] = True
+        parser.add_argument(name if name in positional else f"--{name}", **kwargs)
+    return parser
+
+
+def run_command_line(component, argv: list[str], command: str, positional: tuple[str, ...] = ()):
+    """`component` called with `python cli.py COMMAND ARGV` parsed by its `command_parser` (a dataclass: made)."""
+    options = command_parser(component, command, positional).parse_args(argv).as_dict()
+    return component(**{name: options[name] for name in inspect.signature(component).parameters})
 
 
 class CompacterCLI(LightningCLI):
@@ -162,12 +232,37 @@ def configure_runtime() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
+CLI_SETTINGS = {"model_class": TextToTextModule, "datamodule_class": TextToTextDataModule,
+                "seed_everything_default": 42, "save_config_kwargs": {"overwrite": True},
+                "parser_class": OneLineErrorParser, "auto_configure_optimizers": False,
+                "trainer_defaults": TRAINER_DEFAULTS}
+
+
+class _Parsed(Exception):
+    """Stops a `_ParseOnlyCLI` once it has parsed, carrying the config."""
+
+
+class _ParseOnlyCLI(CompacterCLI):
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        raise _Parsed(self.config)
+
+
+def parse_run(args: list[str]) -> dict:
+    """`cli.py ARGS` (e.g. `fit --config C --trainer.max_epochs=3`) parsed in this process by the CLI's own parser,
+    nothing built or run: the subcommand's config, or a UserError saying in one line why it does not parse."""
+    try:
+        _ParseOnlyCLI(**CLI_SETTINGS, args=args)
+    except _Parsed as parsed:
+        config = parsed.args[0]
+        return config[config.subcommand].as_dict()
+    raise AssertionError("the CLI did not parse")
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> CompacterCLI:
     """The project's LightningCLI on `args`. With `run=False` the arguments take no subcommand: it parses them,
     seeds, and builds the model, data module and trainer as `fit` would, without running anything."""
-    return CompacterCLI(TextToTextModule, TextToTextDataModule, seed_everything_default=42,
-                        save_config_kwargs={"overwrite": True}, parser_class=OneLineErrorParser,
-                        auto_configure_optimizers=False, trainer_defaults=TRAINER_DEFAULTS, args=args, run=run)
+    return CompacterCLI(**CLI_SETTINGS, args=args, run=run)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -41,6 +41,30 @@ def cli():
     return run_cli
 
 
+def in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """`cli.py ARGS` in this process (no interpreter start-up, no subprocess): (exit code, stdout, stderr)."""
+    from compacter_pl.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(code: int, err: str, *fragments: str) -> str:
+    """The exit code 2 and the one `error:` line (no traceback) of bad input, holding every fragment."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
 def run_demo(cli, tmp_path: Path, *overrides: str, command: str = "fit", env: dict | None = None):
     """`cli.py COMMAND --config configs/demo.yaml` writing its runs and cache under `tmp_path`."""
     return cli(command, "--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(tmp_path),

@@ -15,12 +15,11 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from compacter_pl.cli import main
 from compacter_pl.sweep.grid import load_sweep, shard_of
 from compacter_pl.sweep.report import write_report
 from compacter_pl.sweep.results import read_results
 from compacter_pl.sweep.runner import duration, resolved_configs
-from conftest import DURATION, ROOT
+from conftest import DURATION, ROOT, in_process, one_line_error
 
 DEMO_SWEEP = ROOT / "configs" / "sweeps" / "demo.yaml"
 SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
@@ -39,23 +38,7 @@ def write_sweep(tmp_path, name="sweep.yaml", **changes):
 
 def sweep_in_process(capsys, *args):
     """`cli.py sweep ARGS` in this process: (exit code, stdout, stderr)."""
-    try:
-        main(["sweep", *args])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line_error(code, err, *fragments):
-    assert code == 2, err
-    assert "Traceback" not in err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
+    return in_process(capsys, "sweep", *args)
 
 
 # --- the grid --------------------------------------------------------------------------------------------------
@@ -107,7 +90,7 @@ def test_shards_are_disjoint_and_cover_the_grid():
 
 
 def test_dry_run_lists_the_runs_of_a_shard(tmp_path, capsys):
-    code, out, _ = sweep_in_process(capsys, "--config", str(DEMO_SWEEP), "--out", str(tmp_path), "--dry-run",
+    code, out, _ = sweep_in_process(capsys, "--config", str(DEMO_SWEEP), "--out", str(tmp_path), "--dry_run",
                                     "--shard", "1/3")
     assert code == 0
     expected = [run.describe() for run in shard_of(load_sweep(DEMO_SWEEP).runs(), (1, 3))]
@@ -132,10 +115,14 @@ def test_durations_read_as_seconds_minutes_or_hours(seconds, text):
     ({"methods": {"cpp": {"class_path": "compacter_pl.methods.CompacterPlusPlu"}}},
      ["unknown method 'compacter_pl.methods.CompacterPlusPlu'", "did you mean 'CompacterPlusPlus'?"]),
     ({"methods": {"cpp": {"class_path": "compacter_pl.methods.FullFineTuning", "init_arg": {}}}},
-     ["unknown key 'init_arg' in methods.cpp", "did you mean 'init_args'?"]),
+     ["methods: unknown key 'init_arg' in {'class_path'", "did you mean 'init_args'?"]),
     ({"methods": {"cpp": {"class_path": "CompacterPlusPlus", "init_args": {"bottlenek": 8}}}},
-     ["CompacterPlusPlus has no argument 'bottlenek'", "did you mean 'bottleneck'?"]),
+     ["does not parse (check methods.cpp)", "unknown key 'bottlenek'", "did you mean 'bottleneck'?"]),
     ({"sizes": {100: {"trainer.max_epoch": 3}}}, ["does not parse (check sizes.100)", "trainer.max_epoch"]),
+    ({"exclude": [{"task": "rte", "sise": 100}]}, ["exclude: unknown key 'sise'", "did you mean 'size'?"]),
+    ({"seeds": [0, "one"]}, ["seeds:", "NonNegativeInt", "'one'"]),
+    ({"tasks": 5}, ["tasks: expected one of list[str]", "got 5"]),
+    ({"keep_checkpoints": "bst"}, ["keep_checkpoints: expected one of all, best, none", "did you mean 'best'?"]),
     ({"overrides": {"data.train_size": 5}}, ["cannot set data.train_size: the sweep sets it from sizes"]),
     ({"exclude": [{"task": "rte", "size": 200}]}, ["exclude[0].size 200 is not in the sweep's sizes"]),
     ({"sizes": {100: None, 1000: None}},
@@ -149,7 +136,7 @@ def test_bad_sweep_files_are_one_line_errors(tmp_path, capsys, change, fragments
 
 
 def test_bad_shard_is_a_one_line_error(capsys):
-    code, _, err = sweep_in_process(capsys, "--config", str(DEMO_SWEEP), "--shard", "3/3", "--dry-run")
+    code, _, err = sweep_in_process(capsys, "--config", str(DEMO_SWEEP), "--shard", "3/3", "--dry_run")
     one_line_error(code, err, "--shard expects I/N with 0 <= I < N", "SLURM_ARRAY_TASK_ID")
 
 
@@ -158,7 +145,7 @@ def test_a_corrupt_results_line_is_reported_and_left_in_place(tmp_path, capsys):
     results = tmp_path / "out" / "results.jsonl"
     results.parent.mkdir()
     results.write_text('{"run": "rte-t5-finetune-n100-s0", "task": "r\n')  # torn
-    code, out, err = sweep_in_process(capsys, "--config", str(path), "--dry-run")
+    code, out, err = sweep_in_process(capsys, "--config", str(path), "--dry_run")
     assert code == 0 and "Traceback" not in err
     assert f"warning: {results} line 1: not valid JSON" in err
     assert "0 finished, 8 to run" in out  # the corrupt line does not count as a finished run
@@ -172,7 +159,7 @@ def test_a_finished_run_with_other_settings_is_an_error(tmp_path, capsys):
     line = {"run": "rte-t5-finetune-n100-s0", "task": "rte", "method": "t5-finetune", "size": 100, "seed": 0,
             "val": {"score": 1.0}, "test": {"score": 1.0}, "fingerprint": "made-with-another-learning-rate"}
     results.write_text(json.dumps(line) + "\n")
-    code, _, err = sweep_in_process(capsys, "--config", str(path), "--dry-run")
+    code, _, err = sweep_in_process(capsys, "--config", str(path), "--dry_run")
     one_line_error(code, err, "holds run rte-t5-finetune-n100-s0 made with other settings", "--out")
 
 

@@ -2,16 +2,18 @@
 fine-tuning) measured on the user's machine, with the layer-norm-only floor, evaluation throughput and the
 padding left in training batches.
 
-Flow: `commands/bench.py` (arguments) -> `runner.run_bench` -> one fresh `python -m compacter_pl.bench.worker`
-per method (so the peak resident memory of a process is that method's alone) -> `worker.measure`, which builds the
-model with `architectures.build_t5`, applies the method, and trains and evaluates with the LightningModule's own
-pieces (`module.build_optimizer`, `module.label_log_likelihoods`, `module.greedy_generate`) -> the runner prints
-and writes the table. `padding.py` reports the real-token share of training batches from the real sampler.
+Flow: `commands/bench.py` (the options: `options.BenchOptions`) -> `runner.run_bench` -> one fresh
+`python -m compacter_pl.bench.worker` per method, given the same options (so the peak resident memory of a process
+is that method's alone) -> `worker.measure`, which builds the model with `architectures.build_t5`, applies the
+method, and trains and evaluates with the LightningModule's own pieces (`module.build_optimizer`,
+`module.label_log_likelihoods`, `module.greedy_generate`) -> the runner prints and writes the table. `padding.py`
+reports the real-token share of training batches from the real sampler.
 """
 
+from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.padding import padding_report, real_token_fraction
 from compacter_pl.bench.rows import BENCH_ROWS, FLOOR, TABLE3_SETTINGS, bench_row, build_method
 from compacter_pl.bench.runner import format_report, run_bench
 
-__all__ = ["BENCH_ROWS", "FLOOR", "TABLE3_SETTINGS", "bench_row", "build_method", "format_report",
-           "padding_report", "real_token_fraction", "run_bench"]
+__all__ = ["BENCH_ROWS", "BenchOptions", "FLOOR", "TABLE3_SETTINGS", "bench_row", "build_method",
+           "format_report", "padding_report", "real_token_fraction", "run_bench"]

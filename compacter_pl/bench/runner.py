@@ -22,55 +22,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from compacter_pl.bench.rows import BENCH_ROWS, FLOOR, PAPER_TABLE3, REFERENCE, TABLE3_SETTINGS, bench_row
-from compacter_pl.bench.worker import WorkerSpec
+from compacter_pl.bench.options import BenchOptions
+from compacter_pl.bench.rows import FLOOR, PAPER_TABLE3, REFERENCE, bench_row
+from compacter_pl.bench.worker import resolve_device
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RTE_SAMPLE = ROOT.parent / "shared" / "glue-sample" / "hub" / "glue" / "rte"
+PADDING_TOKENIZER = ROOT / "demo" / "tiny-t5"  # the tokenizer that is there offline
 MiB = 2**20
-
-
-@dataclass
-class BenchOptions:
-    """What to measure and how (the command's arguments)."""
-
-    model: str = "t5-base"
-    methods: list[str] = field(default_factory=lambda: [row.key for row in BENCH_ROWS])
-    batch_size: int = 8
-    source_length: int = 128
-    target_length: int = 3
-    precision: str = "32-true"
-    device: str = "auto"
-    steps: int = 5
-    warmup: int = 2
-    rounds: int = 1
-    eval_steps: int = 3
-    num_labels: int = 2
-    threads: int | None = None
-    gradient_checkpointing: bool = False
-    compile: bool = False
-    clock: str = "wall"
-    pair_with_floor: bool = True
-    settings: dict = field(default_factory=lambda: dict(TABLE3_SETTINGS))
-    malloc_mmap_threshold: int = 256 * 1024
-    keep_freed_memory: bool = True
-    data_dir: str | None = None
-    padding_tokenizer: str = str(ROOT / "demo" / "tiny-t5")
-    padding_batch_size: int = 100
-    timeout: float | None = None
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda, but torch sees no CUDA device")
-    return device
 
 
 def _worker_env(options: BenchOptions) -> dict:
@@ -81,24 +44,24 @@ def _worker_env(options: BenchOptions) -> dict:
     return env
 
 
-def run_worker(spec: WorkerSpec, options: BenchOptions, workdir: Path) -> dict:
-    """One method in a fresh process; its result, or {"error": ...} with the last line it printed."""
-    spec_path, out_path = workdir / f"{spec.key}.spec.json", workdir / f"{spec.key}.out.json"
-    spec_path.write_text(json.dumps(asdict(spec)))
+def run_worker(options: BenchOptions, key: str, workdir: Path) -> dict:
+    """Method `key` measured in a fresh process; its result, or {"error": ...} with the last line it printed."""
+    spec_path, out_path = workdir / f"{key}.spec.json", workdir / f"{key}.out.json"
+    spec_path.write_text(json.dumps({"key": key, "options": asdict(options)}))
     out_path.unlink(missing_ok=True)
     try:
         process = subprocess.run([sys.executable, "-m", "compacter_pl.bench.worker", str(spec_path), str(out_path)],
                                  env=_worker_env(options), capture_output=True, text=True, timeout=options.timeout)
     except subprocess.TimeoutExpired:
-        return {"key": spec.key, "error": f"timed out after {options.timeout:.0f} s"}
+        return {"key": key, "error": f"timed out after {options.timeout:.0f} s"}
     if out_path.exists():
         return json.loads(out_path.read_text())
     lines = [line for line in process.stderr.splitlines() if line.strip()]
     last = lines[-1] if lines else f"exit code {process.returncode}"
     if process.returncode < 0:
         last = f"killed by signal {-process.returncode} (out of memory?)"
-        return {"key": spec.key, "error": last, "killed": True}
-    return {"key": spec.key, "error": last}
+        return {"key": key, "error": last, "killed": True}
+    return {"key": key, "error": last}
 
 
 def _percent(value: float | None, reference: float | None) -> float | None:
@@ -185,52 +148,45 @@ def machine_info(device: str) -> dict:
 
 def run_bench(options: BenchOptions, progress=None) -> dict:
     """Measure every requested method (`options.rounds` times each) and return the report."""
-    device = resolve_device(options.device)
-    unknown = [k for k in options.methods if k not in {row.key for row in BENCH_ROWS}]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}")
-    keys = list(dict.fromkeys(options.methods))
+    options = replace(options, device=resolve_device(options.device))
+    keys = options.keys
     results: dict[str, list[dict]] = {k: [] for k in keys}
-    runs = options.rounds * len(keys)
-    # Every option a worker takes, by its name in both dataclasses.
-    shared = {f.name: getattr(options, f.name) for f in fields(WorkerSpec) if hasattr(options, f.name)}
-    shared["device"] = device
     with tempfile.TemporaryDirectory(prefix="compacter-bench-") as workdir:
         done = 0
         for round_index in range(options.rounds):
             for key in keys if round_index % 2 == 0 else reversed(keys):
-                spec = WorkerSpec(key=key, **shared)
-                result = run_worker(spec, options, Path(workdir))
-                if result.get("killed") and device == "cpu" and options.malloc_mmap_threshold:
+                result = run_worker(options, key, Path(workdir))
+                if result.get("killed") and options.device == "cpu" and options.malloc_mmap_threshold:
                     # An allocation pattern that fragments glibc's heap can grow it without bound unless freed
                     # blocks are unmapped at once (Intrinsic-SAID's Fastfood projections on t5-base outgrew
                     # 24 GiB, kept or returned at glibc's usual thresholds): measure it that way, and say so.
-                    spec = WorkerSpec(key=key, **{**shared, "keep_freed_memory": False,
-                                                  "low_threshold_throughout": True})
-                    result = run_worker(spec, options, Path(workdir))
+                    retry = replace(options, keep_freed_memory=False, low_threshold_throughout=True)
+                    result = run_worker(retry, key, Path(workdir))
                     result["note"] = (f"ran out of memory with freed memory kept; measured with glibc's mmap "
                                       f"threshold at {options.malloc_mmap_threshold:,} bytes throughout, so its steps "
                                       f"include page faults")
                 results[key].append(result)
                 done += 1
                 if progress:
-                    progress(done, runs, result)
+                    progress(done, options.rounds * len(keys), result)
     entries = [aggregate(key, results[key], options.clock) for key in keys]
     add_ratios(entries)
-    report = {"options": {**asdict(options), "device": device}, "machine": machine_info(device), "methods": entries}
+    report = {"options": {**asdict(options), "settings": options.settings}, "machine": machine_info(options.device),
+              "methods": entries}
     report["padding"] = padding_section(options)
     return report
 
 
 def padding_section(options: BenchOptions) -> dict:
     """The real-token share of RTE training batches, or why it was skipped."""
-    data_dir = Path(options.data_dir) if options.data_dir else DEFAULT_RTE_SAMPLE
-    if not data_dir.is_dir():
-        return {"skipped": f"no RTE data at {data_dir} (pass --data_dir)"}
+    if not options.data_dir:
+        return {"skipped": "no RTE data given (--data_dir DIR with train and validation files in the Hub's schema)"}
+    if not Path(options.data_dir).is_dir():
+        return {"skipped": f"no RTE data at {options.data_dir}"}
     from compacter_pl.bench.padding import padding_report
 
     try:
-        return padding_report(data_dir, options.padding_tokenizer, batch_size=options.padding_batch_size)
+        return padding_report(options.data_dir, str(PADDING_TOKENIZER), batch_size=options.padding_batch_size)
     except Exception as error:  # a bad folder must not lose the measurements above
         return {"skipped": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
 
@@ -294,7 +250,8 @@ def format_report(report: dict) -> str:
     if faults and o["device"] == "cpu":
         lines.append("page faults per timed step (the allocator "
                      + ("keeps freed memory, as training runs do by default" if o.get("keep_freed_memory", True)
-                        else "returns freed memory to the system: --no-keep_freed_memory") + "): " + "; ".join(faults))
+                        else "returns freed memory to the system: --keep_freed_memory false")
+                     + "): " + "; ".join(faults))
     leaking = [e["name"] for e in entries if e.get("frozen_parameters_with_grad")]
     if leaking:
         lines.append(f"warning: frozen parameters received gradients with {', '.join(leaking)}")

@@ -29,11 +29,12 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from compacter_pl.architectures import build_t5, count_parameters
+from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.rows import FLOOR, build_method
 from compacter_pl.host_memory import apply_host_memory, set_malloc_thresholds
 from compacter_pl.methods import trainable_parameters
@@ -43,30 +44,15 @@ from compacter_pl.module import (build_optimizer, enable_gradient_checkpointing,
 EOS_ID = 1  # T5's end of sequence; a label's last token
 
 
-@dataclass
-class WorkerSpec:
-    """Everything one measurement needs (the parent writes it as JSON)."""
+SEED = 0  # of the random weights and tokens
 
-    key: str
-    model: str = "t5-base"
-    batch_size: int = 8
-    source_length: int = 128
-    target_length: int = 3
-    precision: str = "32-true"
-    device: str = "cpu"
-    steps: int = 5
-    warmup: int = 2
-    eval_steps: int = 3
-    num_labels: int = 2
-    seed: int = 0
-    malloc_mmap_threshold: int = 256 * 1024
-    keep_freed_memory: bool = True
-    low_threshold_throughout: bool = False  # time the steps with `malloc_mmap_threshold` too (bounded, slower)
-    threads: int | None = None
-    gradient_checkpointing: bool = False
-    compile: bool = False
-    pair_with_floor: bool = False
-    settings: dict = field(default_factory=dict)
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda, but torch sees no CUDA device")
+    return device
 
 
 def _sync(device: torch.device) -> None:
@@ -115,28 +101,28 @@ class Training:
     step: object  # () -> None: forward + loss + backward + optimizer step
 
 
-def build_training(spec: WorkerSpec, key: str, device: torch.device) -> Training:
+def build_training(options: BenchOptions, key: str, device: torch.device) -> Training:
     """The model with method `key`, trained as the LightningModule trains it, on fixed random tokens."""
-    model = build_t5(spec.model, device=device, seed=spec.seed)
-    method = build_method(key, spec.settings)
-    method.check(model.config, spec.source_length)
+    model = build_t5(options.model, device=device, seed=SEED)
+    method = build_method(key, options.settings)
+    method.check(model.config, options.source_length)
     method.apply(model)
-    if spec.gradient_checkpointing:
+    if options.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     model.train()
     optimizer = build_optimizer([p for _, p in trainable_parameters(model)], learning_rate=1e-5)
-    forward = torch.compile(model) if spec.compile else model
+    forward = torch.compile(model) if options.compile else model
 
-    generator = torch.Generator().manual_seed(spec.seed)
+    generator = torch.Generator().manual_seed(SEED)
     vocab = model.config.vocab_size
-    input_ids = torch.randint(2, vocab, (spec.batch_size, spec.source_length), generator=generator).to(device)
+    input_ids = torch.randint(2, vocab, (options.batch_size, options.source_length), generator=generator).to(device)
     attention_mask = torch.ones_like(input_ids)
-    labels = torch.randint(2, vocab, (spec.batch_size, spec.target_length), generator=generator)
+    labels = torch.randint(2, vocab, (options.batch_size, options.target_length), generator=generator)
     labels[:, -1] = EOS_ID
     labels = labels.to(device)
 
     def step() -> None:
-        with _autocast(device, spec.precision):
+        with _autocast(device, options.precision):
             loss = forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False).loss
         loss.backward()
         optimizer.step()
@@ -145,10 +131,10 @@ def build_training(spec: WorkerSpec, key: str, device: torch.device) -> Training
     return Training(model, step)
 
 
-def timed_steps(spec: WorkerSpec, training: Training, floor: Training | None, device: torch.device):
+def timed_steps(options: BenchOptions, training: Training, floor: Training | None, device: torch.device):
     """(wall, cpu, page faults) of each measured step of `training`, and of `floor` alternating with it (or [])."""
     times, floor_times = [], []
-    for index in range(spec.warmup + spec.steps):
+    for index in range(options.warmup + options.steps):
         if floor is None:
             times.append(_timed(training.step, device))
             continue
@@ -158,17 +144,17 @@ def timed_steps(spec: WorkerSpec, training: Training, floor: Training | None, de
         else:
             times.append(_timed(training.step, device))
             floor_times.append(_timed(floor.step, device))
-    return times[spec.warmup:], floor_times[spec.warmup:]
+    return times[options.warmup:], floor_times[options.warmup:]
 
 
-def measure(spec: WorkerSpec) -> dict:
-    """Train and evaluate one method on random tokens; every number the parent reports."""
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
-    device = torch.device(spec.device)
-    if device.type == "cpu" and spec.malloc_mmap_threshold:
-        set_malloc_thresholds(spec.malloc_mmap_threshold)
-    training = build_training(spec, spec.key, device)
+def measure(options: BenchOptions, key: str) -> dict:
+    """Train and evaluate method `key` on random tokens; every number the parent reports."""
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    device = torch.device(resolve_device(options.device))
+    if device.type == "cpu" and options.malloc_mmap_threshold:
+        set_malloc_thresholds(options.malloc_mmap_threshold)
+    training = build_training(options, key, device)
     model = training.model
     total = count_parameters(model)
     memory_after_build = _current_memory_bytes(device)
@@ -179,41 +165,41 @@ def measure(spec: WorkerSpec) -> dict:
     peak = _peak_memory_bytes(device)
     # Timed steps: as training runs do (the `host_memory` callback), unless the memory steps' low threshold stays
     # (`low_threshold_throughout`); not kept and no threshold given: glibc's own thresholds.
-    if device.type == "cpu" and not spec.low_threshold_throughout and (spec.keep_freed_memory
-                                                                         or spec.malloc_mmap_threshold):
-        apply_host_memory(spec.keep_freed_memory)
+    if device.type == "cpu" and not options.low_threshold_throughout and (options.keep_freed_memory
+                                                                            or options.malloc_mmap_threshold):
+        apply_host_memory(options.keep_freed_memory)
     floor = None
-    if spec.pair_with_floor and spec.key != FLOOR.key:  # built after the peak is read: it does not count
-        floor = build_training(spec, FLOOR.key, device)
+    if options.pair_with_floor and key != FLOOR.key:  # built after the peak is read: it does not count
+        floor = build_training(options, FLOOR.key, device)
         for _ in range(2):  # its optimizer state, and its allocations settled, before any timed step
             floor.step()
-    train, floor_train = timed_steps(spec, training, floor, device)
+    train, floor_train = timed_steps(options, training, floor, device)
     del floor
     frozen_with_grad = sum(1 for p in model.parameters() if not p.requires_grad and p.grad is not None)
     vocab = model.config.vocab_size
-    generator = torch.Generator().manual_seed(spec.seed + 1)
-    input_ids = torch.randint(2, vocab, (spec.batch_size, spec.source_length), generator=generator).to(device)
+    generator = torch.Generator().manual_seed(SEED + 1)
+    input_ids = torch.randint(2, vocab, (options.batch_size, options.source_length), generator=generator).to(device)
     attention_mask = torch.ones_like(input_ids)
 
     # Evaluation, as Lightning runs it: eval mode, inference mode, the same precision.
     model.eval()
-    candidates = torch.randint(2, vocab, (spec.num_labels, spec.target_length), generator=generator)
+    candidates = torch.randint(2, vocab, (options.num_labels, options.target_length), generator=generator)
     candidates[:, -1] = EOS_ID
 
     def generate() -> None:
-        greedy_generate(model, input_ids, attention_mask, spec.target_length)
+        greedy_generate(model, input_ids, attention_mask, options.target_length)
 
     def rank() -> None:
         label_log_likelihoods(model, input_ids, attention_mask, candidates)
 
     evaluation = {}
-    with torch.inference_mode(), _autocast(device, spec.precision):
+    with torch.inference_mode(), _autocast(device, options.precision):
         for name, fn in (("generate", generate), ("rank", rank)):
-            times = [_timed(fn, device)[0] for _ in range(1 + spec.eval_steps)][1:] if spec.eval_steps else []
-            evaluation[name] = spec.batch_size / statistics.median(times) if times else None
+            times = [_timed(fn, device)[0] for _ in range(1 + options.eval_steps)][1:] if options.eval_steps else []
+            evaluation[name] = options.batch_size / statistics.median(times) if times else None
 
     return {
-        "key": spec.key,
+        "key": key,
         "total_parameters": total,
         "trainable": count_parameters(model, trainable_only=True),
         "step_seconds": statistics.median(t for t, _, _ in train),
@@ -236,19 +222,16 @@ def measure(spec: WorkerSpec) -> dict:
 def main(argv: list[str] | None = None) -> None:
     spec_path, out_path = argv if argv is not None else sys.argv[1:]
     with open(spec_path) as file:
-        spec = WorkerSpec(**json.load(file))
+        data = json.load(file)
+    key = data["key"]
     try:
-        result = measure(spec)
+        result = measure(BenchOptions(**data["options"]), key)
     except Exception as error:  # reported in the table as this method's error; the other methods go on
         first_line = (str(error).splitlines() or [type(error).__name__])[0]
-        result = {"key": spec.key, "error": f"{type(error).__name__}: {first_line}"}
+        result = {"key": key, "error": f"{type(error).__name__}: {first_line}"}
     with open(out_path + ".tmp", "w") as file:
         json.dump(result, file)
     os.replace(out_path + ".tmp", out_path)
-
-
-def spec_json(spec: WorkerSpec) -> str:
-    return json.dumps(asdict(spec))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,21 @@
 """`python cli.py export --ckpt_path CKPT --out DIR`: a checkpoint's trained parameters as a small export."""
 
-import argparse
-
+from compacter_pl.cli import run_command_line
 from compacter_pl.export import CONFIG_FILE, WEIGHTS_FILE, export_checkpoint
 
 
+def export(ckpt_path: str, out: str) -> None:
+    """A checkpoint's trained parameters as a small export (adapter.safetensors and adapter_config.json), which
+    `AdapterBank` or `apply_export` load onto the base model.
+
+    Args:
+        ckpt_path: A checkpoint written by `cli.py fit`.
+        out: The export directory (created if needed).
+    """
+    directory = export_checkpoint(ckpt_path, out)
+    size = (directory / WEIGHTS_FILE).stat().st_size
+    print(f"exported {ckpt_path} to {directory} ({WEIGHTS_FILE}: {size:,} bytes, {CONFIG_FILE})")
+
+
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="cli.py export", description=__doc__.split(": ", 1)[1])
-    parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by `cli.py fit`")
-    parser.add_argument("--out", required=True, help="the export directory (created if needed)")
-    args = parser.parse_args(argv)
-    out = export_checkpoint(args.ckpt_path, args.out)
-    size = (out / WEIGHTS_FILE).stat().st_size
-    print(f"exported {args.ckpt_path} to {out} ({WEIGHTS_FILE}: {size:,} bytes, {CONFIG_FILE})")
+    run_command_line(export, argv, "export")

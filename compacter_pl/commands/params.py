@@ -10,17 +10,19 @@ each method's `apply` -> count what requires grad (what the optimizer and the ch
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+from json import dumps
+from typing import Literal
 
 import torch
 
-from compacter_pl.architectures import build_t5, canonical_name, count_parameters, known_architectures, t5_config
+from compacter_pl.architectures import build_t5, canonical_name, count_parameters, t5_config
+from compacter_pl.cli import run_command_line
 from compacter_pl.errors import UserError
 from compacter_pl.methods.paper import ALL_METHODS, MethodRow
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+MethodKey = Literal[tuple(row.key for row in ALL_METHODS)]
+DType = Literal[tuple(DTYPES)]
 PAPER_MODEL = "google-t5/t5-base"  # the model of the paper's Table 1 percentages
 
 
@@ -93,29 +95,21 @@ def format_table(report: dict) -> str:
     return "\n".join(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python cli.py params",
-        description="Trainable parameters of every method on a T5 architecture, offline (no weights are "
-                    "downloaded: the model is built on the meta device).")
-    parser.add_argument("--model", default="t5-base",
-                        help="An architecture name (" + ", ".join(known_architectures()) + "; with or without "
-                             "the google-t5/ or google/ prefix), a config.json, or a model directory. "
-                             "Default: t5-base.")
-    parser.add_argument("--methods", nargs="+", choices=[row.key for row in ALL_METHODS], metavar="METHOD",
-                        help="Only these methods (default: all): " + ", ".join(row.key for row in ALL_METHODS))
-    parser.add_argument("--dtype", choices=list(DTYPES), default="float32",
-                        help="The element type of the saved trainable parameters (checkpoint bytes). "
-                             "Default: float32.")
-    parser.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")
-    return parser
+def params(model: str = "t5-base", methods: list[MethodKey] | None = None, dtype: DType = "float32",
+           json: bool = False) -> None:
+    """Trainable parameters of every method on a T5 architecture, offline (no weights are downloaded: the model is
+    built on the meta device), with their share of the model and the size of their export and Lightning checkpoint.
+
+    Args:
+        model: An architecture name (t5-small, t5-base, t5-large, t5-v1_1-*, flan-t5-*, mt5-*; with or without the
+            google-t5/ or google/ prefix), a config.json, or a model directory.
+        methods: Only these methods (default: all).
+        dtype: The element type of the saved trainable parameters (checkpoint bytes).
+        json: Print the report as JSON instead of a table.
+    """
+    report = parameter_report(model, methods, dtype)
+    print(dumps(report, indent=2) if json else format_table(report))
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    try:
-        report = parameter_report(args.model, args.methods, args.dtype)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    print(json.dumps(report, indent=2) if args.json else format_table(report))
+def main(argv: list[str]) -> None:
+    run_command_line(params, argv, "params")

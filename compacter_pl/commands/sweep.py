@@ -1,31 +1,34 @@
-"""`python cli.py sweep --config SWEEP.yaml`: run a grid of fits and tests (tasks x methods x sizes x seeds).
+"""`python cli.py sweep --config SWEEP.yaml`: run a grid of fits and tests (tasks x methods x sizes x seeds)."""
 
-Re-running the same command skips finished runs and restarts unfinished ones. `--shard I/N` runs the I-th of N
-disjoint parts of the grid (one per machine, GPU or SLURM array task); `--dry-run` lists the runs.
-"""
-
-import argparse
 import sys
 
+from compacter_pl.cli import run_command_line
 from compacter_pl.sweep.grid import load_sweep, parse_shard
 from compacter_pl.sweep.runner import run_sweep
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="cli.py sweep", description=__doc__.split(": ", 1)[1])
-    parser.add_argument("--config", required=True, help="the sweep file, e.g. configs/sweeps/demo.yaml")
-    parser.add_argument("--out", help="the sweep directory (default: the file's out_dir, else sweeps/<file stem>)")
-    parser.add_argument("--shard", help="I/N: run the I-th of N disjoint parts of the grid (0 <= I < N), e.g. "
-                                        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")
-    parser.add_argument("--dry-run", action="store_true", help="list the runs and their status, run nothing")
-    args = parser.parse_args(argv)
-    shard = parse_shard(args.shard) if args.shard is not None else None
-    sweep = load_sweep(args.config, args.out)
+def sweep(config: str, out: str | None = None, shard: str | None = None, dry_run: bool = False) -> None:
+    """Run a grid of fits and tests (tasks x methods x sizes x seeds) declared in a sweep file. Re-running the same
+    command skips finished runs and restarts unfinished ones.
+
+    Args:
+        config: The sweep file, e.g. configs/sweeps/demo.yaml.
+        out: The sweep directory (default: the file's out_dir, else sweeps/<file stem>).
+        shard: I/N: run the I-th of N disjoint parts of the grid (0 <= I < N), one per machine, GPU or SLURM array
+            task, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.
+        dry_run: List the runs and their status, run nothing.
+    """
+    part = parse_shard(shard) if shard is not None else None
+    grid = load_sweep(config, out)
     try:
-        code = run_sweep(sweep, shard, args.dry_run)
+        code = run_sweep(grid, part, dry_run)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; re-run the same command to resume (finished runs are kept in {sweep.out_dir})",
+        print(f"\ninterrupted; re-run the same command to resume (finished runs are kept in {grid.out_dir})",
               file=sys.stderr)
         code = 130
     if code:
         sys.exit(code)
+
+
+def main(argv: list[str]) -> None:
+    run_command_line(sweep, argv, "sweep")

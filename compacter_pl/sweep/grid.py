@@ -1,4 +1,5 @@
-"""The sweep file: a grid of runs as data, read into dataclasses and validated before anything runs.
+"""The sweep file: a grid of runs as data, parsed by jsonargparse into `SweepFile` (as cli.py parses its configs:
+an unknown key gets the closest one, a wrong type names the key), then checked before anything runs.
 
     base_config: configs/demo.yaml      # the `cli.py` config every run starts from
     out_dir: sweeps/demo                # results.jsonl and runs/ go here (default: sweeps/<file stem>)
@@ -18,27 +19,23 @@ Overrides are `cli.py` keys, dotted as on its command line; a later level wins: 
 A run is `cli.py fit --config BASE` plus its overrides; the keys the grid itself sets cannot be overridden.
 """
 
-import difflib
 import hashlib
 import importlib
 import json
 import pkgutil
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional, TypedDict
 
 import yaml
+from jsonargparse import get_loader
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 
+from compacter_pl.cli import OneLineErrorParser, did_you_mean
 from compacter_pl.errors import UserError
 
 FULL = "full"  # a size meaning "the whole training split" (the Table 1 runs)
-KEEP_CHECKPOINTS = ("all", "best", "none")
-TOP_LEVEL_KEYS = ("base_config", "out_dir", "tasks", "methods", "sizes", "seeds", "overrides", "exclude",
-                  "keep_checkpoints")
-REQUIRED_KEYS = ("base_config", "tasks", "methods", "seeds")
-METHOD_KEYS = ("class_path", "init_args", "overrides")
-EXCLUDE_KEYS = ("task", "method", "size", "seed")
 # Keys the grid sets for every run (from tasks, methods, sizes, seeds and the run's directory).
 RESERVED_KEYS = {
     "data.task": "tasks", "model.task": "tasks", "data.train_size": "sizes", "data.seed": "seeds",
@@ -46,29 +43,51 @@ RESERVED_KEYS = {
     "checkpoint.dirpath": "the run's directory", "ckpt_path": "the run's best checkpoint",
 }
 METHOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]*$")  # it names run directories
-OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+load_yaml = get_loader("yaml")  # as cli.py reads its configs (YAML 1.2 numbers: `3e-4` is a float)
+Overrides = Optional[dict[str, Any]]  # dotted cli.py keys -> values
+Size = PositiveInt | Literal["full"]
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 numbers: `3e-4` is a float (PyYAML's YAML 1.1 reads it as a string)."""
+class _MethodClass(TypedDict):
+    class_path: str  # dotted, or a class name of compacter_pl.methods
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
-               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."))
+class MethodEntry(_MethodClass, total=False):
+    """A method of the sweep file: its class, the class's arguments, and the method's own overrides (e.g. the
+    paper's learning rate of the method)."""
+
+    init_args: dict[str, Any]
+    overrides: Overrides
+
+
+class ExcludeRule(TypedDict, total=False):
+    """Runs left out of the grid: those that match every key given."""
+
+    task: str
+    method: str
+    size: Size
+    seed: NonNegativeInt
+
+
+@dataclass(frozen=True)
+class SweepFile:
+    """What a sweep file holds, key by key (read by jsonargparse: an unknown key or a wrong type is one line)."""
+
+    base_config: str
+    tasks: list[str] | dict[str, Overrides]
+    methods: dict[str, MethodEntry]
+    seeds: list[NonNegativeInt]
+    out_dir: Optional[str] = None
+    sizes: Optional[list[Size] | dict[Size, Overrides]] = None
+    overrides: Overrides = None
+    exclude: Optional[list[ExcludeRule]] = None
+    keep_checkpoints: Literal["all", "best", "none"] = "best"
 
 
 def cli_value(value: Any) -> str:
     """A value as the command line takes it: strings as they are (a str argument is not parsed), anything
     else as JSON, which the command line reads as YAML."""
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 @dataclass(frozen=True)
@@ -134,7 +153,7 @@ class Sweep:
 
     def base_content(self) -> Any:
         """The base config as data (its comments and layout do not change what a run does)."""
-        return yaml.load(self.base_config.read_text(), Loader=_Loader)
+        return load_yaml(self.base_config.read_text())
 
     def runs(self) -> list[Run]:
         """Every run of the grid, seeds outermost: the first pass over the seeds already gives every curve."""
@@ -185,162 +204,73 @@ def load_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
     if not path.is_file():
         raise UserError(f"sweep file {path} not found")
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise UserError(f"cannot parse sweep file {path}{where}: {getattr(error, 'problem', None) or error}") from None
-    where = str(path)
-    if not isinstance(data, dict):
-        raise UserError(f"{where}: a sweep file is a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
-    _check_keys(data, TOP_LEVEL_KEYS, where, "at the top level")
-    for key in REQUIRED_KEYS:
-        if key not in data:
-            raise UserError(f"{where}: missing key {key!r} (a sweep needs {', '.join(REQUIRED_KEYS)})")
+    parser = OneLineErrorParser(prog=str(path), see=None)
+    parser.add_class_arguments(SweepFile, as_group=False)
+    try:
+        if not isinstance(data, dict):
+            raise UserError(f"a sweep file is a mapping with keys {', '.join(f.name for f in fields(SweepFile))}")
+        spec = SweepFile(**parser.parse_object(data).as_dict())
+        return _grid(path, spec, out_dir)
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from None
 
-    base_config = Path(_string(data["base_config"], where, "base_config"))
+
+def _grid(path: Path, spec: SweepFile, out_dir: str | Path | None) -> Sweep:
+    """The sweep file's grid, checked against the tasks and methods there are."""
+    from compacter_pl.tasks import TASKS
+
+    base_config = Path(spec.base_config)
     if not base_config.is_file():
-        raise UserError(f"{where}: base_config {base_config} not found (a path relative to the directory "
-                        f"you run cli.py from, like --config)")
-    out = Path(out_dir) if out_dir else Path(_string(data.get("out_dir") or f"sweeps/{path.stem}", where, "out_dir"))
-    tasks = _tasks(data["tasks"], where)
-    methods = _methods(data["methods"], where)
-    sizes = _sizes(data.get("sizes"), where)
-    seeds = _seeds(data["seeds"], where)
-    overrides = _overrides(data.get("overrides"), where, "overrides")
-    keep = data.get("keep_checkpoints", "best")
-    if keep not in KEEP_CHECKPOINTS:
-        raise UserError(f"{where}: keep_checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {keep!r}")
-    sweep = Sweep(path, base_config, out, tasks, methods, sizes, seeds, overrides, (), keep)
-    exclude = _exclude(data.get("exclude"), where, sweep)
-    sweep = Sweep(path, base_config, out, tasks, methods, sizes, seeds, overrides, exclude, keep)
+        raise UserError(f"base_config {base_config} not found (a path relative to the directory you run cli.py "
+                        f"from, like --config)")
+    tasks = spec.tasks if isinstance(spec.tasks, dict) else dict.fromkeys(spec.tasks)
+    for name in tasks:
+        if name not in TASKS:
+            raise UserError(f"unknown task {name!r} in tasks{did_you_mean(name, TASKS)} (known tasks: "
+                            f"{', '.join(TASKS)})")
+    methods = {}
+    for name, entry in spec.methods.items():
+        if not METHOD_NAME.match(name):
+            raise UserError(f"method name {name!r} must be letters, digits and + . _ - (it names the run directories)")
+        cls = resolve_method(entry["class_path"], f"methods.{name}.class_path")
+        methods[name] = MethodSpec(name, f"{cls.__module__}.{cls.__qualname__}", entry.get("init_args") or {},
+                                   _overrides(entry.get("overrides"), f"methods.{name}.overrides"))
+    sizes = {}
+    given = spec.sizes if isinstance(spec.sizes, dict) else dict.fromkeys(spec.sizes or [FULL])
+    for size, overrides in given.items():
+        if size != FULL and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise UserError(f"size {size!r} in sizes must be a positive number of training examples or {FULL!r}")
+        sizes[None if size == FULL else size] = _overrides(overrides, f"sizes.{size}")
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise UserError(f"seeds {spec.seeds} repeat a seed")
+    grid = {"task": list(tasks), "method": list(methods), "size": [FULL if s is None else s for s in sizes],
+            "seed": spec.seeds}
+    for i, rule in enumerate(spec.exclude or []):
+        for key, value in rule.items():
+            if value not in grid[key]:
+                raise UserError(f"exclude[{i}].{key} {value!r} is not in the sweep's {key}s "
+                                f"({', '.join(map(str, grid[key]))}){did_you_mean(value, grid[key])}")
+    exclude = tuple({k: None if k == "size" and v == FULL else v for k, v in rule.items()}
+                    for rule in spec.exclude or [])
+    sweep = Sweep(path, base_config, Path(out_dir or spec.out_dir or f"sweeps/{path.stem}"),
+                  {name: _overrides(o, f"tasks.{name}") for name, o in tasks.items()}, methods, sizes,
+                  tuple(spec.seeds), _overrides(spec.overrides, "overrides"), exclude, spec.keep_checkpoints)
     if not sweep.runs():
-        raise UserError(f"{where}: the grid is empty (exclude leaves no run)")
+        raise UserError("the grid is empty (exclude leaves no run)")
     return sweep
 
 
-def _check_keys(mapping: dict, known, where: str, context: str) -> None:
-    for key in mapping:
-        if key not in known:
-            raise UserError(f"{where}: unknown key {key!r} {context}{did_you_mean(key, known)} "
-                            f"(known keys: {', '.join(known)})")
-
-
-def _string(value, where: str, key: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise UserError(f"{where}: {key} must be a path (a string), got {value!r}")
-    return value
-
-
-def _tasks(value, where: str) -> dict[str, dict]:
-    from compacter_pl.tasks import TASKS
-
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, list):
-        value = {name: None for name in value}
-    if not isinstance(value, dict) or not value:
-        raise UserError(f"{where}: tasks must be a list of task names or a mapping task -> overrides")
-    tasks = {}
-    for name, overrides in value.items():
-        if name not in TASKS:
-            raise UserError(f"{where}: unknown task {name!r} in tasks{did_you_mean(name, TASKS)} "
-                            f"(known tasks: {', '.join(TASKS)})")
-        tasks[name] = _overrides(overrides, where, f"tasks.{name}")
-    return tasks
-
-
-def _methods(value, where: str) -> dict[str, MethodSpec]:
-    if not isinstance(value, dict) or not value:
-        raise UserError(f"{where}: methods must map a name to {{class_path, init_args, overrides}}, e.g. "
-                        f"t5: {{class_path: compacter_pl.methods.FullFineTuning}}")
-    methods = {}
-    for name, spec in value.items():
-        context = f"methods.{name}"
-        if not isinstance(name, str) or not METHOD_NAME.match(name):
-            raise UserError(f"{where}: method name {name!r} must be letters, digits and + . _ - (it names the "
-                            f"run directories)")
-        if isinstance(spec, str):
-            spec = {"class_path": spec}
-        if not isinstance(spec, dict) or "class_path" not in spec:
-            raise UserError(f"{where}: {context} needs a class_path, e.g. compacter_pl.methods.FullFineTuning")
-        _check_keys(spec, METHOD_KEYS, where, f"in {context}")
-        cls = resolve_method(spec["class_path"], where, f"{context}.class_path")
-        init_args = spec.get("init_args") or {}
-        if not isinstance(init_args, dict):
-            raise UserError(f"{where}: {context}.init_args must be a mapping of {cls.__name__}'s arguments")
-        _check_init_args(cls, init_args, where, f"{context}.init_args")
-        methods[name] = MethodSpec(name, f"{cls.__module__}.{cls.__qualname__}", init_args,
-                                   _overrides(spec.get("overrides"), where, f"{context}.overrides"))
-    return methods
-
-
-def _sizes(value, where: str) -> dict[int | None, dict]:
-    if value is None:
-        return {None: {}}
-    if isinstance(value, list):
-        value = {size: None for size in value}
-    if not isinstance(value, dict) or not value:
-        raise UserError(f"{where}: sizes must be a list of training sizes or a mapping size -> overrides")
-    sizes = {}
-    for size, overrides in value.items():
-        if size is None or size == FULL:
-            size = None
-        elif isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise UserError(f"{where}: size {size!r} in sizes must be a positive number of training examples "
-                            f"or {FULL!r}")
-        if size in sizes:
-            raise UserError(f"{where}: size {size or FULL} appears twice in sizes")
-        sizes[size] = _overrides(overrides, where, f"sizes.{size or FULL}")
-    return sizes
-
-
-def _seeds(value, where: str) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if (not isinstance(value, list) or not value
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value)):
-        raise UserError(f"{where}: seeds must be a list of non-negative integers, got {value!r}")
-    if len(set(value)) != len(value):
-        raise UserError(f"{where}: seeds {value} repeat a seed")
-    return tuple(value)
-
-
-def _overrides(value, where: str, context: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise UserError(f"{where}: {context} must map dotted cli.py keys to values, e.g. trainer.max_epochs: 3")
-    for key in value:
-        if not isinstance(key, str) or not OVERRIDE_KEY.match(key):
-            raise UserError(f"{where}: {context} has key {key!r}; keys are dotted cli.py keys like "
-                            f"trainer.max_epochs")
+def _overrides(value: dict | None, context: str) -> dict:
+    for key in value or {}:
         if key in RESERVED_KEYS or key.startswith("model.method.") or key.startswith("trainer.logger."):
             owner = RESERVED_KEYS.get(key, "methods" if key.startswith("model.method") else "the run's directory")
-            raise UserError(f"{where}: {context} cannot set {key}: the sweep sets it from {owner}")
-    return dict(value)
-
-
-def _exclude(value, where: str, sweep: Sweep) -> tuple[dict, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise UserError(f"{where}: exclude must be a list of mappings like {{task: rte, size: 4000}}")
-    grid = {"task": list(sweep.tasks), "method": list(sweep.methods), "size": list(sweep.sizes),
-            "seed": list(sweep.seeds)}
-    rules = []
-    for i, rule in enumerate(value):
-        if not isinstance(rule, dict) or not rule:
-            raise UserError(f"{where}: exclude[{i}] must be a mapping like {{task: rte, size: 4000}}")
-        _check_keys(rule, EXCLUDE_KEYS, where, f"in exclude[{i}]")
-        rule = {k: (None if k == "size" and v == FULL else v) for k, v in rule.items()}
-        for key, item in rule.items():
-            if item not in grid[key]:
-                shown = [FULL if v is None else v for v in grid[key]]
-                raise UserError(f"{where}: exclude[{i}].{key} {item!r} is not in the sweep's {key}s "
-                                f"({', '.join(map(str, shown))}){did_you_mean(item, shown)}")
-        rules.append(rule)
-    return tuple(rules)
+            raise UserError(f"{context} cannot set {key}: the sweep sets it from {owner}")
+    return dict(value or {})
 
 
 # --- methods ---------------------------------------------------------------------------------------------------
@@ -367,7 +297,7 @@ def known_methods() -> dict[str, str]:
     return found
 
 
-def resolve_method(class_path, where: str, context: str) -> type:
+def resolve_method(class_path, context: str) -> type:
     """The Method subclass named by a dotted class path or by its name in compacter_pl.methods."""
     from compacter_pl.methods.base import Method
 
@@ -383,16 +313,6 @@ def resolve_method(class_path, where: str, context: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         known = known_methods()
         short = str(class_path).rpartition(".")[2]
-        raise UserError(f"{where}: unknown method {class_path!r} in {context}{did_you_mean(short, known)} "
+        raise UserError(f"unknown method {class_path!r} in {context}{did_you_mean(short, known)} "
                         f"(known methods: {', '.join(sorted(known))})")
     return cls
-
-
-def _check_init_args(cls: type, init_args: dict, where: str, context: str) -> None:
-    import inspect
-
-    parameters = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    for key in init_args:
-        if key not in parameters:
-            raise UserError(f"{where}: {context}: {cls.__name__} has no argument {key!r}"
-                            f"{did_you_mean(key, parameters)} (its arguments: {', '.join(parameters)})")

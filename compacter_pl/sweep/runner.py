@@ -9,10 +9,8 @@ sweep and by its subprocess (a second sweep on the same directory skips it), and
 its sweep (Linux), so a killed sweep leaves nothing running.
 """
 
-import contextlib
 import ctypes
 import fcntl
-import io
 import json
 import os
 import re
@@ -100,7 +98,7 @@ def resolved_configs(sweep: Sweep) -> dict[str, dict]:
     """Parse runs that together use every task, method and size with cli.py's own parser (in this process, no
     model is built): an unknown or ill-typed override fails here, naming where the sweep file sets it.
     Returns each task's resolved config."""
-    from compacter_pl.cli import main
+    from compacter_pl.cli import parse_run
 
     configs, seen = {}, set()
     for run in sweep.runs():
@@ -108,21 +106,12 @@ def resolved_configs(sweep: Sweep) -> dict[str, dict]:
         if coordinates <= seen:
             continue
         seen |= coordinates
-        out, err = io.StringIO(), io.StringIO()
-        code = 0
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(["fit", "--config", str(sweep.base_config), *run.args(), "--print_config"])
-            except SystemExit as exit_:
-                code = exit_.code
-        if code not in (0, None):
-            lines = [line for line in err.getvalue().splitlines() if line.strip()]
-            message = next((line for line in reversed(lines) if line.startswith("error:")),
-                           lines[-1] if lines else f"exit code {code}")
-            message = message.removeprefix("error:").strip()
-            raise UserError(f"{sweep.path}: run {run.name} does not parse{_set_where(sweep, run, message)}: "
-                            f"{message}")
-        configs.setdefault(run.task, yaml.safe_load(out.getvalue()) or {})
+        try:
+            config = parse_run(["fit", "--config", str(sweep.base_config), *run.args()])
+        except UserError as error:
+            raise UserError(f"{sweep.path}: run {run.name} does not parse{_set_where(sweep, run, str(error))}: "
+                            f"{error}") from None
+        configs.setdefault(run.task, config)
     return configs
 
 
