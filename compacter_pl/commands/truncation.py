@@ -9,11 +9,7 @@ each tokenized whole once and cut both ways (compacter_pl.data.truncation). Noth
         --data.max_source_length 128
 """
 
-import difflib
-import re
 from collections import Counter
-
-from jsonargparse import ArgumentParser
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.datamodule import SPLITS, original_splits, paper_splits, render
@@ -72,23 +68,11 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-class _OneLineErrors(ArgumentParser):
-    """jsonargparse's usage-plus-message exit as one UserError line, with the closest option for a typo."""
-
-    def error(self, message: str, ex: Exception | None = None):
-        text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
-        unknown = re.search(r"(?:unrecognized arguments:|does not accept option|Key) '?-*([\w.\-]+)'?", text, re.I)
-        if unknown:
-            keys = [action.dest for action in self._actions if action.dest and action.dest != "help"]
-            close = difflib.get_close_matches(unknown.group(1).lstrip("-"), keys, n=1)
-            if close:
-                text += f"; did you mean '{close[0]}'?"
-        raise UserError(f"{text} (see `{PROG} --help`)")
-
-
-def build_parser() -> ArgumentParser:
+def build_parser():
     summary = __doc__.split(": ", 1)[1].split("\n\n")[0]
-    parser = _OneLineErrors(prog=PROG, description=summary[0].upper() + summary[1:], allow_abbrev=False)
+    from compacter_pl.cli import OneLineErrorParser  # the parser of every command: one-line errors
+
+    parser = OneLineErrorParser(prog=PROG, see=f"{PROG} --help", description=summary[0].upper() + summary[1:])
     # Both modes are reported, so data.truncation is no option here; the others are the data module's own.
     parser.add_class_arguments(TextToTextDataModule, "data", skip={"truncation"})
     return parser
