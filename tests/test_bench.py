@@ -17,8 +17,8 @@ from compacter_pl.bench.worker import measure
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.methods import Compacter, LayerNormOnly, PromptTuning, trainable_parameters
-from compacter_pl.module import (TextToTextModule, build_optimizer, enable_gradient_checkpointing,
-                                 label_log_likelihoods, padded_label_ids)
+from compacter_pl.module import TextToTextModule
+from compacter_pl.steps import build_optimizer, enable_gradient_checkpointing, label_log_likelihoods, padded_label_ids
 from conftest import DEMO_DATA, DEMO_MODEL
 
 MiB = 2**20

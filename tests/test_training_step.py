@@ -4,7 +4,8 @@ import torch
 
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
-from compacter_pl.module import TextToTextModule, linear_warmup_then_decay
+from compacter_pl.module import TextToTextModule
+from compacter_pl.steps import linear_warmup_then_decay
 from conftest import DEMO_MODEL
 
 

@@ -5,9 +5,9 @@ padding left in training batches.
 Flow: `commands/bench.py` (the options: `options.BenchOptions`) -> `runner.run_bench` -> one fresh
 `python -m compacter_pl.bench.worker` per method, given the same options (so the peak resident memory of a process
 is that method's alone) -> `worker.measure`, which builds the model with `architectures.build_t5`, applies the
-method, and trains and evaluates with the LightningModule's own pieces (`module.build_optimizer`,
-`module.label_log_likelihoods`, `module.greedy_generate`) -> the runner prints and writes the table. `padding.py`
-reports the real-token share of training batches from the real sampler.
+method, and trains and evaluates with the LightningModule's own pieces (`steps.training_loss`,
+`steps.build_optimizer`, `steps.label_log_likelihoods`, `steps.greedy_generate`) -> the runner prints and writes
+the table. `padding.py` reports the real-token share of training batches from the real sampler.
 """
 
 from compacter_pl.bench.options import BenchOptions

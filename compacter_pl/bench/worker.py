@@ -2,7 +2,7 @@
 
 Builds the model (random weights, no download), applies the method with Table 3's settings, then:
 - training: forward + loss + backward + AdamW step over the trainable parameters only, exactly as the
-  LightningModule does it (`module.build_optimizer`, no key/value cache, optional gradient checkpointing and
+  LightningModule does it (`steps.training_loss`, `steps.build_optimizer`, no key/value cache, optional gradient checkpointing and
   torch.compile), on random token ids of the given shape (all real tokens); the median step after warm-up, in wall
   time and in this process's CPU time;
 - peak memory: CUDA, the allocator's peak; CPU, the peak resident set of this process (a fresh one per method),
@@ -16,7 +16,7 @@ Builds the model (random weights, no download), applies the method with Table 3'
   Each pair ran under the same machine load, so the median of the per-pair ratios is the method's cost over the
   floor even when a shared machine drifts by more than that cost between runs;
 - evaluation: examples per second of one greedy generation pass bounded by the target length, and of ranking a
-  closed label set (`module.label_log_likelihoods`), under inference mode as Lightning evaluates.
+  closed label set (`steps.label_log_likelihoods`), under inference mode as Lightning evaluates.
 The result is written as JSON to OUT.json for the parent (`runner.py`).
 """
 
@@ -38,8 +38,8 @@ from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.rows import FLOOR, build_method
 from compacter_pl.host_memory import apply_host_memory, set_malloc_thresholds
 from compacter_pl.methods import trainable_parameters
-from compacter_pl.module import (build_optimizer, enable_gradient_checkpointing, greedy_generate,
-                                 label_log_likelihoods)
+from compacter_pl.steps import (build_optimizer, enable_gradient_checkpointing, greedy_generate, label_log_likelihoods,
+                                training_loss)
 
 EOS_ID = 1  # T5's end of sequence; a label's last token
 
@@ -123,7 +123,7 @@ def build_training(options: BenchOptions, key: str, device: torch.device) -> Tra
 
     def step() -> None:
         with _autocast(device, options.precision):
-            loss = forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False).loss
+            loss = training_loss(forward, input_ids, attention_mask, labels)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

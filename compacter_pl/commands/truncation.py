@@ -15,7 +15,6 @@ from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.datamodule import SPLITS, original_splits, paper_splits, render
 from compacter_pl.data.sources import split_origin
 from compacter_pl.data.truncation import TRUNCATION_MODES, cut_sources, require_offsets
-from compacter_pl.errors import UserError
 
 PROG = "python cli.py truncation"
 
