@@ -58,6 +58,19 @@ def newest_last_checkpoint(root: str) -> Path:
     return candidates[-1]
 
 
+def continue_log_folder(config) -> None:
+    """A fit resumed from a checkpoint of `ROOT/lightning_logs/version_N/checkpoints/` logs on into version_N, so its
+    curves continue the killed run's in TensorBoard (only with the default logger; a configured one is kept)."""
+    path = Path(config.ckpt_path).resolve()
+    if config.trainer.get("logger") not in (None, True) or path.parent.name != "checkpoints":
+        return
+    run_dir = path.parent.parent
+    if run_dir.parent.name != "lightning_logs" or not run_dir.name.startswith("version_"):
+        return
+    config.trainer.logger = {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                             "init_args": {"save_dir": str(run_dir.parent.parent), "version": run_dir.name}}
+
+
 class OneLineErrorParser(LightningArgumentParser):
     """Turns jsonargparse's usage-plus-message exits into a one-line UserError, with the closest key for a typo
     (among the keys of the value it is in, when the message names one) and the help to read (`see`)."""
@@ -163,8 +176,13 @@ class CompacterCLI(LightningCLI):
         parser.link_arguments("model.model_name_or_path", "data.tokenizer")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/score", "checkpoint.mode": "max",
-                             "checkpoint.save_last": True, "checkpoint.filename": "best-{epoch}-{step}",
+                             "checkpoint.save_last": False, "checkpoint.filename": "best-{epoch}-{step}",
                              "checkpoint.auto_insert_metric_name": False})
+        # last.ckpt: where the run stopped (each epoch's end, and every_n_train_steps if set), whatever the score;
+        # `--ckpt_path last` resumes from it. (Lightning's save_last writes it only when a best checkpoint is saved.)
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.set_defaults({"last_checkpoint.filename": "last", "last_checkpoint.monitor": None,
+                             "last_checkpoint.save_top_k": 1, "last_checkpoint.enable_version_counter": False})
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(PredictionWriter, "predictions")
@@ -178,6 +196,8 @@ class CompacterCLI(LightningCLI):
         if config.get("ckpt_path") == "last":  # Lightning looks only in the new run's folder: find the real one
             config.ckpt_path = str(newest_last_checkpoint(config.trainer.get("default_root_dir") or "."))
             print(f"resuming from {config.ckpt_path}")
+        if self.subcommand == "fit" and config.get("ckpt_path"):
+            continue_log_folder(config)
         precision = str(config.trainer.get("precision"))
         if precision in FLOAT16_PRECISIONS and not config.get("allow_fp16"):
             raise UserError(f"precision {precision} overflows with T5 (inf/NaN activations); use "

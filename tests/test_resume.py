@@ -9,8 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import ROOT
 
-COMMON = ["--config", str(ROOT / "configs/demo.yaml"), "--checkpoint.every_n_train_steps", "1",
-          "--trainer.max_epochs", "2"]
+COMMON = ["--config", str(ROOT / "configs/demo.yaml"), "--trainer.max_epochs", "2"]  # the shipped checkpoints
 
 
 def fit(cli, root, *extra, env=None):
@@ -24,30 +23,46 @@ def final_scores(run_dir) -> list[float]:
 
 @pytest.mark.slow
 @pytest.mark.faults
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_path):
+@pytest.mark.parametrize(("interval", "saved_at"), [([], 19), (["--last_checkpoint.every_n_train_steps", "9"], 27)],
+                         ids=["shipped-settings", "mid-epoch-interval"])
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_path, interval, saved_at):
     straight = fit(cli, tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr[-2000:]
 
-    killed = fit(cli, tmp_path / "killed", "--trainer.callbacks+=fault_injection.KillAt",
+    killed = fit(cli, tmp_path / "killed", *interval, "--trainer.callbacks+=fault_injection.KillAt",
                  "--trainer.callbacks.step=27", env={"PYTHONPATH": str(ROOT / "tests")})
     assert killed.returncode == -signal.SIGKILL  # a real SIGKILL, in the middle of the second epoch
     partial = torch.load(tmp_path / "killed/lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
-    assert partial["global_step"] == 27
+    assert partial["global_step"] == saved_at  # the first epoch's end (shipped settings), or the last interval
 
-    resumed = fit(cli, tmp_path / "killed", "--ckpt_path", "last")
+    resumed = fit(cli, tmp_path / "killed", *interval, "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout
 
     expected = torch.load(tmp_path / "straight/lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
-    actual = torch.load(tmp_path / "killed/lightning_logs/version_1/checkpoints/last.ckpt", weights_only=True)
+    actual = torch.load(tmp_path / "killed/lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert not (tmp_path / "killed/lightning_logs/version_1").exists()  # the resumed run logs on in version_0
     assert expected["global_step"] == actual["global_step"] == 38
     assert expected["state_dict"].keys() == actual["state_dict"].keys()
     assert all(torch.equal(expected["state_dict"][k], actual["state_dict"][k]) for k in expected["state_dict"])
     assert final_scores(tmp_path / "straight/lightning_logs/version_0")[-1] == \
-        final_scores(tmp_path / "killed/lightning_logs/version_1")[-1]
+        final_scores(tmp_path / "killed/lightning_logs/version_0")[-1]
 
 
 def test_ckpt_path_last_without_any_run_is_one_line(cli, tmp_path):
     result = fit(cli, tmp_path / "empty", "--ckpt_path", "last")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "error: --ckpt_path last: no last.ckpt under" in result.stderr
+
+
+@pytest.mark.slow
+def test_last_checkpoint_is_the_end_of_the_run_whatever_the_best_score(cli, tmp_path):
+    """The shipped demo config as the README runs it: last.ckpt is where the run stopped, not the best epoch."""
+    result = cli("fit", "--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(tmp_path),
+                 "--data.cache_dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoints = tmp_path / "lightning_logs/version_0/checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (5, 6 * 19)  # 6 epochs of 19 steps
+    (best,) = checkpoints.glob("best-*.ckpt")
+    assert torch.load(best, weights_only=True)["global_step"] < last["global_step"]  # the demo peaks early
