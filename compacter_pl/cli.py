@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from compacter_pl.checkpoint_io import LastCheckpoint
 from compacter_pl.commands import COMMANDS, run_command
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.errors import UserError
@@ -180,9 +181,7 @@ class CompacterCLI(LightningCLI):
                              "checkpoint.auto_insert_metric_name": False})
         # last.ckpt: where the run stopped (each epoch's end, and every_n_train_steps if set), whatever the score;
         # `--ckpt_path last` resumes from it. (Lightning's save_last writes it only when a best checkpoint is saved.)
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
-        parser.set_defaults({"last_checkpoint.filename": "last", "last_checkpoint.monitor": None,
-                             "last_checkpoint.save_top_k": 1, "last_checkpoint.enable_version_counter": False})
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(PredictionWriter, "predictions")
