@@ -18,6 +18,7 @@ What trains: the adapters, all T5 layer norms (option `train_layer_norms`), and,
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Literal
 
@@ -67,16 +68,28 @@ def positive_int(name: str, value) -> int:
 
 
 class AdapterMethod(Method):
-    """Shared base of the adapter-style methods (not a method of its own: use one of its subclasses).
+    """Shared base of the adapter-style methods (abstract, not a method of its own: use one of its subclasses).
 
     Subclasses choose the projections (`projection`), where adapters go (`sublayers`, `adapted_blocks`) and
-    their PHM `n` (`phm_n`, None for plain projections), and store every `__init__` argument under its name.
+    their PHM `n` (`phm_n`, None for plain projections). They take the arguments below through `**kwargs` (a
+    subclass names one itself only to change its default) and store their own under their names.
+
+    Args:
+        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
+        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
+        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
     """
 
     phm_n: int | None = None  # set by PHM-based subclasses: n must divide the width and the bottleneck
 
-    def _init_adapter(self, reduction_factor: int, bottleneck: int | None, non_linearity: str,
-                      sublayers: Sequence[str], train_layer_norms: bool, train_output_layer: bool) -> None:
+    def __init__(self, reduction_factor: PositiveInt = 32, bottleneck: PositiveInt | None = None,
+                 non_linearity: NonLinearity = "gelu",
+                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
+                 train_output_layer: bool = False) -> None:
         # Single values are checked here (the CLI's types already reject them while parsing); what needs the
         # model or several arguments together is checked in `check`, which runs before the weights load.
         self.reduction_factor = positive_int("reduction_factor", reduction_factor)
@@ -132,9 +145,9 @@ class AdapterMethod(Method):
             raise UserError(f"{type(self).__name__} places no adapter in a model of {counts[0]} encoder and "
                             f"{counts[1]} decoder blocks: drop fewer blocks")
 
+    @abc.abstractmethod
     def projection(self, in_features: int, out_features: int) -> nn.Module:
         """The down- or up-projection of an adapter."""
-        raise NotImplementedError
 
     def prepare(self, model: T5ForConditionalGeneration) -> None:
         """Attach model-wide state before the adapters are built (Compacter's shared A)."""
@@ -176,23 +189,8 @@ class Adapter(AdapterMethod):
 
     Down and up projections are dense layers with a near-identity init, as in the authors' code: weights
     N(0, 0.01^2) (not truncated), zero biases. T5-base, d 24: 48 adapters, 1,855,104 trainable with the layer norms.
-
-    Args:
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
-        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+    Its arguments are those of every adapter method (`AdapterMethod`).
     """
-
-    def __init__(self, reduction_factor: PositiveInt = 32, bottleneck: PositiveInt | None = None,
-                 non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False) -> None:
-        self._init_adapter(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                           train_output_layer)
 
     def projection(self, in_features: int, out_features: int) -> nn.Module:
         return houlsby_linear(in_features, out_features)
@@ -203,20 +201,11 @@ class PfeifferAdapter(Adapter):
     placements; `sublayers: [feed_forward]` gives the other). T5-base, d 24: 951,360 trainable.
 
     Args:
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
         sublayers: Where the adapter goes in every block: self_attention or feed_forward.
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
     """
 
-    def __init__(self, reduction_factor: PositiveInt = 32, bottleneck: PositiveInt | None = None,
-                 non_linearity: NonLinearity = "gelu", sublayers: Sequence[Sublayer] = ("self_attention",),
-                 train_layer_norms: bool = True, train_output_layer: bool = False) -> None:
-        super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                         train_output_layer)
+    def __init__(self, sublayers: Sequence[Sublayer] = ("self_attention",), **kwargs) -> None:
+        super().__init__(sublayers=sublayers, **kwargs)
 
 
 class AdapterDrop(Adapter):
@@ -226,21 +215,10 @@ class AdapterDrop(Adapter):
 
     Args:
         dropped_blocks: Block indices (of the encoder and of the decoder alike) that get no adapter.
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
-        sublayers: Where adapters go in the other blocks: self_attention and/or feed_forward.
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
     """
 
-    def __init__(self, dropped_blocks: Sequence[NonNegativeInt] = (0, 1, 2, 3, 4), reduction_factor: PositiveInt = 32,
-                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False) -> None:
-        super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                         train_output_layer)
+    def __init__(self, dropped_blocks: Sequence[NonNegativeInt] = (0, 1, 2, 3, 4), **kwargs) -> None:
+        super().__init__(**kwargs)
         if isinstance(dropped_blocks, int):
             dropped_blocks = [dropped_blocks]
         dropped = list(dropped_blocks)
@@ -261,26 +239,14 @@ class AdapterLowRank(Adapter):
 
     Args:
         rank: The rank r of every projection's weight u v.
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
-        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
         init: How u and v start: glorot-uniform (the authors' default: Xavier uniform, gain sqrt(2)) or
             glorot-normal (Xavier normal, gain sqrt(2)), each factor as one matrix; biases start at zero.
     """
 
-    def __init__(self, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
-                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False, init: WeightInit = "glorot-uniform") -> None:
-        super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                         train_output_layer)
+    def __init__(self, rank: PositiveInt = 1, init: WeightInit = "glorot-uniform", **kwargs) -> None:
+        super().__init__(**kwargs)
         self.rank = positive_int("rank", rank)
         self.init = weight_init(init)
 
     def projection(self, in_features: int, out_features: int) -> nn.Module:
         return LowRankLinear(in_features, out_features, self.rank, init=self.init)
-
