@@ -24,6 +24,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from compacter_pl.errors import UserError
 from compacter_pl.layers.prompt import SoftPrompt
 from compacter_pl.methods.base import Method, freeze, resolve_seed
+from compacter_pl.methods.registry import PaperRow, Table3, register_method
 
 INITS = ("random", "vocab")
 PromptInit = Literal["random", "vocab"]
@@ -131,3 +132,11 @@ class PromptTuning(Method):
         model.encoder.add_module("prompt", prompt)
         model.encoder.register_forward_pre_hook(_prepend_prompt, with_kwargs=True)
         model.decoder.register_forward_pre_hook(_ExtendCrossAttentionMask(self.num_tokens), with_kwargs=True)
+
+
+register_method("prompt_random", PromptTuning, name="Prompt tuning-R", init_args={"init": "random"},
+                t5_base_params=76_800, paper=PaperRow(position=6, percent=0.034, learning_rate=3e-2),
+                table3=Table3(24.42, 5.72))
+register_method("prompt_vocab", PromptTuning, name="Prompt tuning-T", init_args={"init": "vocab"},
+                t5_base_params=76_800, paper=PaperRow(position=7, percent=0.034, learning_rate=3e-1),
+                table3=Table3(24.42, 5.72))

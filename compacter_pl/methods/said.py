@@ -25,6 +25,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from compacter_pl.errors import UserError
 from compacter_pl.layers.intrinsic_said import IntrinsicSAIDState, SAIDWeight
 from compacter_pl.methods.base import Method, freeze, resolve_seed
+from compacter_pl.methods.registry import PaperRow, Table3, register_method
 
 STATE = "intrinsic_said"  # the attribute of the model that holds z and the lambdas
 
@@ -106,3 +107,7 @@ class IntrinsicSAID(Method):
         model.add_module(STATE, state)
         model.register_forward_pre_hook(_ForwardBoundary(state, begin=True))
         model.register_forward_hook(_ForwardBoundary(state, begin=False))
+
+
+register_method("intrinsic_said", IntrinsicSAID, name="Intrinsic-SAID", t5_base_params=20_000,
+                paper=PaperRow(position=8, percent=0.009, learning_rate=3e-2), table3=Table3(41.14, 241.82))
