@@ -1,7 +1,9 @@
 """Many task adapters on one frozen base model, selected per request.
 
 The base model is loaded once. Each added export gets a light copy of the model that shares every base
-tensor with it (nothing is duplicated) and owns only its method's modules and the parameters it trained.
+tensor with it (nothing is duplicated) and owns only its method's modules and the parameters it trained. An export
+of any registered method loads (`compacter_pl.methods.registry`), a user's own too once the module that registers
+it is imported; any other class path is refused, like every export loader refuses it (`export.method_from_config`).
 
     bank = AdapterBank(load_t5("google-t5/t5-base"), load_tokenizer("google-t5/t5-base"))
     bank.add("rte", "exports/rte_compacter")

@@ -2,12 +2,13 @@
 
 An export is a directory with `adapter.safetensors` and `adapter_config.json` (method class and arguments,
 base model and its architecture, task, metrics at export time). Loading never runs code from the files:
-safetensors for the weights, `weights_only` for Lightning checkpoints, and the method class must be one of
-`compacter_pl.methods`.
+safetensors for the weights, `weights_only` for Lightning checkpoints, and the method class must be a registered
+one (`compacter_pl.methods.registry`; a user's own method: import the module that registers it first). The class
+path is looked up, never imported.
 """
 
 import copy
-import importlib
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch import nn
 from transformers import T5Config
 
 from compacter_pl.errors import UserError
-from compacter_pl.methods import Method, trainable_names
+from compacter_pl.methods import Method, registry, trainable_names
 
 WEIGHTS_FILE = "adapter.safetensors"
 CONFIG_FILE = "adapter_config.json"
@@ -96,18 +97,21 @@ def load_export(export_dir: str | Path) -> AdapterExport:
 
 
 def method_from_config(config: dict) -> Method:
-    """Rebuild a method from `class_path` and `init_args`; only classes of compacter_pl.methods are allowed."""
-    class_path = str(config.get("class_path", ""))
-    module_name, _, class_name = class_path.rpartition(".")
-    method_class = None
-    if module_name.startswith("compacter_pl.methods"):
-        try:
-            method_class = getattr(importlib.import_module(module_name), class_name, None)
-        except ImportError:
-            method_class = None
-    if not (isinstance(method_class, type) and issubclass(method_class, Method)):
-        raise UserError(f"unknown method {class_path!r}: an export must name a class of compacter_pl.methods")
-    return method_class(**config.get("init_args", {}))
+    """Rebuild a method from `class_path` and `init_args`; only registered method classes are allowed."""
+    class_path = config.get("class_path", "")
+    method_class = registry.method_class(class_path)
+    if method_class is None:
+        raise UserError(f"unknown method {class_path!r}: an export must name a registered method "
+                        f"({', '.join(registry.method_class_names())}); for a method of your own, import the module "
+                        f"that registers it before loading")
+    init_args = config.get("init_args") or {}
+    arguments = inspect.signature(method_class).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in arguments.values())
+    unknown = [] if takes_any else [name for name in init_args if name not in arguments]
+    if unknown:
+        raise UserError(f"the export's method {method_class.__name__} has no argument {unknown[0]!r} (its "
+                        f"arguments: {', '.join(arguments)}); re-export it with this version")
+    return method_class(**init_args)
 
 
 def check_architecture(expected: dict, config: T5Config) -> None:

@@ -6,9 +6,15 @@ import copy
 import pytest
 import torch
 
-from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
+from compacter_pl.layers import (
+    BottleneckAdapter,
+    LowRankLinear,
+    LowRankPHMLinear,
+    PHMLinear,
+    SharedPHMRules,
+    houlsby_linear,
+)
 from compacter_pl.layers.fused_adapter import two_factors
-from compacter_pl.methods.adapters import BottleneckAdapter, LowRankLinear, houlsby_linear
 
 SHARED = SharedPHMRules(4, std=0.5)
 

@@ -17,9 +17,8 @@ from transformers import T5Config
 
 from compacter_pl.architectures import build_t5
 from compacter_pl.errors import UserError
-from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
+from compacter_pl.layers import LowRankLinear, LowRankPHMLinear, PHMLinear, SharedPHMRules, houlsby_linear
 from compacter_pl.methods import Adapter, AdapterDrop, AdapterLowRank, Compacter, CompacterPlusPlus, PHMAdapter
-from compacter_pl.methods.adapters import LowRankLinear, houlsby_linear
 from compacter_pl.methods.paper import method_row
 
 GAIN = math.sqrt(2.0)  # the authors' glorot_uniform: xavier_uniform_(tensor, gain=math.sqrt(2))

@@ -11,6 +11,7 @@ import inspect
 
 import pytest
 import torch
+from jsonargparse import ArgumentParser
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
@@ -460,17 +461,44 @@ def test_bad_hyper_parameters_are_one_line_user_errors(make, fragment):
     assert "\n" not in str(error.value)
 
 
-def test_method_config_round_trips_and_docstrings_name_every_argument():
+def cli_help_of(cls: type) -> dict[str, str]:
+    """{argument: help text} as the CLI builds them for `--model.method.help` (from the signature and the
+    docstrings of the class and its parents)."""
+    parser = ArgumentParser()
+    parser.add_class_arguments(cls, "method")
+    return {a.dest.removeprefix("method."): a.help or "" for a in parser._actions if a.dest.startswith("method.")}
+
+
+def test_method_config_round_trips_and_the_cli_documents_every_argument():
     for row in ALL_METHODS:
         method = row.build()
         config = method.config()
         cls = type(method)
         assert type(cls(**config["init_args"])).__name__ == cls.__name__
-        for name in config["init_args"]:
-            assert f"    {name}: " in (cls.__doc__ or ""), f"{cls.__name__} does not document {name}"
         assert all(isinstance(v, (int, float, str, bool, list, dict, type(None))) and type(v) in
                    (int, float, str, bool, list, dict, type(None)) for v in config["init_args"].values()), config
         assert inspect.signature(cls).parameters.keys() == config["init_args"].keys()
+        documented = cli_help_of(cls)
+        assert documented.keys() == config["init_args"].keys(), cls.__name__
+        assert all(documented.values()), f"{cls.__name__} leaves undocumented: " \
+            f"{[name for name, text in documented.items() if not text]}"
+
+
+def test_adapter_methods_inherit_the_shared_arguments_with_their_own_defaults():
+    shared = ("reduction_factor", "bottleneck", "non_linearity", "sublayers", "train_layer_norms",
+              "train_output_layer")
+    for cls in (Adapter, PfeifferAdapter, AdapterDrop, PHMAdapter, Compacter, CompacterPlusPlus):
+        assert set(shared) <= set(inspect.signature(cls).parameters), cls.__name__
+    assert PfeifferAdapter().sublayers == ["self_attention"] and CompacterPlusPlus().sublayers == ["feed_forward"]
+    assert CompacterPlusPlus(n=2, bottleneck=8, train_output_layer=True).config()["init_args"] == {
+        "sublayers": ["feed_forward"], "n": 2, "rank": 1, "lphm_form": "auto", "init": "glorot-uniform",
+        "reduction_factor": 32, "bottleneck": 8, "non_linearity": "gelu", "train_layer_norms": True,
+        "train_output_layer": True}
+    # An export written before the shared arguments were declared once: flat init_args, every one by name.
+    written = {"n": 4, "rank": 1, "reduction_factor": 32, "bottleneck": 8, "non_linearity": "gelu",
+               "sublayers": ["feed_forward"], "train_layer_norms": True, "train_output_layer": False,
+               "lphm_form": "auto", "init": "glorot-uniform"}
+    assert CompacterPlusPlus(**written).config()["init_args"] == {**written}
 
 
 def test_layer_norms_and_their_count():

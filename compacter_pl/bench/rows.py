@@ -1,22 +1,24 @@
-"""What `bench` measures: every method of `methods/paper.py` plus the layer-norm-only floor, with the settings of
-the paper's Table 3, and the paper's own Table 3 numbers to compare with (SPEC section 5).
+"""What `bench` measures: every registered method (`compacter_pl.methods.registry`), the layer-norm-only floor
+among them, with the settings of the paper's Table 3, and the paper's own Table 3 numbers to compare with (SPEC
+section 5), which each method registers next to its class.
 
-Table 3's settings (adapter size 24, n 4, 100 prompt tokens, SAID d' 1,400) are given by `__init__` argument
-name; each method takes those its signature has (Compacter takes bottleneck and n, prompt tuning num_tokens, ...),
-so no method is special-cased here.
+Table 3's settings (adapter size 24, n 4, 100 prompt tokens, SAID d' 1,400) are the benchmark's, given by
+`__init__` argument name; each method takes those its signature has (Compacter takes bottleneck and n, prompt
+tuning num_tokens, ...), so no method is special-cased here.
 """
 
 from __future__ import annotations
 
 import inspect
 
-from compacter_pl.methods import LayerNormOnly, Method
-from compacter_pl.methods.paper import ALL_METHODS, MethodRow
+from compacter_pl.methods import Method, registry
+from compacter_pl.methods.registry import RegisteredMethod
 
-# The floor: only the 62 layer norms train. Every adapter-style method trains them too and back-propagates through
-# the whole frozen network to reach them; what it costs beyond this row is the cost of its own layers.
-FLOOR = MethodRow("ln_only", "LN-only floor", LayerNormOnly, 47_616, 0.021, None)
-BENCH_ROWS: tuple[MethodRow, ...] = ALL_METHODS + (FLOOR,)
+# Every registered method; the floor is the one registered as bench_floor: only the 62 layer norms train. Every
+# adapter-style method trains them too and back-propagates through the whole frozen network to reach them; what
+# it costs beyond that row is the cost of its own layers.
+BENCH_ROWS: tuple[RegisteredMethod, ...] = registry.registered_methods()
+FLOOR: RegisteredMethod = next(row for row in BENCH_ROWS if row.bench_floor)
 REFERENCE = "full"  # Table 3 reports every method relative to T5 fine-tuning
 
 # SPEC section 5: adapter size 24, n 4, 100 prompt tokens, SAID d' 1,400; by __init__ argument name.
@@ -24,31 +26,17 @@ TABLE3_SETTINGS = {"bottleneck": 24, "n": 4, "num_tokens": 100, "intrinsic_dim":
 
 # The paper's Table 3 (T5-base, one epoch of MNLI, a 24 GB GPU): (memory %, time %) relative to fine-tuning.
 PAPER_TABLE3: dict[str, tuple[float, float]] = {
-    "adapter": (-35.45, -24.50),
-    "pfeiffer": (-41.88, -33.09),
-    "adapterdrop": (-40.68, -33.35),
-    "adapter_lowrank": (-35.69, -22.36),
-    "prompt_random": (24.42, 5.72),
-    "prompt_vocab": (24.42, 5.72),
-    "intrinsic_said": (41.14, 241.82),
-    "bitfit": (-64.20, -35.06),
-    "phm_adapter": (-35.55, -15.62),
-    "compacter": (-35.57, -13.41),
-    "compacter++": (-41.94, -26.51),
-}
+    row.key: (row.table3.memory_percent, row.table3.time_percent) for row in BENCH_ROWS if row.table3 is not None}
 
 
-def bench_row(key: str) -> MethodRow:
-    for row in BENCH_ROWS:
-        if row.key == key:
-            return row
-    raise KeyError(key)
+def bench_row(key: str) -> RegisteredMethod:
+    return registry.method_entry(key)
 
 
-def accepted_settings(row: MethodRow, settings: dict) -> dict:
-    """The settings whose names are `__init__` arguments of the row's method (a partial's own ones excluded)."""
-    parameters = inspect.signature(row.build).parameters
-    return {name: value for name, value in settings.items() if name in parameters}
+def accepted_settings(row: RegisteredMethod, settings: dict) -> dict:
+    """The settings whose names are `__init__` arguments of the row's method (those its key sets excluded)."""
+    parameters = inspect.signature(row.cls).parameters
+    return {name: value for name, value in settings.items() if name in parameters and name not in row.init_args}
 
 
 def build_method(key: str, settings: dict | None = None) -> Method:

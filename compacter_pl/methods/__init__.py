@@ -1,34 +1,21 @@
-"""Every fine-tuning method of the paper, one file each; a YAML picks one with `class_path`.
+"""Every fine-tuning method, one file each; a YAML picks one with `class_path`.
 
-Adding a method: a file here with a `Method` subclass, one import line below, and (for the parameter report)
-a row in `paper.py` if it is a row of the paper's Table 1.
+Adding a method is one file here: a concrete `Method` subclass and its `register_method(...)` call next to it
+(`registry.py`). Importing this package imports every module in it, so the registration runs and the class is
+also known as `compacter_pl.methods.<ClassName>`. A method of another package registers with the same call.
 """
 
-from compacter_pl.methods.base import Method, trainable_names, trainable_parameters
-from compacter_pl.methods.full import FullFineTuning
-from compacter_pl.methods.adapters import Adapter, AdapterDrop, AdapterLowRank, PfeifferAdapter
-from compacter_pl.methods.prompt import PromptTuning
-from compacter_pl.methods.said import IntrinsicSAID
-from compacter_pl.methods.bitfit import BitFit
-from compacter_pl.methods.compacter import Compacter, CompacterPlusPlus, PHMAdapter
-from compacter_pl.methods.hf_peft import Peft
-from compacter_pl.methods.layer_norm import LayerNormOnly
+import importlib
+import pkgutil
 
-__all__ = [
-    "Adapter",
-    "AdapterDrop",
-    "AdapterLowRank",
-    "BitFit",
-    "Compacter",
-    "CompacterPlusPlus",
-    "FullFineTuning",
-    "IntrinsicSAID",
-    "LayerNormOnly",
-    "Method",
-    "PHMAdapter",
-    "Peft",
-    "PfeifferAdapter",
-    "PromptTuning",
-    "trainable_names",
-    "trainable_parameters",
-]
+from compacter_pl.methods import registry
+from compacter_pl.methods.base import Method, trainable_names, trainable_parameters
+from compacter_pl.methods.registry import register_method
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+_OWN_METHODS = {cls.__name__: cls for cls in registry.method_classes() if cls.__module__.startswith(f"{__name__}.")}
+globals().update(_OWN_METHODS)
+
+__all__ = ["Method", "register_method", "trainable_names", "trainable_parameters", *sorted(_OWN_METHODS)]

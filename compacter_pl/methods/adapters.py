@@ -1,8 +1,8 @@
 """Adapter-style methods: Adapter (Houlsby), Pfeiffer-Adapter, AdapterDrop, Adapter-LowRank.
 
-Flow: CLI -> LightningModule -> method (this file) -> layers. `AdapterMethod` holds what they share (and what
-PHM-Adapter, Compacter and Compacter++ in `compacter.py` reuse): the bottleneck adapter
-`adapter(y) = y + U(act(D(y)))`, its placement, and what trains.
+Flow: CLI -> LightningModule -> method (this file) -> layers (`compacter_pl.layers.adapter`). `AdapterMethod`
+holds what they share (and what PHM-Adapter, Compacter and Compacter++ in `compacter.py` reuse): the bottleneck
+adapter `adapter(y) = y + U(act(D(y)))`, its placement, and what trains.
 
 Placement (SPEC section 1), without forking T5: a forward hook on the library's module whose output is the
 sublayer's y replaces y by adapter(y); T5 then adds the residual itself, `h = h + dropout(adapter(y))`.
@@ -18,84 +18,27 @@ What trains: the adapters, all T5 layer norms (option `train_layer_norms`), and,
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Literal
 
-import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.activations import ACT2FN
 
 from compacter_pl.errors import UserError
-from compacter_pl.layers.fused_adapter import fused_adapter, two_factors
-from compacter_pl.layers.inits import GLOROT_INITS, glorot_
+from compacter_pl.layers.adapter import BottleneckAdapter, LowRankLinear, houlsby_linear
+from compacter_pl.layers.inits import GLOROT_INITS
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
+from compacter_pl.methods.registry import PaperRow, Table3, register_method
 
 SUBLAYERS = ("self_attention", "feed_forward")
 # Types the CLI checks while parsing (a bad value is a one-line error there, before anything is built).
 Sublayer = Literal["self_attention", "feed_forward"]
 NonLinearity = Literal[tuple(sorted(ACT2FN))]
 WeightInit = Literal[GLOROT_INITS]  # the authors' choices for PHM and low-rank factors (layers/inits.py)
-# The authors' code initialises every adapter nn.Linear N(0, 0.01^2), untruncated, with zero biases (their
-# T5PreTrainedModel._init_weights); Houlsby et al. (2019) truncated theirs at 2 std, the authors' code does not.
-HOULSBY_INIT_STD = 1e-2
-
-
-class BottleneckAdapter(nn.Module):
-    """`adapter(y) = y + up(act(down(y)))`: down projects width -> bottleneck, up projects back."""
-
-    def __init__(self, down: nn.Module, up: nn.Module, non_linearity: str):
-        super().__init__()
-        self.down = down
-        self.activation = ACT2FN[non_linearity]
-        self.up = up
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        tokens = y.numel() // y.shape[-1]
-        down = two_factors(self.down, tokens)
-        up = two_factors(self.up, tokens) if down is not None else None
-        if up is not None:  # one autograd function: fewer passes over the wide tensors (layers/fused_adapter.py)
-            return fused_adapter(y, down, up, self.activation)
-        return y + self.up(self.activation(self.down(y)))
-
-
-class LowRankLinear(nn.Module):
-    """`y = x @ (u v) + b` with u (in, rank) and v (rank, out): Adapter-LowRank's rank-one projections.
-
-    u and v are initialised by `init`, each as one matrix (the authors' default glorot-uniform: Xavier uniform
-    with gain sqrt(2), bound sqrt(2) sqrt(6 / (in + rank)) for u and sqrt(2) sqrt(6 / (rank + out)) for v), the
-    bias zero. Parameters: rank * (in + out) + out.
-    """
-
-    def __init__(self, in_features: int, out_features: int, rank: int = 1, init: str = "glorot-uniform"):
-        super().__init__()
-        self.in_features, self.out_features, self.rank = in_features, out_features, rank
-        self.u = nn.Parameter(torch.empty(in_features, rank))
-        self.v = nn.Parameter(torch.empty(rank, out_features))
-        self.bias = nn.Parameter(torch.zeros(out_features))
-        glorot_(self.u, init)
-        glorot_(self.v, init)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x @ self.u) @ self.v + self.bias  # never builds the (in, out) matrix
-
-    def two_factors(self, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`(u, v, b)`: `self(x) == (x @ u) @ v + b` (see `compacter_pl.layers.fused_adapter`)."""
-        return self.u, self.v, self.bias
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
-
-
-def houlsby_linear(in_features: int, out_features: int) -> nn.Linear:
-    """A dense adapter projection as the authors' code starts it: weight N(0, 0.01^2), untruncated; bias zero."""
-    layer = nn.Linear(in_features, out_features)
-    with torch.no_grad():
-        layer.weight.normal_(0.0, HOULSBY_INIT_STD)
-        layer.bias.zero_()
-    return layer
 
 
 def weight_init(value) -> str:
@@ -126,16 +69,28 @@ def positive_int(name: str, value) -> int:
 
 
 class AdapterMethod(Method):
-    """Shared base of the adapter-style methods (not a method of its own: use one of its subclasses).
+    """Shared base of the adapter-style methods (abstract, not a method of its own: use one of its subclasses).
 
     Subclasses choose the projections (`projection`), where adapters go (`sublayers`, `adapted_blocks`) and
-    their PHM `n` (`phm_n`, None for plain projections), and store every `__init__` argument under its name.
+    their PHM `n` (`phm_n`, None for plain projections). They take the arguments below through `**kwargs` (a
+    subclass names one itself only to change its default) and store their own under their names.
+
+    Args:
+        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
+        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
+        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
     """
 
     phm_n: int | None = None  # set by PHM-based subclasses: n must divide the width and the bottleneck
 
-    def _init_adapter(self, reduction_factor: int, bottleneck: int | None, non_linearity: str,
-                      sublayers: Sequence[str], train_layer_norms: bool, train_output_layer: bool) -> None:
+    def __init__(self, reduction_factor: PositiveInt = 32, bottleneck: PositiveInt | None = None,
+                 non_linearity: NonLinearity = "gelu",
+                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
+                 train_output_layer: bool = False) -> None:
         # Single values are checked here (the CLI's types already reject them while parsing); what needs the
         # model or several arguments together is checked in `check`, which runs before the weights load.
         self.reduction_factor = positive_int("reduction_factor", reduction_factor)
@@ -191,9 +146,9 @@ class AdapterMethod(Method):
             raise UserError(f"{type(self).__name__} places no adapter in a model of {counts[0]} encoder and "
                             f"{counts[1]} decoder blocks: drop fewer blocks")
 
+    @abc.abstractmethod
     def projection(self, in_features: int, out_features: int) -> nn.Module:
         """The down- or up-projection of an adapter."""
-        raise NotImplementedError
 
     def prepare(self, model: T5ForConditionalGeneration) -> None:
         """Attach model-wide state before the adapters are built (Compacter's shared A)."""
@@ -235,23 +190,8 @@ class Adapter(AdapterMethod):
 
     Down and up projections are dense layers with a near-identity init, as in the authors' code: weights
     N(0, 0.01^2) (not truncated), zero biases. T5-base, d 24: 48 adapters, 1,855,104 trainable with the layer norms.
-
-    Args:
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
-        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
+    Its arguments are those of every adapter method (`AdapterMethod`).
     """
-
-    def __init__(self, reduction_factor: PositiveInt = 32, bottleneck: PositiveInt | None = None,
-                 non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False) -> None:
-        self._init_adapter(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                           train_output_layer)
 
     def projection(self, in_features: int, out_features: int) -> nn.Module:
         return houlsby_linear(in_features, out_features)
@@ -262,20 +202,11 @@ class PfeifferAdapter(Adapter):
     placements; `sublayers: [feed_forward]` gives the other). T5-base, d 24: 951,360 trainable.
 
     Args:
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
         sublayers: Where the adapter goes in every block: self_attention or feed_forward.
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
     """
 
-    def __init__(self, reduction_factor: PositiveInt = 32, bottleneck: PositiveInt | None = None,
-                 non_linearity: NonLinearity = "gelu", sublayers: Sequence[Sublayer] = ("self_attention",),
-                 train_layer_norms: bool = True, train_output_layer: bool = False) -> None:
-        super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                         train_output_layer)
+    def __init__(self, sublayers: Sequence[Sublayer] = ("self_attention",), **kwargs) -> None:
+        super().__init__(sublayers=sublayers, **kwargs)
 
 
 class AdapterDrop(Adapter):
@@ -285,21 +216,10 @@ class AdapterDrop(Adapter):
 
     Args:
         dropped_blocks: Block indices (of the encoder and of the decoder alike) that get no adapter.
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
-        sublayers: Where adapters go in the other blocks: self_attention and/or feed_forward.
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
     """
 
-    def __init__(self, dropped_blocks: Sequence[NonNegativeInt] = (0, 1, 2, 3, 4), reduction_factor: PositiveInt = 32,
-                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False) -> None:
-        super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                         train_output_layer)
+    def __init__(self, dropped_blocks: Sequence[NonNegativeInt] = (0, 1, 2, 3, 4), **kwargs) -> None:
+        super().__init__(**kwargs)
         if isinstance(dropped_blocks, int):
             dropped_blocks = [dropped_blocks]
         dropped = list(dropped_blocks)
@@ -320,26 +240,24 @@ class AdapterLowRank(Adapter):
 
     Args:
         rank: The rank r of every projection's weight u v.
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
-        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
         init: How u and v start: glorot-uniform (the authors' default: Xavier uniform, gain sqrt(2)) or
             glorot-normal (Xavier normal, gain sqrt(2)), each factor as one matrix; biases start at zero.
     """
 
-    def __init__(self, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
-                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False, init: WeightInit = "glorot-uniform") -> None:
-        super().__init__(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                         train_output_layer)
+    def __init__(self, rank: PositiveInt = 1, init: WeightInit = "glorot-uniform", **kwargs) -> None:
+        super().__init__(**kwargs)
         self.rank = positive_int("rank", rank)
         self.init = weight_init(init)
 
     def projection(self, in_features: int, out_features: int) -> nn.Module:
         return LowRankLinear(in_features, out_features, self.rank, init=self.init)
 
+
+register_method("adapter", Adapter, name="Adapter", t5_base_params=1_855_104,
+                paper=PaperRow(position=2, percent=0.832, learning_rate=3e-4), table3=Table3(-35.45, -24.50))
+register_method("pfeiffer", PfeifferAdapter, name="Pfeiffer-Adapter", t5_base_params=951_360,
+                paper=PaperRow(position=3, percent=0.427, learning_rate=3e-4), table3=Table3(-41.88, -33.09))
+register_method("adapterdrop", AdapterDrop, name="AdapterDrop", t5_base_params=1_101_984,
+                paper=PaperRow(position=4, percent=0.494, learning_rate=3e-4), table3=Table3(-40.68, -33.35))
+register_method("adapter_lowrank", AdapterLowRank, name="Adapter-LowRank", t5_base_params=161_664,
+                paper=PaperRow(position=5, percent=0.073, learning_rate=3e-3), table3=Table3(-35.69, -22.36))

@@ -4,8 +4,9 @@ Everything else reads `requires_grad`: the optimizer, the checkpoint (it saves e
 train), the export and the parameter report. Nothing outside a method's own file knows which method runs.
 """
 
+import abc
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -28,15 +29,44 @@ def resolve_seed(seed: int | None) -> int:
     return int(seed)
 
 
-class Method:
-    """Base class of every fine-tuning method. Subclasses store each `__init__` argument under its own name."""
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def with_inherited_arguments(init: Callable, parent_init: Callable) -> inspect.Signature:
+    """The signature of `init` with its `**kwargs` replaced by the named arguments of `parent_init` that it does not
+    name itself (keyword-only, as `**kwargs` takes them); `init` unchanged when it takes no `**kwargs`."""
+    signature = inspect.signature(init, eval_str=True)
+    parameters = list(signature.parameters.values())
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return signature
+    own = [p for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    named = {p.name for p in own}
+    inherited = list(inspect.signature(parent_init, eval_str=True).parameters.values())[1:]  # without self
+    return signature.replace(parameters=own + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inherited
+                                               if p.kind in _NAMED and p.name not in named])
+
+
+class Method(abc.ABC):
+    """Base class of every fine-tuning method; abstract, so the CLI never offers it as one.
+
+    A subclass stores each `__init__` argument under its own name. Arguments it shares with its parent class it
+    does not repeat: its `__init__` takes `**kwargs` and passes them on with `super().__init__(**kwargs)`, and
+    its signature then lists the parent's arguments too (they are documented once, in the parent's docstring).
+    `inspect.signature`, `config()` and the CLI (jsonargparse reads the parents' docstrings) all see every argument.
+    """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        init = vars(cls).get("__init__")
+        if init is not None:
+            init.__signature__ = with_inherited_arguments(init, super(cls, cls).__init__)
 
     def check(self, config: T5Config, max_source_length: int | None = None) -> None:
         """Raise a UserError for hyper-parameters that cannot work with this model (before it is built)."""
 
+    @abc.abstractmethod
     def apply(self, model: T5ForConditionalGeneration) -> None:
         """Change the model in place and set `requires_grad` on exactly the parameters that train."""
-        raise NotImplementedError
 
     def init_args(self) -> dict:
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

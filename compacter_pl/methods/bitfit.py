@@ -18,6 +18,7 @@ from transformers import T5ForConditionalGeneration
 
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
+from compacter_pl.methods.registry import PaperRow, Table3, register_method
 
 
 def _add_bias(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
@@ -56,3 +57,8 @@ class BitFit(Method):
             for norm in t5_parts.block_layer_norms(model):
                 norm.bias = _zeros_like_row(norm.weight, norm.weight.shape[0])
                 norm.register_forward_hook(_add_bias)
+
+
+# SPEC section 2 gives "about 280,900"; every bias counted is 280,960.
+register_method("bitfit", BitFit, name="BitFit", t5_base_params=280_900, tolerance=100,
+                paper=PaperRow(position=9, percent=0.126, learning_rate=3e-4), table3=Table3(-64.20, -35.06))

@@ -25,7 +25,8 @@ from transformers import T5ForConditionalGeneration
 from compacter_pl.errors import UserError
 from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
 from compacter_pl.layers.phm import LPHM_MODES
-from compacter_pl.methods.adapters import AdapterMethod, NonLinearity, Sublayer, WeightInit, positive_int, weight_init
+from compacter_pl.methods.adapters import AdapterMethod, Sublayer, WeightInit, positive_int, weight_init
+from compacter_pl.methods.registry import PaperRow, Table3, register_method
 
 LPHMForm = Literal[LPHM_MODES]
 SHARED_RULES = "shared_phm_rules"  # the attribute of the model that holds Compacter's shared A
@@ -38,26 +39,16 @@ class PHMAdapter(AdapterMethod):
 
     T5-base, n 12, d 24: 398,976 trainable (with the layer norms). Each B_i (64, 2) of a down-projection, (2, 64)
     of an up-projection, starts glorot-uniform with gain sqrt(2) (bound 0.426), each A ~ N(0, 0.01^2), biases zero.
+    Its other arguments are those of every adapter method (`AdapterMethod`).
 
     Args:
         n: The number of Kronecker products; must divide d_model and the bottleneck (the paper searched 4, 8, 12).
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
-        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
         init: How each B_i starts: glorot-uniform (the authors' default: Xavier uniform with gain sqrt(2)) or
             glorot-normal (Xavier normal, gain sqrt(2)), each B_i as its own matrix; A and the biases as always.
     """
 
-    def __init__(self, n: PositiveInt = 12, reduction_factor: PositiveInt = 32,
-                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False, init: WeightInit = "glorot-uniform") -> None:
-        self._init_adapter(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                           train_output_layer)
+    def __init__(self, n: PositiveInt = 12, init: WeightInit = "glorot-uniform", **kwargs) -> None:
+        super().__init__(**kwargs)
         self.n = positive_int("n", n)
         self.init = weight_init(init)
 
@@ -75,18 +66,12 @@ class Compacter(AdapterMethod):
     T5-base, n 4, r 1, d 24: 161,728 trainable (with the layer norms). The paper uses n 4 on GLUE (Table 1)
     and n 12 on SuperGLUE (Table 2). s_i and t_i start glorot-uniform with gain sqrt(2), each slice as its own
     matrix (n 4, d 24: bound 0.249 for s_i (192, 1) and 1.309 for t_i (1, 6) of a down-projection, the other
-    way round for an up-projection); the shared A ~ N(0, 1e-4^2); biases zero.
+    way round for an up-projection); the shared A ~ N(0, 1e-4^2); biases zero. Its other arguments are those of
+    every adapter method (`AdapterMethod`).
 
     Args:
         n: The number of Kronecker products; must divide d_model and the bottleneck (the paper searched 4, 8, 12).
         rank: The rank r of every s_i t_i (1 in the paper).
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
-        sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
         lphm_form: How an LPHM layer computes x W: "factored" never builds W, "materialized" builds it,
             "auto" picks whichever needs fewer multiply-adds for the batch at hand (same values either way).
         init: How each s_i and t_i starts: glorot-uniform (the authors' default: Xavier uniform with gain
@@ -94,13 +79,9 @@ class Compacter(AdapterMethod):
             and the biases as always.
     """
 
-    def __init__(self, n: PositiveInt = 4, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
-                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False, lphm_form: LPHMForm = "auto",
-                 init: WeightInit = "glorot-uniform") -> None:
-        self._init_adapter(reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                           train_output_layer)
+    def __init__(self, n: PositiveInt = 4, rank: PositiveInt = 1, lphm_form: LPHMForm = "auto",
+                 init: WeightInit = "glorot-uniform", **kwargs) -> None:
+        super().__init__(**kwargs)
         self.n = positive_int("n", n)
         self.rank = positive_int("rank", rank)
         if lphm_form not in LPHM_MODES:
@@ -132,29 +113,19 @@ class Compacter(AdapterMethod):
 class CompacterPlusPlus(Compacter):
     """Compacter++: Compacter with adapters after the feed-forward sublayer only.
 
-    T5-base, n 4, r 1, d 24: 104,704 trainable (with the layer norms).
+    T5-base, n 4, r 1, d 24: 104,704 trainable (with the layer norms). Its other arguments are Compacter's.
 
     Args:
-        n: The number of Kronecker products; must divide d_model and the bottleneck (the paper searched 4, 8, 12).
-        rank: The rank r of every s_i t_i (1 in the paper).
-        reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
-        bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
         sublayers: Where adapters go in every block (feed_forward only, which is what makes it Compacter++).
-        train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
-        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
-            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
-        lphm_form: How an LPHM layer computes x W: "factored" never builds W, "materialized" builds it,
-            "auto" picks whichever needs fewer multiply-adds for the batch at hand (same values either way).
-        init: How each s_i and t_i starts: glorot-uniform (the authors' default: Xavier uniform with gain
-            sqrt(2)) or glorot-normal (Xavier normal, gain sqrt(2)), each slice as its own matrix; the shared A
-            and the biases as always.
     """
 
-    def __init__(self, n: PositiveInt = 4, rank: PositiveInt = 1, reduction_factor: PositiveInt = 32,
-                 bottleneck: PositiveInt | None = None, non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("feed_forward",), train_layer_norms: bool = True,
-                 train_output_layer: bool = False, lphm_form: LPHMForm = "auto",
-                 init: WeightInit = "glorot-uniform") -> None:
-        super().__init__(n, rank, reduction_factor, bottleneck, non_linearity, sublayers, train_layer_norms,
-                         train_output_layer, lphm_form, init)
+    def __init__(self, sublayers: Sequence[Sublayer] = ("feed_forward",), **kwargs) -> None:
+        super().__init__(sublayers=sublayers, **kwargs)
+
+
+register_method("phm_adapter", PHMAdapter, name="PHM-Adapter", t5_base_params=398_976,
+                paper=PaperRow(position=10, percent=0.179, learning_rate=3e-3), table3=Table3(-35.55, -15.62))
+register_method("compacter", Compacter, name="Compacter", t5_base_params=161_728,
+                paper=PaperRow(position=11, percent=0.073, learning_rate=3e-3), table3=Table3(-35.57, -13.41))
+register_method("compacter++", CompacterPlusPlus, name="Compacter++", t5_base_params=104_704,
+                paper=PaperRow(position=12, percent=0.047, learning_rate=3e-3), table3=Table3(-41.94, -26.51))

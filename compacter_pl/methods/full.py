@@ -3,6 +3,7 @@
 from transformers import T5ForConditionalGeneration
 
 from compacter_pl.methods.base import Method
+from compacter_pl.methods.registry import PaperRow, register_method
 
 
 class FullFineTuning(Method):
@@ -11,3 +12,7 @@ class FullFineTuning(Method):
     def apply(self, model: T5ForConditionalGeneration) -> None:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
+
+
+register_method("full", FullFineTuning, name="T5 fine-tuning", t5_base_params=222_903_552,
+                paper=PaperRow(position=1, percent=100.0, learning_rate=3e-4))

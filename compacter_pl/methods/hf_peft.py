@@ -13,6 +13,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
 from compacter_pl.methods.base import Method, freeze
+from compacter_pl.methods.registry import register_method
 
 ADAPTER_NAME = "default"
 _NOT_INJECTABLE = {"ADAPTION_PROMPT", "SHADOW"}  # inject_adapter_in_model refuses them
@@ -77,3 +78,8 @@ class Peft(Method):
             first_line = (str(error).splitlines() or [type(error).__name__])[0]
             raise UserError(f"cannot inject {self.peft_config.get('peft_type')} into this model: {first_line}") \
                 from None
+
+
+# Not in the paper: today's most used method through PEFT, for comparison in the same harness.
+LORA_CONFIG = {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q", "v"]}
+register_method("lora", Peft, name="LoRA (PEFT, r 8, q v)", init_args={"peft_config": LORA_CONFIG})

@@ -12,6 +12,7 @@ from transformers import T5ForConditionalGeneration
 
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
+from compacter_pl.methods.registry import register_method
 
 
 class LayerNormOnly(Method):
@@ -20,3 +21,6 @@ class LayerNormOnly(Method):
     def apply(self, model: T5ForConditionalGeneration) -> None:
         freeze(model)
         t5_parts.train_layer_norms(model)
+
+
+register_method("ln_only", LayerNormOnly, name="LN-only floor", t5_base_params=47_616, bench_floor=True)

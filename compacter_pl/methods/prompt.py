@@ -22,28 +22,13 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
+from compacter_pl.layers.prompt import SoftPrompt
 from compacter_pl.methods.base import Method, freeze, resolve_seed
+from compacter_pl.methods.registry import PaperRow, Table3, register_method
 
 INITS = ("random", "vocab")
 PromptInit = Literal["random", "vocab"]
 RANDOM_INIT_RANGE = 0.5  # Lester et al.: uniform in [-0.5, 0.5]
-
-
-class SoftPrompt(nn.Module):
-    """`num_tokens` trainable vectors of width d_model, prepended to every encoder input."""
-
-    def __init__(self, num_tokens: int, d_model: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(num_tokens, d_model))
-
-    @property
-    def num_tokens(self) -> int:
-        return self.weight.shape[0]
-
-    def extend_mask(self, mask: torch.Tensor) -> torch.Tensor:
-        ones = torch.ones(mask.shape[0], self.num_tokens, dtype=mask.dtype, device=mask.device)
-        return torch.cat([ones, mask], dim=1)
-
 
 _STACK_ARGS = ("input_ids", "attention_mask", "encoder_hidden_states", "encoder_attention_mask", "inputs_embeds",
                "past_key_values", "use_cache")
@@ -147,3 +132,11 @@ class PromptTuning(Method):
         model.encoder.add_module("prompt", prompt)
         model.encoder.register_forward_pre_hook(_prepend_prompt, with_kwargs=True)
         model.decoder.register_forward_pre_hook(_ExtendCrossAttentionMask(self.num_tokens), with_kwargs=True)
+
+
+register_method("prompt_random", PromptTuning, name="Prompt tuning-R", init_args={"init": "random"},
+                t5_base_params=76_800, paper=PaperRow(position=6, percent=0.034, learning_rate=3e-2),
+                table3=Table3(24.42, 5.72))
+register_method("prompt_vocab", PromptTuning, name="Prompt tuning-T", init_args={"init": "vocab"},
+                t5_base_params=76_800, paper=PaperRow(position=7, percent=0.034, learning_rate=3e-1),
+                table3=Table3(24.42, 5.72))

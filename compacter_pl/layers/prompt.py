@@ -1,0 +1,23 @@
+"""The soft prompt of prompt tuning: `num_tokens` trainable vectors; `compacter_pl.methods.prompt` puts them in
+front of the encoder's input."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SoftPrompt(nn.Module):
+    """`num_tokens` trainable vectors of width d_model, prepended to every encoder input."""
+
+    def __init__(self, num_tokens: int, d_model: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_tokens, d_model))
+
+    @property
+    def num_tokens(self) -> int:
+        return self.weight.shape[0]
+
+    def extend_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones(mask.shape[0], self.num_tokens, dtype=mask.dtype, device=mask.device)
+        return torch.cat([ones, mask], dim=1)

@@ -1,0 +1,214 @@
+"""The one registry of fine-tuning methods. Each method registers itself next to its class:
+
+    register_method("compacter", Compacter, name="Compacter", t5_base_params=161_728,
+                    paper=PaperRow(position=11, percent=0.073, learning_rate=3e-3),
+                    table3=Table3(memory_percent=-35.57, time_percent=-13.41))
+
+and everything that lists, builds, reports or loads methods reads this mapping: the parameter report
+(`methods/paper.py`), bench's rows (`bench/rows.py`), exports and the adapter bank (`export.py`), the tests. A
+method of the user's own package registers with the same call and is then trained, exported and loaded like any.
+
+A key names one configuration of a class (`prompt_random` and `prompt_vocab` are both `PromptTuning`, with their
+own `init_args`); a class may have several keys. Lookups never import anything: a class is known once the module
+that registers it is imported (`compacter_pl.methods` imports all of its own).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import inspect
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from compacter_pl.errors import UserError
+from compacter_pl.methods.base import Method
+
+PACKAGE = "compacter_pl.methods"  # its classes are also known by their short names (compacter_pl.methods.Compacter)
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """A method's row of the paper's Table 1 (SPEC section 2).
+
+    position: the row's number in Table 1 (1 = T5 fine-tuning): reports list the paper's methods in this order.
+    percent: the paper's trainable share of T5-base, in %.
+    learning_rate: the paper's learning rate.
+    """
+
+    position: int
+    percent: float
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class Table3:
+    """A method's numbers in the paper's Table 3 (T5-base, one epoch of MNLI, a 24 GB GPU), in % relative to
+    T5 fine-tuning."""
+
+    memory_percent: float
+    time_percent: float
+
+
+@dataclass(frozen=True, eq=False)
+class RegisteredMethod:
+    """One registered method: a class and the arguments that make it this method, with what is known of it.
+
+    key: short name, also the config suffix (configs/rte_<key>.yaml), the `params --methods` and bench choice.
+    name: as reports show it (the paper's Table 1 name for its methods).
+    init_args: the arguments this key gives the class (e.g. prompt_vocab: init vocab); the rest are defaults.
+    t5_base_params: trainable parameters on T5-base (SPEC section 2), None when unknown.
+    tolerance: how far the count may be from t5_base_params (SPEC gives BitFit as "about 280,900").
+    paper: its row of the paper's Table 1, None when the paper has none.
+    table3: its numbers in the paper's Table 3, None when the paper has none.
+    bench_floor: the floor bench measures every method against (only the layer norms train); not a method the
+        parameter report lists.
+    """
+
+    key: str
+    cls: type[Method]
+    name: str
+    init_args: Mapping = field(default_factory=dict)
+    t5_base_params: int | None = None
+    tolerance: int = 0
+    paper: PaperRow | None = None
+    table3: Table3 | None = None
+    bench_floor: bool = False
+
+    @property
+    def class_path(self) -> str:
+        return class_path_of(self.cls)
+
+    @property
+    def paper_percent(self) -> float | None:
+        return None if self.paper is None else self.paper.percent
+
+    @property
+    def learning_rate(self) -> float | None:
+        return None if self.paper is None else self.paper.learning_rate
+
+    def build(self, **overrides) -> Method:
+        """The method with this key's arguments (and `overrides`), defaults elsewhere."""
+        return self.cls(**{**copy.deepcopy(dict(self.init_args)), **overrides})
+
+
+_METHODS: dict[str, RegisteredMethod] = {}  # by key, in registration order
+
+
+def class_path_of(cls: type) -> str:
+    """The dotted path a method's config, checkpoint and export name its class by."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register_method(key: str, cls: type[Method], *, name: str | None = None, init_args: Mapping | None = None,
+                    t5_base_params: int | None = None, tolerance: int = 0, paper: PaperRow | None = None,
+                    table3: Table3 | None = None, bench_floor: bool = False) -> RegisteredMethod:
+    """Register `cls` (a concrete `Method` subclass) under `key`; `name` defaults to the class name. Mistakes in
+    the call (a taken key, an abstract class, an argument the class does not take) raise at import."""
+    if not isinstance(key, str) or not key or any(c.isspace() for c in key):
+        raise ValueError(f"a method key must be a non-empty word, got {key!r}")
+    if key in _METHODS:
+        raise ValueError(f"method key {key!r} is already registered for {_METHODS[key].class_path}; choose another")
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise TypeError(f"{cls!r} is not a subclass of compacter_pl.methods.Method")
+    if inspect.isabstract(cls):
+        raise TypeError(f"{class_path_of(cls)} is abstract (it leaves {', '.join(sorted(cls.__abstractmethods__))} "
+                        f"to its subclasses): register a concrete subclass")
+    init_args = dict(init_args or {})
+    arguments = inspect.signature(cls).parameters
+    unknown = [k for k in init_args if k not in arguments]
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no argument {unknown[0]!r} (its arguments: {', '.join(arguments)})")
+    entry = RegisteredMethod(key, cls, name or cls.__name__, MappingProxyType(init_args), t5_base_params, tolerance,
+                             paper, table3, bench_floor)
+    _METHODS[key] = entry
+    return entry
+
+
+def unregister_method(key: str) -> None:
+    """Forget `key` (e.g. a test's own method, or to register another class under a built-in key)."""
+    _METHODS.pop(key, None)
+
+
+def registered_methods() -> tuple[RegisteredMethod, ...]:
+    """Every registered method: the paper's in Table 1 order, then the others in registration order."""
+    entries = list(_METHODS.values())
+    paper = sorted((e for e in entries if e.paper is not None), key=lambda e: e.paper.position)
+    return (*paper, *(e for e in entries if e.paper is None))
+
+
+def method_entry(key: str) -> RegisteredMethod:
+    """The method registered under `key` (a one-line UserError naming the keys for any other)."""
+    if key in _METHODS:
+        return _METHODS[key]
+    raise UserError(f"unknown method key {key!r}{_did_you_mean(key, _METHODS)}; registered: {', '.join(_METHODS)}")
+
+
+def entries_of(cls: type) -> tuple[RegisteredMethod, ...]:
+    """The keys `cls` is registered under (empty when it is not a registered method)."""
+    return tuple(e for e in _METHODS.values() if e.cls is cls)
+
+
+def method_classes() -> tuple[type[Method], ...]:
+    """Every registered class once, in `registered_methods()` order."""
+    return tuple(dict.fromkeys(e.cls for e in registered_methods()))
+
+
+def method_class(class_path: str) -> type[Method] | None:
+    """The registered class a dotted path names, or None. Nothing is imported: the path is the class's own
+    (`compacter_pl.methods.compacter.Compacter`) or one through a module already imported that holds it
+    (`compacter_pl.methods.Compacter`). So a class path read from a file never runs code."""
+    if not isinstance(class_path, str):
+        return None
+    classes = method_classes()
+    for cls in classes:
+        if class_path_of(cls) == class_path:
+            return cls
+    module_name, _, attribute = class_path.rpartition(".")
+    candidate = getattr(sys.modules.get(module_name), attribute, None) if module_name else None
+    return candidate if any(candidate is cls for cls in classes) else None
+
+
+def is_method_class_path(class_path: str) -> bool:
+    """Whether a dotted path names a registered method class (see `method_class`)."""
+    return method_class(class_path) is not None
+
+
+def method_class_names() -> list[str]:
+    """How messages name the registered classes: by short name for those of compacter_pl.methods, by dotted path
+    for the others (a user's own), sorted."""
+    package = sys.modules.get(PACKAGE)
+    return sorted(cls.__name__ if getattr(package, cls.__name__, None) is cls else class_path_of(cls)
+                  for cls in method_classes())
+
+
+def resolve_method_class(name_or_path: str) -> type[Method]:
+    """The registered class named by a short name (a class of compacter_pl.methods, or any registered class whose
+    name is unique) or by a dotted class path, whose module is imported first (for a user's own config: that
+    import registers the user's methods). Anything else is a one-line UserError listing the registered classes."""
+    cls = None
+    if isinstance(name_or_path, str) and name_or_path:
+        if "." in name_or_path:
+            module_name = name_or_path.rpartition(".")[0]
+            try:
+                importlib.import_module(module_name)
+            except ImportError:
+                pass
+            cls = method_class(name_or_path)
+        else:
+            named = [c for c in method_classes() if c.__name__ == name_or_path]
+            cls = method_class(f"{PACKAGE}.{name_or_path}") or (named[0] if len(named) == 1 else None)
+    if cls is None:
+        names = method_class_names()
+        short = str(name_or_path).rpartition(".")[2]
+        raise UserError(f"unknown method {name_or_path!r}{_did_you_mean(short, names)} "
+                        f"(known methods: {', '.join(names)})")
+    return cls
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
