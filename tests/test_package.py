@@ -35,8 +35,11 @@ def _imported_top_level_names(folder: Path) -> set[str]:
 
 def test_every_third_party_import_of_the_package_is_declared():
     requirements = importlib.metadata.requires("compacter-pl") or []
-    declared = {r.split(";")[0].split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower()
-                for r in requirements if "extra ==" not in r}
+    declared = {
+        r.split(";")[0].split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower()
+        for r in requirements
+        if "extra ==" not in r
+    }
     third_party = _imported_top_level_names(ROOT / "compacter_pl") - set(sys.stdlib_module_names) - {"compacter_pl"}
-    missing = {name for name in third_party if DISTRIBUTIONS.get(name, name).lower() not in declared}
+    missing = {name for name in third_party if DISTRIBUTIONS.get(name, name).lower().replace("_", "-") not in declared}
     assert not missing, f"imported by compacter_pl but not in pyproject's dependencies: {sorted(missing)}"
