@@ -47,8 +47,16 @@ _SIZES_V1_1 = {
 
 def _config_kwargs(family: dict, size: tuple[int, int, int, int, int]) -> dict:
     d_model, d_ff, d_kv, num_heads, num_layers = size
-    return {**family, "d_model": d_model, "d_ff": d_ff, "d_kv": d_kv, "num_heads": num_heads,
-            "num_layers": num_layers, "num_decoder_layers": num_layers, "decoder_start_token_id": 0}
+    return {
+        **family,
+        "d_model": d_model,
+        "d_ff": d_ff,
+        "d_kv": d_kv,
+        "num_heads": num_heads,
+        "num_layers": num_layers,
+        "num_decoder_layers": num_layers,
+        "decoder_start_token_id": 0,
+    }
 
 
 # Canonical Hub name -> T5Config keyword arguments.
@@ -108,8 +116,10 @@ def t5_config(name_or_path: str | Path | T5Config, offline: bool = True) -> T5Co
     config = local_t5_config(name_or_path)
     if config is not None:
         return config
-    unknown = UserError(f"unknown model {str(name_or_path)!r}: pass a config.json, a model directory, or one of "
-                        f"{', '.join(known_architectures())}")
+    unknown = UserError(
+        f"unknown model {str(name_or_path)!r}: pass a config.json, a model directory, or one of "
+        f"{', '.join(known_architectures())}"
+    )
     if Path(name_or_path).is_dir():
         raise UserError(f"{name_or_path} has no config.json: pass a model directory saved with save_pretrained")
     if offline:
@@ -141,8 +151,9 @@ def untie_output_layer(model: T5ForConditionalGeneration, copy_values: bool = Tr
     return head.weight
 
 
-def build_t5(name_or_config: str | Path | T5Config, device: str | torch.device = "meta",
-             seed: int | None = 0) -> T5ForConditionalGeneration:
+def build_t5(
+    name_or_config: str | Path | T5Config, device: str | torch.device = "meta", seed: int | None = 0
+) -> T5ForConditionalGeneration:
     """A T5ForConditionalGeneration with the given architecture and random weights (none on "meta").
 
     The meta device allocates nothing: counting t5-large or the methods' trainable parameters takes

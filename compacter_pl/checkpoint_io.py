@@ -32,14 +32,23 @@ class LastCheckpoint(ModelCheckpoint):
 
     def __init__(self, every_n_train_steps: int | None = None, dirpath: str | None = None) -> None:
         """Args:
-            every_n_train_steps: Also write last.ckpt every this many training steps (mid-epoch resumes).
-            dirpath: Where; None is the run's `checkpoints/` folder, beside the best checkpoint.
+        every_n_train_steps: Also write last.ckpt every this many training steps (mid-epoch resumes).
+        dirpath: Where; None is the run's `checkpoints/` folder, beside the best checkpoint.
         """
-        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1,
-                         every_n_train_steps=every_n_train_steps, enable_version_counter=False)
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            every_n_train_steps=every_n_train_steps,
+            enable_version_counter=False,
+        )
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if (self._every_n_train_steps > 0 and not self._should_skip_saving_checkpoint(trainer)
-                and self._last_global_step_saved != trainer.global_step):
+        if (
+            self._every_n_train_steps > 0
+            and not self._should_skip_saving_checkpoint(trainer)
+            and self._last_global_step_saved != trainer.global_step
+        ):
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))

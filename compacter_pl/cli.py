@@ -17,8 +17,8 @@ from pathlib import Path
 
 import docstring_parser
 from jsonargparse import ActionConfigFile
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from compacter_pl.checkpoint_io import LastCheckpoint
@@ -54,8 +54,10 @@ def newest_last_checkpoint(root: str) -> Path:
     """The most recent `last.ckpt` of the runs under `root/lightning_logs` (what `--ckpt_path last` means)."""
     candidates = sorted(Path(root).glob("lightning_logs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise UserError(f"--ckpt_path last: no last.ckpt under {Path(root) / 'lightning_logs'}; pass a checkpoint "
-                        f"path, or start without --ckpt_path")
+        raise UserError(
+            f"--ckpt_path last: no last.ckpt under {Path(root) / 'lightning_logs'}; pass a checkpoint "
+            f"path, or start without --ckpt_path"
+        )
     return candidates[-1]
 
 
@@ -68,8 +70,10 @@ def continue_log_folder(config) -> None:
     run_dir = path.parent.parent
     if run_dir.parent.name != "lightning_logs" or not run_dir.name.startswith("version_"):
         return
-    config.trainer.logger = {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                             "init_args": {"save_dir": str(run_dir.parent.parent), "version": run_dir.name}}
+    config.trainer.logger = {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": str(run_dir.parent.parent), "version": run_dir.name},
+    }
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -90,25 +94,36 @@ class OneLineErrorParser(LightningArgumentParser):
 
             known = [n for n in methods.__all__ if isinstance(getattr(methods, n), type)]
             close = did_you_mean(bad_class.group(1).rpartition(".")[2], known)
-            raise UserError(f"unknown method class_path '{bad_class.group(1)}'{close} (known methods: "
-                            f"{', '.join(known)})")
-        union = re.search(r'Parser key "([^"]+)": (?:- Expected a path but .*? - )?Does not validate against any of '
-                          r'the Union subtypes.*?Errors: - (.*?) - expected NoneType', text)
+            raise UserError(
+                f"unknown method class_path '{bad_class.group(1)}'{close} (known methods: {', '.join(known)})"
+            )
+        union = re.search(
+            r'Parser key "([^"]+)": (?:- Expected a path but .*? - )?Does not validate against any of '
+            r"the Union subtypes.*?Errors: - (.*?) - expected NoneType",
+            text,
+        )
         if union:  # an optional class argument (model.method): the class's own error, not the None branch's
             text = f"{union.group(1)}: {union.group(2)}"
-        text = re.sub(r"Does not validate against any of the Union subtypes Subtypes: \[(.*)\] Errors: .*? Given "
-                      r"value: ", lambda m: f"expected one of {m[1].replace('typing.', '')}; got ", text)
+        text = re.sub(
+            r"Does not validate against any of the Union subtypes Subtypes: \[(.*)\] Errors: .*? Given "
+            r"value: ",
+            lambda m: f"expected one of {m[1].replace('typing.', '')}; got ",
+            text,
+        )
         text = re.sub(r"Option ('[^']+') is not accepted", r"unknown key \1", text)
         text = re.sub(r"Unexpected keys: \{('[^']+')[^}]*\}\. Got value: ", r"unknown key \1 in ", text)
-        unknown = re.search(r"(?:does not accept option|unrecognized arguments:|Key|unknown key) '?-*([\w.\-]+)", text,
-                            re.I)
+        unknown = re.search(
+            r"(?:does not accept option|unrecognized arguments:|Key|unknown key) '?-*([\w.\-]+)", text, re.I
+        )
         if unknown and "did you mean" not in text:  # not already said by a class argument's own parser
             text += did_you_mean(unknown.group(1), self._keys_around(message), negation=True)
         literal = re.search(r"Expected a typing\.Literal\[(.*?)\]\. Got value: (\S+)", text)
         if literal:
             choices = re.findall(r"'([^']*)'", literal.group(1))
-            text = (f"{text[:literal.start()]}expected one of {', '.join(choices)}, got {literal.group(2)!r}"
-                    f"{did_you_mean(literal.group(2), choices)}")
+            text = (
+                f"{text[: literal.start()]}expected one of {', '.join(choices)}, got {literal.group(2)!r}"
+                f"{did_you_mean(literal.group(2), choices)}"
+            )
         text = re.sub(r'Parser key "([^"]+)"(?: element \d+)?:', r"\1:", text)
         raise UserError(f"{text} (see `{self.see}`)" if self.see else text)
 
@@ -143,8 +158,11 @@ def command_parser(component, command: str, positional: tuple[str, ...] = ()) ->
     errors naming the closest key, `--config` YAML unless a parameter is named config). As these commands always
     took them, a list takes space-separated values (`--methods a b`), a bool may stand alone (`--compile`)."""
     doc = docstring_parser.parse_from_object(component)
-    parser = OneLineErrorParser(prog=f"python cli.py {command}", see=f"python cli.py {command} --help",
-                                description=" ".join(filter(None, [doc.short_description, doc.long_description])))
+    parser = OneLineErrorParser(
+        prog=f"python cli.py {command}",
+        see=f"python cli.py {command} --help",
+        description=" ".join(filter(None, [doc.short_description, doc.long_description])),
+    )
     helps = {param.arg_name: " ".join(param.description.split()) for param in doc.params if param.description}
     hints = typing.get_type_hints(component)
     parameters = inspect.signature(component).parameters
@@ -176,9 +194,15 @@ class CompacterCLI(LightningCLI):
         parser.link_arguments("data.task", "model.task")
         parser.link_arguments("model.model_name_or_path", "data.tokenizer")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.monitor": "val/score", "checkpoint.mode": "max",
-                             "checkpoint.save_last": False, "checkpoint.filename": "best-{epoch}-{step}",
-                             "checkpoint.auto_insert_metric_name": False})
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/score",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": False,
+                "checkpoint.filename": "best-{epoch}-{step}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
         # last.ckpt: where the run stopped (each epoch's end, and every_n_train_steps if set), whatever the score;
         # `--ckpt_path last` resumes from it. (Lightning's save_last writes it only when a best checkpoint is saved.)
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
@@ -187,8 +211,12 @@ class CompacterCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.add_lightning_class_args(HostMemory, "host_memory")
         parser.link_arguments("seed_everything", "data.seed", compute_fn=run_seed)
-        parser.add_argument("--allow_fp16", type=bool, default=False,
-                            help="Run float16 precision although T5 is known to overflow in it (bf16 is safe).")
+        parser.add_argument(
+            "--allow_fp16",
+            type=bool,
+            default=False,
+            help="Run float16 precision although T5 is known to overflow in it (bf16 is safe).",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -199,8 +227,10 @@ class CompacterCLI(LightningCLI):
             continue_log_folder(config)
         precision = str(config.trainer.get("precision"))
         if precision in FLOAT16_PRECISIONS and not config.get("allow_fp16"):
-            raise UserError(f"precision {precision} overflows with T5 (inf/NaN activations); use "
-                            f"--trainer.precision bf16-mixed, or pass --allow_fp16 true to run it anyway")
+            raise UserError(
+                f"precision {precision} overflows with T5 (inf/NaN activations); use "
+                f"--trainer.precision bf16-mixed, or pass --allow_fp16 true to run it anyway"
+            )
 
     def instantiate_trainer(self, **kwargs):
         try:
@@ -221,8 +251,10 @@ def _find_user_error(error: BaseException | None) -> UserError | None:
         if isinstance(error, UserError):
             return error
         if isinstance(error, OSError) and error.filename is not None:  # a read-only or full disk, a bad path
-            return UserError(f"cannot write {error.filename}: {error.strerror}; choose a writable directory "
-                             f"with --trainer.default_root_dir DIR")
+            return UserError(
+                f"cannot write {error.filename}: {error.strerror}; choose a writable directory "
+                f"with --trainer.default_root_dir DIR"
+            )
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
@@ -251,10 +283,15 @@ def configure_runtime() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-CLI_SETTINGS = {"model_class": TextToTextModule, "datamodule_class": TextToTextDataModule,
-                "seed_everything_default": 42, "save_config_kwargs": {"overwrite": True},
-                "parser_class": OneLineErrorParser, "auto_configure_optimizers": False,
-                "trainer_defaults": TRAINER_DEFAULTS}
+CLI_SETTINGS = {
+    "model_class": TextToTextModule,
+    "datamodule_class": TextToTextDataModule,
+    "seed_everything_default": 42,
+    "save_config_kwargs": {"overwrite": True},
+    "parser_class": OneLineErrorParser,
+    "auto_configure_optimizers": False,
+    "trainer_defaults": TRAINER_DEFAULTS,
+}
 
 
 class _Parsed(Exception):

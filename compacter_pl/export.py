@@ -24,8 +24,17 @@ from compacter_pl.methods import Method, registry, trainable_names
 WEIGHTS_FILE = "adapter.safetensors"
 CONFIG_FILE = "adapter_config.json"
 FORMAT_VERSION = 1
-ARCHITECTURE_KEYS = ("d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads", "vocab_size",
-                     "feed_forward_proj", "tie_word_embeddings")
+ARCHITECTURE_KEYS = (
+    "d_model",
+    "d_kv",
+    "d_ff",
+    "num_layers",
+    "num_decoder_layers",
+    "num_heads",
+    "vocab_size",
+    "feed_forward_proj",
+    "tie_word_embeddings",
+)
 
 
 def architecture_of(config: T5Config) -> dict:
@@ -68,8 +77,11 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
         "base_model": hparams["model_name_or_path"],
         "base_architecture": hparams["base_architecture"],
         "task": hparams["task"],
-        "metrics": {"best_val_score": checkpoint.get("best_val_score"), "epoch": checkpoint.get("epoch"),
-                    "global_step": checkpoint.get("global_step")},
+        "metrics": {
+            "best_val_score": checkpoint.get("best_val_score"),
+            "epoch": checkpoint.get("epoch"),
+            "global_step": checkpoint.get("global_step"),
+        },
         "trainable_parameters": sum(v.numel() for v in state.values()),
     }
     out = Path(out_dir)
@@ -101,16 +113,20 @@ def method_from_config(config: dict) -> Method:
     class_path = config.get("class_path", "")
     method_class = registry.method_class(class_path)
     if method_class is None:
-        raise UserError(f"unknown method {class_path!r}: an export must name a registered method "
-                        f"({', '.join(registry.method_class_names())}); for a method of your own, import the module "
-                        f"that registers it before loading")
+        raise UserError(
+            f"unknown method {class_path!r}: an export must name a registered method "
+            f"({', '.join(registry.method_class_names())}); for a method of your own, import the module "
+            f"that registers it before loading"
+        )
     init_args = config.get("init_args") or {}
     arguments = inspect.signature(method_class).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in arguments.values())
     unknown = [] if takes_any else [name for name in init_args if name not in arguments]
     if unknown:
-        raise UserError(f"the export's method {method_class.__name__} has no argument {unknown[0]!r} (its "
-                        f"arguments: {', '.join(arguments)}); re-export it with this version")
+        raise UserError(
+            f"the export's method {method_class.__name__} has no argument {unknown[0]!r} (its "
+            f"arguments: {', '.join(arguments)}); re-export it with this version"
+        )
     return method_class(**init_args)
 
 
@@ -118,8 +134,10 @@ def check_architecture(expected: dict, config: T5Config) -> None:
     actual = architecture_of(config)
     for key, value in expected.items():
         if actual.get(key) != value:
-            raise UserError(f"the adapter was trained on a base model with {key}={value}, but this model has "
-                            f"{key}={actual.get(key)}; load it onto the base model it was trained on")
+            raise UserError(
+                f"the adapter was trained on a base model with {key}={value}, but this model has "
+                f"{key}={actual.get(key)}; load it onto the base model it was trained on"
+            )
 
 
 def apply_export(model: nn.Module, export: AdapterExport, before_load=None) -> None:
@@ -133,8 +151,10 @@ def apply_export(model: nn.Module, export: AdapterExport, before_load=None) -> N
     if set(export.state_dict) != expected:
         missing = sorted(expected - set(export.state_dict))
         unexpected = sorted(set(export.state_dict) - expected)
-        raise UserError(f"the export does not match its method on this model ({len(missing)} missing, "
-                        f"{len(unexpected)} unexpected parameters, e.g. {(missing or unexpected)[0]})")
+        raise UserError(
+            f"the export does not match its method on this model ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected parameters, e.g. {(missing or unexpected)[0]})"
+        )
     if before_load is not None:
         before_load(model)
     model.load_state_dict(export.state_dict, strict=False)

@@ -11,8 +11,10 @@ def _not_found(name: str, what: str, error: Exception) -> UserError:
     first_line = (str(error).splitlines() or [type(error).__name__])[0]
     if Path(name).exists():
         return UserError(f"cannot load the {what} from directory {name}: {first_line}")
-    return UserError(f"model {name!r} is neither a local directory nor reachable on the Hugging Face Hub "
-                     f"({first_line}); pass a local model directory, e.g. model.model_name_or_path=demo/tiny-t5")
+    return UserError(
+        f"model {name!r} is neither a local directory nor reachable on the Hugging Face Hub "
+        f"({first_line}); pass a local model directory, e.g. model.model_name_or_path=demo/tiny-t5"
+    )
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:

@@ -7,8 +7,8 @@ Efficiency options live here too, because they wrap the whole model whatever the
 
 from typing import Literal
 
-import torch
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
@@ -19,8 +19,15 @@ from compacter_pl.export import architecture_of, check_architecture
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import FullFineTuning, Method, trainable_names, trainable_parameters
 from compacter_pl.metrics import build_metrics, update_metrics
-from compacter_pl.steps import (build_optimizer, enable_gradient_checkpointing, greedy_generate, label_log_likelihoods,
-                                linear_warmup_then_decay, padded_label_ids, training_loss)
+from compacter_pl.steps import (
+    build_optimizer,
+    enable_gradient_checkpointing,
+    greedy_generate,
+    label_log_likelihoods,
+    linear_warmup_then_decay,
+    padded_label_ids,
+    training_loss,
+)
 from compacter_pl.tasks import get_task
 
 STAGES = ("val", "test")
@@ -52,11 +59,21 @@ class TextToTextModule(L.LightningModule):
             passes it back, so a checkpoint loaded onto another architecture is refused.
     """
 
-    def __init__(self, model_name_or_path: str = "google-t5/t5-base", method: Method | None = None,
-                 task: str = "rte", learning_rate: float = 3e-4, warmup_steps: int = 0, weight_decay: float = 0.0,
-                 adam_epsilon: float = 1e-8, max_new_tokens: int | None = None, eval_mode: EvalMode = "generate",
-                 gradient_checkpointing: bool = False, compile: bool = False,
-                 base_architecture: dict | None = None) -> None:
+    def __init__(
+        self,
+        model_name_or_path: str = "google-t5/t5-base",
+        method: Method | None = None,
+        task: str = "rte",
+        learning_rate: float = 3e-4,
+        warmup_steps: int = 0,
+        weight_decay: float = 0.0,
+        adam_epsilon: float = 1e-8,
+        max_new_tokens: int | None = None,
+        eval_mode: EvalMode = "generate",
+        gradient_checkpointing: bool = False,
+        compile: bool = False,
+        base_architecture: dict | None = None,
+    ) -> None:
         super().__init__()
         self.method = method or FullFineTuning()
         self.task = get_task(task)
@@ -80,11 +97,15 @@ class TextToTextModule(L.LightningModule):
         if eval_mode not in ("generate", "rank"):
             raise UserError(f"eval_mode must be generate or rank, got {eval_mode!r}")
         if eval_mode == "rank" and self.task.targets is None:
-            rank_zero_warn(f"eval_mode rank needs a closed label set; {self.task.name} is free text, so it "
-                           f"generates instead")
+            rank_zero_warn(
+                f"eval_mode rank needs a closed label set; {self.task.name} is free text, so it generates instead"
+            )
         self.eval_mode = "rank" if eval_mode == "rank" and self.task.targets is not None else "generate"
-        self._label_ids = None if self.task.targets is None else padded_label_ids(
-            [self.tokenizer(t)["input_ids"] for t in self.task.targets])
+        self._label_ids = (
+            None
+            if self.task.targets is None
+            else padded_label_ids([self.tokenizer(t)["input_ids"] for t in self.task.targets])
+        )
         self.metrics = nn.ModuleDict({stage: nn.ModuleDict(build_metrics(self.task)) for stage in STAGES})
         self.best_val_score = float("-inf")
         # Checkpoints hold only what trains; loading them onto the freshly built model must not demand the rest.
@@ -104,18 +125,21 @@ class TextToTextModule(L.LightningModule):
         if not torch.isfinite(loss):  # stop before the optimizer writes NaN into the weights
             # the newest checkpoint written (last.ckpt's callback has no monitor: its "best" is the latest)
             written = [c.best_model_path for c in self.trainer.checkpoint_callbacks if c.best_model_path]
-            latest = [c.best_model_path for c in self.trainer.checkpoint_callbacks if c.monitor is None and c.best_model_path]
+            latest = [
+                c.best_model_path for c in self.trainer.checkpoint_callbacks if c.monitor is None and c.best_model_path
+            ]
             last_good = next(iter(latest + written), "")
-            raise UserError(f"the loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
-                            f"training stopped, the last good checkpoint is {last_good or 'none yet'} (untouched). "
-                            f"Lower the learning rate or use bf16-mixed/32-true precision, then resume from it")
+            raise UserError(
+                f"the loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                f"training stopped, the last good checkpoint is {last_good or 'none yet'} (untouched). "
+                f"Lower the learning rate or use bf16-mixed/32-true precision, then resume from it"
+            )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
     def generate(self, batch: dict) -> list[str]:
         """Greedy decoding, bounded by the task's longest target."""
-        generated = greedy_generate(self.model, batch["input_ids"], batch["attention_mask"],
-                                    self.max_new_tokens or 16)
+        generated = greedy_generate(self.model, batch["input_ids"], batch["attention_mask"], self.max_new_tokens or 16)
         return self.tokenizer.batch_decode(generated, skip_special_tokens=True)
 
     def rank(self, batch: dict) -> list[str]:
@@ -145,8 +169,10 @@ class TextToTextModule(L.LightningModule):
         """One prediction per input: its id, the label in the task's terms (None if the generation is not a
         valid label) and the generated (or, ranking, the chosen) text."""
         texts = self.outputs(batch)
-        return [{"id": int(i), "prediction": self.task.prediction(t), "generated": t}
-                for i, t in zip(batch["id"].tolist(), texts)]
+        return [
+            {"id": int(i), "prediction": self.task.prediction(t), "generated": t}
+            for i, t in zip(batch["id"].tolist(), texts)
+        ]
 
     def _log_epoch_metrics(self, stage: str) -> float:
         values = {}
@@ -170,8 +196,9 @@ class TextToTextModule(L.LightningModule):
 
     def configure_optimizers(self):
         parameters = [p for _, p in trainable_parameters(self.model)]
-        optimizer = build_optimizer(parameters, self.hparams.learning_rate, self.hparams.weight_decay,
-                                    self.hparams.adam_epsilon)
+        optimizer = build_optimizer(
+            parameters, self.hparams.learning_rate, self.hparams.weight_decay, self.hparams.adam_epsilon
+        )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = LambdaLR(optimizer, linear_warmup_then_decay(self.hparams.warmup_steps, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
@@ -189,9 +216,11 @@ class TextToTextModule(L.LightningModule):
         if saved != expected:
             missing, unexpected = sorted(expected - saved), sorted(saved - expected)
             detail = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-            raise UserError(f"the checkpoint does not match this model and method ({detail}; "
-                            f"{len(missing)} missing, {len(unexpected)} unexpected): load it with the config "
-                            f"it was trained with")
+            raise UserError(
+                f"the checkpoint does not match this model and method ({detail}; "
+                f"{len(missing)} missing, {len(unexpected)} unexpected): load it with the config "
+                f"it was trained with"
+            )
         self.best_val_score = checkpoint.get("best_val_score", float("-inf"))
         if "torch_rng_state" in checkpoint and self._trainer is not None and self._trainer.state.fn == "fit":
             torch.set_rng_state(checkpoint["torch_rng_state"])

@@ -14,8 +14,9 @@ IGNORE_INDEX = -100
 RANK_LOGITS_BUDGET = 2**26  # logits held at once while ranking labels (256 MiB in float32): bounds the row chunks
 
 
-def training_loss(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                  labels: torch.Tensor) -> torch.Tensor:
+def training_loss(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """The mean token cross-entropy of the targets (labels padded with -100), teacher-forced. No key/value cache in
     training: nothing reads it."""
     return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False).loss
@@ -36,18 +37,23 @@ def fused_adamw_supported(parameters: list[torch.Tensor]) -> bool:
     """True when torch's fused AdamW kernel takes these parameters: all floating point, all on one CUDA or CPU
     device (torch >= 2.4 has the fused kernel on both; on CPU it is several times faster than foreach)."""
     devices = {p.device for p in parameters}
-    return (len(devices) == 1 and next(iter(devices)).type in ("cuda", "cpu")
-            and all(torch.is_floating_point(p) for p in parameters))
+    return (
+        len(devices) == 1
+        and next(iter(devices)).type in ("cuda", "cpu")
+        and all(torch.is_floating_point(p) for p in parameters)
+    )
 
 
-def build_optimizer(parameters, learning_rate: float, weight_decay: float = 0.0,
-                    eps: float = 1e-8) -> torch.optim.AdamW:
+def build_optimizer(
+    parameters, learning_rate: float, weight_decay: float = 0.0, eps: float = 1e-8
+) -> torch.optim.AdamW:
     """AdamW (0.9, 0.999) over exactly `parameters` (the trainable ones: a frozen weight gets no state): the fused
     kernel where supported, else the multi-tensor (foreach) one."""
     parameters = list(parameters)
     kernel = {"fused": True} if parameters and fused_adamw_supported(parameters) else {"foreach": True}
-    return torch.optim.AdamW(parameters, lr=learning_rate, betas=(0.9, 0.999), eps=eps,
-                             weight_decay=weight_decay, **kernel)
+    return torch.optim.AdamW(
+        parameters, lr=learning_rate, betas=(0.9, 0.999), eps=eps, weight_decay=weight_decay, **kernel
+    )
 
 
 def enable_gradient_checkpointing(model: nn.Module) -> None:
@@ -64,11 +70,13 @@ def enable_gradient_checkpointing(model: nn.Module) -> None:
         model.enable_input_require_grads()
 
 
-def greedy_generate(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    max_new_tokens: int) -> torch.Tensor:
+def greedy_generate(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int
+) -> torch.Tensor:
     """One greedy generation pass, at most `max_new_tokens` new tokens (the task's longest target)."""
-    return model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                          do_sample=False, num_beams=1)
+    return model.generate(
+        input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
+    )
 
 
 def padded_label_ids(label_ids: list[list[int]], device=None) -> torch.Tensor:
@@ -80,8 +88,9 @@ def padded_label_ids(label_ids: list[list[int]], device=None) -> torch.Tensor:
     return padded
 
 
-def label_log_likelihoods(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                          labels: torch.Tensor) -> torch.Tensor:
+def label_log_likelihoods(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """Sequence log-likelihood of every candidate target for every input: (batch, candidates).
 
     `labels` (candidates, T) are the candidates' token ids padded with -100. One encoder pass; then the decoder
@@ -106,11 +115,21 @@ def label_log_likelihoods(model: nn.Module, input_ids: torch.Tensor, attention_m
         stop = min(start + rows, hidden.shape[0])
         decoder_input_ids = packed.expand(stop - start, -1)
         embeds = model.get_input_embeddings()(decoder_input_ids[:1])
-        mask = create_causal_mask(config=model.decoder.config, inputs_embeds=embeds.expand(stop - start, -1, -1),
-                                  attention_mask=None, past_key_values=None, and_mask_function=same_candidate)
+        mask = create_causal_mask(
+            config=model.decoder.config,
+            inputs_embeds=embeds.expand(stop - start, -1, -1),
+            attention_mask=None,
+            past_key_values=None,
+            and_mask_function=same_candidate,
+        )
         chunk = type(encoder_outputs)(last_hidden_state=hidden[start:stop])
-        logits = model(encoder_outputs=chunk, attention_mask=attention_mask[start:stop],
-                       decoder_input_ids=decoder_input_ids, decoder_attention_mask=mask, use_cache=False).logits
+        logits = model(
+            encoder_outputs=chunk,
+            attention_mask=attention_mask[start:stop],
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=mask,
+            use_cache=False,
+        ).logits
         log_probs = logits.float().log_softmax(-1).view(stop - start, num_labels, length, -1)
         index = labels.clamp_min(0).view(1, num_labels, length, 1).expand(stop - start, -1, -1, 1)
         token_log_probs = log_probs.gather(-1, index).squeeze(-1)

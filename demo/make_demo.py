@@ -1,7 +1,8 @@
 """Builds the offline demo: RTE-schema data, a tokenizer trained on the project's own text, a tiny T5.
 
 Run from the repository root: `python demo/make_demo.py`. The outputs are committed so the demo and the
-tests need no network; re-running reproduces them (fixed seeds; tokenizer scores up to float rounding). The demo data is learnable on purpose:
+tests need no network; re-running reproduces them (fixed seeds; tokenizer scores up to float rounding). The
+demo data is learnable on purpose:
 the label follows from the text (a hypothesis that negates the premise is `not_entailment`), so a tiny
 model trained from scratch for a minute shows real learning.
 """
@@ -17,18 +18,52 @@ DATA_DIR = DEMO / "data" / "rte"
 MODEL_DIR = DEMO / "tiny-t5"
 SEED = 1234
 
-SUBJECTS = ["The cat", "A farmer", "The committee", "My neighbour", "The senator", "A young girl",
-            "The company", "The old man", "A doctor", "The team", "Her brother", "The teacher"]
-VERBS = [("bought", "buy"), ("painted", "paint"), ("sold", "sell"), ("visited", "visit"),
-         ("found", "find"), ("cleaned", "clean"), ("built", "build"), ("watched", "watch")]
-OBJECTS = ["a red house", "the small boat", "an old car", "the new bridge", "a garden",
-           "the museum", "a bicycle", "the river", "a large painting", "the station"]
+SUBJECTS = [
+    "The cat",
+    "A farmer",
+    "The committee",
+    "My neighbour",
+    "The senator",
+    "A young girl",
+    "The company",
+    "The old man",
+    "A doctor",
+    "The team",
+    "Her brother",
+    "The teacher",
+]
+VERBS = [
+    ("bought", "buy"),
+    ("painted", "paint"),
+    ("sold", "sell"),
+    ("visited", "visit"),
+    ("found", "find"),
+    ("cleaned", "clean"),
+    ("built", "build"),
+    ("watched", "watch"),
+]
+OBJECTS = [
+    "a red house",
+    "the small boat",
+    "an old car",
+    "the new bridge",
+    "a garden",
+    "the museum",
+    "a bicycle",
+    "the river",
+    "a large painting",
+    "the station",
+]
 PLACES = ["in Paris", "last summer", "on Monday", "near the coast", "after the storm", "in 1998"]
 
 
 def make_record(rng: random.Random, idx: int) -> dict:
-    subject, (past, base), obj, place = (rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS),
-                                         rng.choice(PLACES))
+    subject, (past, base), obj, place = (
+        rng.choice(SUBJECTS),
+        rng.choice(VERBS),
+        rng.choice(OBJECTS),
+        rng.choice(PLACES),
+    )
     premise = f"{subject} {past} {obj} {place}."
     label = rng.randint(0, 1)  # 0 entailment, 1 not_entailment, as in nyu-mll/glue rte
     hypothesis = f"{subject} did not {base} {obj}." if label else f"{subject} {past} {obj}."
@@ -50,15 +85,19 @@ def write_data(rng: random.Random) -> list[str]:
 def template_text() -> list[str]:
     """The field names, label words and numbers that the task templates use, so every task tokenizes sensibly."""
     lines = []
-    fields = ("sentence sentence1 sentence2 question question1 question2 premise hypothesis passage choice1 "
-              "choice2 word answer paragraph query entities cause effect entailment not_entailment neutral "
-              "contradiction True False")
+    fields = (
+        "sentence sentence1 sentence2 question question1 question2 premise hypothesis passage choice1 "
+        "choice2 word answer paragraph query entities cause effect entailment not_entailment neutral "
+        "contradiction True False"
+    )
     lines += [f"{w}:" for w in fields.split()] + [f"{i / 5:.1f} {i}" for i in range(26)]
     return lines
 
 
 def train_tokenizer(corpus: list[str]):
-    os.environ["RAYON_NUM_THREADS"] = "1"  # single-threaded: the same vocabulary every run (scores equal up to float rounding)
+    os.environ["RAYON_NUM_THREADS"] = (
+        "1"  # single-threaded: the same vocabulary every run (scores equal up to float rounding)
+    )
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -67,13 +106,19 @@ def train_tokenizer(corpus: list[str]):
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
     # T5's layout: pad 0 (also the decoder start), eos 1, unk 2.
-    trainer = trainers.UnigramTrainer(vocab_size=1000, special_tokens=["<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>", initial_alphabet=list(string.printable.strip()))
+    trainer = trainers.UnigramTrainer(
+        vocab_size=1000,
+        special_tokens=["<pad>", "</s>", "<unk>"],
+        unk_token="<unk>",
+        initial_alphabet=list(string.printable.strip()),
+    )
     tokenizer.train_from_iterator(corpus, trainer=trainer)
-    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                                             special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",
-                                   unk_token="<unk>", model_max_length=512)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
+    )
 
 
 def make_model(vocab_size: int):
@@ -81,9 +126,21 @@ def make_model(vocab_size: int):
     from transformers import GenerationConfig, T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(SEED)
-    config = T5Config(vocab_size=vocab_size, d_model=64, d_ff=128, d_kv=16, num_layers=2, num_decoder_layers=2,
-                      num_heads=4, dropout_rate=0.0, feed_forward_proj="relu", pad_token_id=0, eos_token_id=1,
-                      decoder_start_token_id=0, tie_word_embeddings=True)
+    config = T5Config(
+        vocab_size=vocab_size,
+        d_model=64,
+        d_ff=128,
+        d_kv=16,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        dropout_rate=0.0,
+        feed_forward_proj="relu",
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+        tie_word_embeddings=True,
+    )
     model = T5ForConditionalGeneration(config)
     model.generation_config = GenerationConfig(decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     return model
@@ -96,8 +153,10 @@ def main() -> None:
     model = make_model(len(tokenizer))
     model.save_pretrained(MODEL_DIR)
     tokenizer.save_pretrained(MODEL_DIR)
-    print(f"wrote {DATA_DIR} and {MODEL_DIR} ({sum(p.numel() for p in model.parameters()):,} parameters, "
-          f"vocabulary {len(tokenizer)})")
+    print(
+        f"wrote {DATA_DIR} and {MODEL_DIR} ({sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"vocabulary {len(tokenizer)})"
+    )
 
 
 if __name__ == "__main__":

@@ -24,19 +24,54 @@ SEED = 4321
 SMALL = {"train": 48, "validation": 24}  # records per split of the small tasks
 LARGE = {"train": 64, "validation": 16}  # the large tasks: run with data.validation_size below 64
 
-PEOPLE = ["The cat", "A farmer", "The committee", "My neighbour", "The senator", "A young girl", "The company",
-          "The old man", "A doctor", "The team", "Her brother", "The teacher"]
+PEOPLE = [
+    "The cat",
+    "A farmer",
+    "The committee",
+    "My neighbour",
+    "The senator",
+    "A young girl",
+    "The company",
+    "The old man",
+    "A doctor",
+    "The team",
+    "Her brother",
+    "The teacher",
+]
 NAMES = ["Anna Berg", "Carlos Diaz", "Mia Chen", "Omar Haddad", "Lena Novak", "Tom Okafor", "Sara Lind", "Ivan Petrov"]
 CLUBS = ["Chelsea", "Arsenal", "Porto", "Ajax", "Celtic", "Lyon"]
-VERBS = [("bought", "buy"), ("painted", "paint"), ("sold", "sell"), ("visited", "visit"), ("found", "find"),
-         ("cleaned", "clean"), ("built", "build"), ("watched", "watch")]
-OBJECTS = ["a red house", "the small boat", "an old car", "the new bridge", "a garden", "the museum", "a bicycle",
-           "the river", "a large painting", "the station"]
+VERBS = [
+    ("bought", "buy"),
+    ("painted", "paint"),
+    ("sold", "sell"),
+    ("visited", "visit"),
+    ("found", "find"),
+    ("cleaned", "clean"),
+    ("built", "build"),
+    ("watched", "watch"),
+]
+OBJECTS = [
+    "a red house",
+    "the small boat",
+    "an old car",
+    "the new bridge",
+    "a garden",
+    "the museum",
+    "a bicycle",
+    "the river",
+    "a large painting",
+    "the station",
+]
 PLACES = ["in Paris", "last summer", "on Monday", "near the coast", "after the storm", "in 1998"]
 GOOD = ["wonderful", "moving", "funny", "brilliant", "charming"]
 BAD = ["boring", "dull", "awful", "clumsy", "tedious"]
-WORDS = [("bank", "river bank", "savings bank"), ("bar", "iron bar", "wine bar"), ("ring", "gold ring", "boxing ring"),
-         ("play", "school play", "fair play"), ("match", "tennis match", "lit match")]  # word, sense 1, sense 2
+WORDS = [
+    ("bank", "river bank", "savings bank"),
+    ("bar", "iron bar", "wine bar"),
+    ("ring", "gold ring", "boxing ring"),
+    ("play", "school play", "fair play"),
+    ("match", "tennis match", "lit match"),
+]  # word, sense 1, sense 2
 
 
 def sentence(rng: random.Random) -> tuple[str, str, str, str, str]:
@@ -71,8 +106,12 @@ def qqp(rng, i):
     _, subject, _, base, obj = sentence(rng)
     label = rng.randint(0, 1)  # 1 duplicate
     other = obj if label else rng.choice([o for o in OBJECTS if o != obj])
-    return {"question1": f"Why did {subject.lower()} {base} {obj}?",
-            "question2": f"What made {subject.lower()} {base} {other}?", "label": label, "idx": i}
+    return {
+        "question1": f"Why did {subject.lower()} {base} {obj}?",
+        "question2": f"What made {subject.lower()} {base} {other}?",
+        "label": label,
+        "idx": i,
+    }
 
 
 def stsb(rng, i):
@@ -85,9 +124,12 @@ def stsb(rng, i):
 def nli(rng, i, labels=("entailment", "neutral", "contradiction")):
     text, subject, past, base, obj = sentence(rng)
     kind = rng.choice(labels)
-    hypothesis = {"entailment": f"{subject} {past} {obj}.", "neutral": f"{subject} {past} {obj} twice.",
-                  "contradiction": f"{subject} did not {base} {obj}.",
-                  "not_entailment": f"{subject} did not {base} {obj}."}[kind]
+    hypothesis = {
+        "entailment": f"{subject} {past} {obj}.",
+        "neutral": f"{subject} {past} {obj} twice.",
+        "contradiction": f"{subject} did not {base} {obj}.",
+        "not_entailment": f"{subject} did not {base} {obj}.",
+    }[kind]
     return {"premise": text, "hypothesis": hypothesis, "label": labels.index(kind), "idx": i}
 
 
@@ -110,8 +152,12 @@ def boolq(rng, i):
     text, subject, past, base, obj = sentence(rng)
     label = rng.randint(0, 1)  # 1 True
     asked = obj if label else rng.choice([o for o in OBJECTS if o != obj])
-    return {"question": f"did {subject.lower()} {base} {asked}", "passage": f"{obj.capitalize()} -- {text}",
-            "idx": i, "label": label}
+    return {
+        "question": f"did {subject.lower()} {base} {asked}",
+        "passage": f"{obj.capitalize()} -- {text}",
+        "idx": i,
+        "label": label,
+    }
 
 
 def copa(rng, i):
@@ -121,8 +167,14 @@ def copa(rng, i):
     wrong = f"{subject} lost {obj}."
     label = rng.randint(0, 1)
     choices = (wrong, right) if label else (right, wrong)
-    return {"premise": f"{subject} {past} {obj}.", "choice1": choices[0], "choice2": choices[1],
-            "question": question, "idx": i, "label": label}
+    return {
+        "premise": f"{subject} {past} {obj}.",
+        "choice1": choices[0],
+        "choice2": choices[1],
+        "question": question,
+        "idx": i,
+        "label": label,
+    }
 
 
 def wic(rng, i):
@@ -131,8 +183,17 @@ def wic(rng, i):
     s1 = f"She saw the {first} {rng.choice(PLACES)}."
     s2 = f"He liked the {first if label else second} too."
     start1, start2 = s1.index(word), s2.index(word)
-    return {"word": word, "sentence1": s1, "sentence2": s2, "start1": start1, "start2": start2,
-            "end1": start1 + len(word), "end2": start2 + len(word), "idx": i, "label": label}
+    return {
+        "word": word,
+        "sentence1": s1,
+        "sentence2": s2,
+        "start1": start1,
+        "start2": start2,
+        "end1": start1 + len(word),
+        "end2": start2 + len(word),
+        "idx": i,
+        "label": label,
+    }
 
 
 def multirc(rng, questions):
@@ -147,9 +208,15 @@ def multirc(rng, questions):
             options = [obj, rng.choice([o for o in OBJECTS if o != obj])]
             options += [rng.choice(OBJECTS) for _ in range(rng.randint(0, 2))]
             for option in options:
-                rows.append({"paragraph": paragraph, "question": f"What did {subject.lower()} {base}?",
-                             "answer": option, "idx": {"paragraph": p, "question": q, "answer": len(rows)},
-                             "label": int(option == obj)})
+                rows.append(
+                    {
+                        "paragraph": paragraph,
+                        "question": f"What did {subject.lower()} {base}?",
+                        "answer": option,
+                        "idx": {"paragraph": p, "question": q, "answer": len(rows)},
+                        "label": int(option == obj),
+                    }
+                )
     return rows
 
 
@@ -158,9 +225,11 @@ def record_query(rng, i):
     (a full name and its surname, as in the real data)."""
     scorer, keeper = rng.sample(NAMES, 2)
     home, away = rng.sample(CLUBS, 2)
-    passage = (f"{home} beat {away} 2-1 on Saturday. {scorer} scored the winner late in the game, "
-               f"and {keeper} saved a penalty.\n@highlight\n{home} beat {away}\n@highlight\n"
-               f"{scorer} scored the winner")
+    passage = (
+        f"{home} beat {away} 2-1 on Saturday. {scorer} scored the winner late in the game, "
+        f"and {keeper} saved a penalty.\n@highlight\n{home} beat {away}\n@highlight\n"
+        f"{scorer} scored the winner"
+    )
     entities = [scorer, scorer.split()[1], keeper, home, away]
     spans = {"text": [], "start": [], "end": []}
     for entity in entities:
@@ -168,13 +237,29 @@ def record_query(rng, i):
         spans["text"].append(entity)
         spans["start"].append(start)
         spans["end"].append(start + len(entity) - 1)  # the Hub's ends are inclusive
-    return {"passage": passage, "query": "The winner was scored by @placeholder in the second half.",
-            "entities": sorted(set(entities)), "entity_spans": spans, "answers": [scorer, scorer.split()[1]],
-            "idx": {"passage": i, "query": i}}
+    return {
+        "passage": passage,
+        "query": "The winner was scored by @placeholder in the second half.",
+        "entities": sorted(set(entities)),
+        "entity_spans": spans,
+        "answers": [scorer, scorer.split()[1]],
+        "idx": {"passage": i, "query": i},
+    }
 
 
-SIMPLE = {"cola": cola, "sst2": sst2, "mrpc": mrpc, "qqp": qqp, "stsb": stsb, "mnli": mnli, "qnli": qnli,
-          "boolq": boolq, "cb": cb, "copa": copa, "wic": wic}
+SIMPLE = {
+    "cola": cola,
+    "sst2": sst2,
+    "mrpc": mrpc,
+    "qqp": qqp,
+    "stsb": stsb,
+    "mnli": mnli,
+    "qnli": qnli,
+    "boolq": boolq,
+    "cb": cb,
+    "copa": copa,
+    "wic": wic,
+}
 LARGE_TASKS = {"sst2", "qqp", "mnli", "qnli", "record"}
 TEST_SPLIT = {"mnli": "validation_matched"}
 

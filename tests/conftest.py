@@ -30,10 +30,21 @@ def glue_sample() -> Path:
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None = None):
     """`python cli.py ARGS` in a subprocess, offline, as a user would run it."""
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    full_env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 @pytest.fixture
@@ -67,5 +78,14 @@ def one_line_error(code: int, err: str, *fragments: str) -> str:
 
 def run_demo(cli, tmp_path: Path, *overrides: str, command: str = "fit", env: dict | None = None):
     """`cli.py COMMAND --config configs/demo.yaml` writing its runs and cache under `tmp_path`."""
-    return cli(command, "--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(tmp_path),
-               "--data.cache_dir", str(tmp_path / "cache"), *overrides, env=env)
+    return cli(
+        command,
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        *overrides,
+        env=env,
+    )

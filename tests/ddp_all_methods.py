@@ -7,12 +7,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from conftest import DEMO_DATA, DEMO_MODEL
+from test_methods import KEYS, tiny_method
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.methods import trainable_names
 from compacter_pl.module import TextToTextModule
-from conftest import DEMO_DATA, DEMO_MODEL
-from test_methods import KEYS, tiny_method
 
 
 def main(out: Path, precision: str) -> None:
@@ -20,11 +20,28 @@ def main(out: Path, precision: str) -> None:
     for key in KEYS:
         L.seed_everything(0)
         module = TextToTextModule(str(DEMO_MODEL), method=tiny_method(key), task="rte", learning_rate=1e-2)
-        dm = TextToTextDataModule("rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=8,
-                                  eval_batch_size=7, cache_dir=str(out / "cache"))
-        trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", precision=precision, max_steps=2,
-                            limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, use_distributed_sampler=False, default_root_dir=out)
+        dm = TextToTextDataModule(
+            "rte",
+            str(DEMO_MODEL),
+            data_dir=str(DEMO_DATA / "rte"),
+            batch_size=8,
+            eval_batch_size=7,
+            cache_dir=str(out / "cache"),
+        )
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=2,
+            strategy="ddp",
+            precision=precision,
+            max_steps=2,
+            limit_val_batches=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            use_distributed_sampler=False,
+            default_root_dir=out,
+        )
         trainer.fit(module, dm)
         metrics = trainer.test(module, dm, verbose=False)[0]
         if trainer.is_global_zero:

@@ -4,16 +4,25 @@ import json
 
 import pytest
 import torch
+from conftest import DEMO_MODEL
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.metrics import build_metrics, update_metrics
 from compacter_pl.tasks import TASKS, HubDataset, Task, register_task
-from conftest import DEMO_MODEL
 
 # A new benchmark's dataset, pinned as every task's must be.
 NEW_BENCH = HubDataset("someone/new_bench", "0123456789abcdef0123456789abcdef01234567", "NewBench")
-SARCASM = Task("sarcasm", NEW_BENCH, "sarcasm", "Sarcasm", ("comment", "parent"), ("0", "1"), ("accuracy", "f1"),
-               small=True, label_names=("literal", "sarcastic"))
+SARCASM = Task(
+    "sarcasm",
+    NEW_BENCH,
+    "sarcasm",
+    "Sarcasm",
+    ("comment", "parent"),
+    ("0", "1"),
+    ("accuracy", "f1"),
+    small=True,
+    label_names=("literal", "sarcastic"),
+)
 
 
 @pytest.fixture
@@ -33,8 +42,9 @@ def test_a_registered_task_renders_splits_tokenizes_and_scores(tmp_path, registe
     data.mkdir()
     write_split(data / "train.jsonl", 20)
     write_split(data / "validation.jsonl", 10)
-    dm = TextToTextDataModule(task="sarcasm", tokenizer=str(DEMO_MODEL), data_dir=str(data),
-                              cache_dir=str(tmp_path / "cache"), batch_size=4)
+    dm = TextToTextDataModule(
+        task="sarcasm", tokenizer=str(DEMO_MODEL), data_dir=str(data), cache_dir=str(tmp_path / "cache"), batch_size=4
+    )
     dm.prepare_data()
     dm.setup("fit")
     assert [len(dm.splits[s]) for s in ("train", "validation", "test")] == [20, 5, 5]  # small: validation halved

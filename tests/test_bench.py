@@ -6,32 +6,52 @@ import statistics
 
 import pytest
 import torch
+from conftest import DEMO_DATA, DEMO_MODEL
 
 from compacter_pl.architectures import build_t5, count_parameters
+from compacter_pl.bench import runner
+from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.padding import real_token_fraction
 from compacter_pl.bench.rows import BENCH_ROWS, FLOOR, TABLE3_SETTINGS, build_method
-from compacter_pl.bench import runner
 from compacter_pl.bench.runner import add_ratios, aggregate, format_report
-from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.worker import measure
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.methods import Compacter, LayerNormOnly, PromptTuning, trainable_parameters
 from compacter_pl.module import TextToTextModule
 from compacter_pl.steps import build_optimizer, enable_gradient_checkpointing, label_log_likelihoods, padded_label_ids
-from conftest import DEMO_DATA, DEMO_MODEL
 
 MiB = 2**20
 
 
 # --- the benchmark through cli.py ---------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_bench_on_the_tiny_model_prints_the_table_and_writes_consistent_json(cli, tmp_path):
     out = tmp_path / "bench.json"
-    result = cli("bench", "--model", str(DEMO_MODEL), "--methods", "full", "ln_only", "compacter", "compacter++",
-                 "--source_length", "16", "--steps", "2", "--warmup", "1", "--eval_steps", "1",
-                 "--data_dir", str(DEMO_DATA / "rte"), "--json", str(out))
+    result = cli(
+        "bench",
+        "--model",
+        str(DEMO_MODEL),
+        "--methods",
+        "full",
+        "ln_only",
+        "compacter",
+        "compacter++",
+        "--source_length",
+        "16",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--eval_steps",
+        "1",
+        "--data_dir",
+        str(DEMO_DATA / "rte"),
+        "--json",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("T5 fine-tuning", "LN-only floor", "Compacter", "Compacter++", "Evaluation", "Padding"):
         assert name in result.stdout
@@ -46,17 +66,21 @@ def test_bench_on_the_tiny_model_prints_the_table_and_writes_consistent_json(cli
         assert entry["frozen_parameters_with_grad"] == 0
         assert entry["step_vs_full_percent"] == pytest.approx(100 * (entry["step_seconds"] / full["step_seconds"] - 1))
         assert entry["step_vs_floor_separate_percent"] == pytest.approx(
-            100 * (entry["step_seconds"] / floor["step_seconds"] - 1))
+            100 * (entry["step_seconds"] / floor["step_seconds"] - 1)
+        )
         if entry is floor:
             assert "paired_step_ratios" not in entry and entry["step_vs_floor_percent"] == 0
         else:  # steps alternating with an LN-only model in the same process: the median of the per-pair ratios
             assert len(entry["paired_step_ratios"]) == 2
             assert entry["step_vs_floor_percent"] == pytest.approx(
-                100 * (statistics.median(entry["paired_step_ratios"]) - 1))
+                100 * (statistics.median(entry["paired_step_ratios"]) - 1)
+            )
         assert entry["memory_vs_full_percent"] == pytest.approx(
-            100 * (entry["peak_memory_bytes"] / full["peak_memory_bytes"] - 1))
+            100 * (entry["peak_memory_bytes"] / full["peak_memory_bytes"] - 1)
+        )
         assert entry["memory_vs_floor_percent"] == pytest.approx(
-            100 * (entry["peak_memory_bytes"] / floor["peak_memory_bytes"] - 1))
+            100 * (entry["peak_memory_bytes"] / floor["peak_memory_bytes"] - 1)
+        )
     assert full["trainable"] == full["total_parameters"] == count_parameters(build_t5(DEMO_MODEL / "config.json"))
     assert floor["trainable"] == 4 * 64 * 3  # 2 + 3 block norms per encoder / decoder block pair, + 2 finals
     assert entries["compacter"]["paper_time_percent"] == -13.41
@@ -66,6 +90,7 @@ def test_bench_on_the_tiny_model_prints_the_table_and_writes_consistent_json(cli
 
 
 # --- the pieces, in process ---------------------------------------------------------------------------------------
+
 
 def test_every_method_gets_table3_settings_where_its_signature_takes_them():
     assert build_method("compacter").n == 4 and build_method("compacter").bottleneck == 24
@@ -84,15 +109,24 @@ def test_the_floor_trains_exactly_the_62_layer_norms_of_t5_base():
     assert count_parameters(model, trainable_only=True) == FLOOR.t5_base_params == 47_616
 
 
-@pytest.mark.parametrize("options", [{}, {"pair_with_floor": True, "steps": 3, "warmup": 1},
-                                     {"precision": "bf16-mixed"}, {"gradient_checkpointing": True},
-                                     {"keep_freed_memory": False}, {"low_threshold_throughout": True}],
-                         ids=["plain", "paired", "bf16-mixed", "checkpointing", "returning-freed-memory",
-                              "low-threshold-throughout"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"pair_with_floor": True, "steps": 3, "warmup": 1},
+        {"precision": "bf16-mixed"},
+        {"gradient_checkpointing": True},
+        {"keep_freed_memory": False},
+        {"low_threshold_throughout": True},
+    ],
+    ids=["plain", "paired", "bf16-mixed", "checkpointing", "returning-freed-memory", "low-threshold-throughout"],
+)
 def test_worker_measures_a_method_in_process_without_gradients_on_frozen_weights(options):
     spec = {"steps": 1, "warmup": 0, "pair_with_floor": False, **options}
-    result = measure(BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=1, bottleneck=8, n=4,
-                                  device="cpu", **spec), "compacter")
+    result = measure(
+        BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=1, bottleneck=8, n=4, device="cpu", **spec),
+        "compacter",
+    )
     assert result["trainable"] == count_parameters_of("compacter")
     assert len(result["step_seconds_all"]) == spec["steps"]
     assert len(result["floor_step_seconds_all"]) == (spec["steps"] if options.get("pair_with_floor") else 0)
@@ -109,17 +143,29 @@ def count_parameters_of(key: str) -> int:
 
 
 def fake_result(key: str, step: float, memory: int) -> dict:
-    return {"key": key, "total_parameters": 1000, "trainable": 10, "step_seconds": step, "step_cpu_seconds": step,
-            "step_seconds_all": [step, step * 1.1, step * 0.9], "peak_memory_bytes": memory,
-            "memory_after_build_bytes": memory // 2, "frozen_parameters_with_grad": 0,
-            "eval_generate_examples_per_second": 4.0, "eval_rank_examples_per_second": 5.0, "threads": 2}
+    return {
+        "key": key,
+        "total_parameters": 1000,
+        "trainable": 10,
+        "step_seconds": step,
+        "step_cpu_seconds": step,
+        "step_seconds_all": [step, step * 1.1, step * 0.9],
+        "peak_memory_bytes": memory,
+        "memory_after_build_bytes": memory // 2,
+        "frozen_parameters_with_grad": 0,
+        "eval_generate_examples_per_second": 4.0,
+        "eval_rank_examples_per_second": 5.0,
+        "threads": 2,
+    }
 
 
 def test_report_ratios_follow_from_the_medians_and_errors_are_listed():
-    entries = [aggregate("full", [fake_result("full", 2.0, 400 * MiB), fake_result("full", 4.0, 600 * MiB)], "wall"),
-               aggregate("ln_only", [fake_result("ln_only", 1.0, 200 * MiB)], "wall"),
-               aggregate("compacter", [fake_result("compacter", 1.02, 210 * MiB)], "wall"),
-               aggregate("bitfit", [{"key": "bitfit", "error": "RuntimeError: boom"}], "wall")]
+    entries = [
+        aggregate("full", [fake_result("full", 2.0, 400 * MiB), fake_result("full", 4.0, 600 * MiB)], "wall"),
+        aggregate("ln_only", [fake_result("ln_only", 1.0, 200 * MiB)], "wall"),
+        aggregate("compacter", [fake_result("compacter", 1.02, 210 * MiB)], "wall"),
+        aggregate("bitfit", [{"key": "bitfit", "error": "RuntimeError: boom"}], "wall"),
+    ]
     add_ratios(entries)
     full, floor, compacter, bitfit = entries
     # Steps: the median of every step of every round; memory: the median over rounds.
@@ -129,10 +175,25 @@ def test_report_ratios_follow_from_the_medians_and_errors_are_listed():
     assert compacter["memory_vs_floor_percent"] == pytest.approx(5.0)
     assert compacter["memory_vs_full_percent"] == pytest.approx(-58.0)
     assert "error" in bitfit and bitfit["paper_time_percent"] == -35.06
-    report = {"options": {"model": "tiny", "batch_size": 8, "source_length": 128, "target_length": 3,
-                          "device": "cpu", "precision": "32-true", "clock": "wall", "steps": 3, "warmup": 1,
-                          "rounds": 2, "gradient_checkpointing": False, "compile": False, "num_labels": 2},
-              "methods": entries, "padding": {"skipped": "no data"}}
+    report = {
+        "options": {
+            "model": "tiny",
+            "batch_size": 8,
+            "source_length": 128,
+            "target_length": 3,
+            "device": "cpu",
+            "precision": "32-true",
+            "clock": "wall",
+            "steps": 3,
+            "warmup": 1,
+            "rounds": 2,
+            "gradient_checkpointing": False,
+            "compile": False,
+            "num_labels": 2,
+        },
+        "methods": entries,
+        "padding": {"skipped": "no data"},
+    }
     text = format_report(report)
     assert "LN-only floor" in text and "+2.0%" in text and "+5.0%" in text
     assert "BitFit: not measured (RuntimeError: boom)" in text
@@ -142,8 +203,10 @@ def test_report_ratios_follow_from_the_medians_and_errors_are_listed():
 def test_paired_steps_give_the_floor_ratio_and_separate_runs_stay_reported():
     paired = fake_result("compacter", 1.0, 210 * MiB)
     paired["step_seconds_all"], paired["floor_step_seconds_all"] = [1.0, 2.2, 3.0], [1.0, 2.0, 2.0]
-    entries = [aggregate("ln_only", [fake_result("ln_only", 1.0, 200 * MiB)], "wall"),
-               aggregate("compacter", [paired], "wall")]
+    entries = [
+        aggregate("ln_only", [fake_result("ln_only", 1.0, 200 * MiB)], "wall"),
+        aggregate("compacter", [paired], "wall"),
+    ]
     add_ratios(entries)
     floor, compacter = entries
     assert compacter["paired_step_ratios"] == [1.0, 1.1, 1.5]
@@ -182,9 +245,19 @@ def test_real_token_fraction_on_a_synthetic_length_list():
 
 # --- rank classification ------------------------------------------------------------------------------------------
 
+
 def demo_batch(tokenizer, pairs):
-    rows = [{"input_ids": tokenizer(s)["input_ids"], "labels": tokenizer(t)["input_ids"], "label": int(t),
-             "group": -1, "answers": [], "id": i} for i, (s, t) in enumerate(pairs)]
+    rows = [
+        {
+            "input_ids": tokenizer(s)["input_ids"],
+            "labels": tokenizer(t)["input_ids"],
+            "label": int(t),
+            "group": -1,
+            "answers": [],
+            "id": i,
+        }
+        for i, (s, t) in enumerate(pairs)
+    ]
     return TextToTextCollator(tokenizer.pad_token_id)(rows)
 
 
@@ -207,8 +280,9 @@ def test_label_log_likelihoods_equal_one_forward_per_candidate(method):
     candidates = [[5, 1], [7, 8, 9, 1], [11, 1]]  # of different lengths
     with torch.no_grad():
         scores = label_log_likelihoods(model, input_ids, attention_mask, padded_label_ids(candidates))
-        expected = torch.stack([reference_log_likelihood(model, input_ids, attention_mask, c) for c in candidates],
-                               dim=1)
+        expected = torch.stack(
+            [reference_log_likelihood(model, input_ids, attention_mask, c) for c in candidates], dim=1
+        )
     assert scores.shape == (3, 3)
     assert torch.allclose(scores, expected, atol=1e-4)
 
@@ -217,12 +291,25 @@ def test_rank_mode_returns_the_most_likely_valid_label():
     torch.manual_seed(0)
     module = TextToTextModule(str(DEMO_MODEL), method=Compacter(bottleneck=8), task="rte", eval_mode="rank").eval()
     tokenizer = load_tokenizer(str(DEMO_MODEL))
-    batch = demo_batch(tokenizer, [("sentence1: a b. sentence2: a b.", "0"), ("sentence1: a b. sentence2: c.", "1"),
-                                   ("sentence1: x y z. sentence2: q.", "1")])
+    batch = demo_batch(
+        tokenizer,
+        [
+            ("sentence1: a b. sentence2: a b.", "0"),
+            ("sentence1: a b. sentence2: c.", "1"),
+            ("sentence1: x y z. sentence2: q.", "1"),
+        ],
+    )
     with torch.no_grad():
         outputs = module.outputs(batch)
-        likelihoods = torch.stack([reference_log_likelihood(module.model, batch["input_ids"], batch["attention_mask"],
-                                                            tokenizer(t)["input_ids"]) for t in ("0", "1")], dim=1)
+        likelihoods = torch.stack(
+            [
+                reference_log_likelihood(
+                    module.model, batch["input_ids"], batch["attention_mask"], tokenizer(t)["input_ids"]
+                )
+                for t in ("0", "1")
+            ],
+            dim=1,
+        )
     assert set(outputs) <= {"0", "1"}
     assert outputs == [("0", "1")[i] for i in likelihoods.argmax(-1).tolist()]
     record = TextToTextModule(str(DEMO_MODEL), method=LayerNormOnly(), task="record", eval_mode="rank")
@@ -230,6 +317,7 @@ def test_rank_mode_returns_the_most_likely_valid_label():
 
 
 # --- gradient checkpointing and the optimizer ---------------------------------------------------------------------
+
 
 def loss_and_grads(checkpointing: bool):
     torch.manual_seed(0)
@@ -259,8 +347,7 @@ def test_gradient_checkpointing_with_a_frozen_base_gives_the_same_loss_and_gradi
 
 
 def test_module_options_checkpointing_and_fused_adamw_over_the_trainable_parameters_only():
-    module = TextToTextModule(str(DEMO_MODEL), method=Compacter(bottleneck=8), task="rte",
-                              gradient_checkpointing=True)
+    module = TextToTextModule(str(DEMO_MODEL), method=Compacter(bottleneck=8), task="rte", gradient_checkpointing=True)
     assert module.model.encoder.gradient_checkpointing and module._training_model is module.model
     trainable = [p for _, p in trainable_parameters(module.model)]
     optimizer = build_optimizer(trainable, learning_rate=1e-3)
@@ -271,14 +358,21 @@ def test_module_options_checkpointing_and_fused_adamw_over_the_trainable_paramet
 
 # --- evaluation: one bounded generation pass per batch, nothing teacher-forced -------------------------------------
 
+
 @pytest.mark.parametrize("eval_mode", ["generate", "rank"])
 def test_validation_runs_one_bounded_pass_per_batch_and_no_teacher_forced_loss(tmp_path, monkeypatch, eval_mode):
     import lightning as L
 
     from compacter_pl.data import TextToTextDataModule
 
-    data = TextToTextDataModule(task="rte", tokenizer=str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"),
-                                batch_size=8, eval_batch_size=16, cache_dir=str(tmp_path / "cache"))
+    data = TextToTextDataModule(
+        task="rte",
+        tokenizer=str(DEMO_MODEL),
+        data_dir=str(DEMO_DATA / "rte"),
+        batch_size=8,
+        eval_batch_size=16,
+        cache_dir=str(tmp_path / "cache"),
+    )
     module = TextToTextModule(str(DEMO_MODEL), method=Compacter(bottleneck=8), task="rte", eval_mode=eval_mode)
     generate_calls, forward_calls = [], []
     real_generate, real_forward = module.model.generate, module.model.forward
@@ -293,8 +387,14 @@ def test_validation_runs_one_bounded_pass_per_batch_and_no_teacher_forced_loss(t
 
     monkeypatch.setattr(module.model, "generate", spy_generate)
     monkeypatch.setattr(module.model, "forward", spy_forward)
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, use_distributed_sampler=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
     trainer.validate(module, datamodule=data, verbose=False)
     batches = len(trainer.val_dataloaders)
     tokenizer = load_tokenizer(str(DEMO_MODEL))

@@ -2,7 +2,6 @@
 
 import pytest
 import yaml
-
 from conftest import DEMO_DATA, ROOT, in_process, one_line_error, run_demo
 
 
@@ -57,11 +56,16 @@ def test_a_commands_bad_option_is_one_line_naming_the_closest_key(capsys, args, 
     assert f"(see `python cli.py {args[0]} --help`)" in one_line_error(code, err, *fragments)
 
 
-@pytest.mark.parametrize("command, documented", [
-    ("params", "Print the report as JSON instead of a table."), ("bench", "Measured training steps per method."),
-    ("export", "A checkpoint written by `cli.py fit`."), ("report", "several are reported together"),
-    ("sweep", "List the runs and their status, run nothing."),
-])
+@pytest.mark.parametrize(
+    "command, documented",
+    [
+        ("params", "Print the report as JSON instead of a table."),
+        ("bench", "Measured training steps per method."),
+        ("export", "A checkpoint written by `cli.py fit`."),
+        ("report", "several are reported together"),
+        ("sweep", "List the runs and their status, run nothing."),
+    ],
+)
 def test_every_command_documents_its_options_in_help(capsys, command, documented):
     code, out, _ = in_process(capsys, command, "--help")
     assert code == 0 and documented in " ".join(out.split())
@@ -70,8 +74,18 @@ def test_every_command_documents_its_options_in_help(capsys, command, documented
 def test_bench_takes_the_readme_flags_and_a_yaml_config(capsys, tmp_path):
     config = tmp_path / "bench.yaml"
     config.write_text("methods: [ln_only, compacter]\nsteps: 2\n")
-    code, out, _ = in_process(capsys, "bench", "--config", str(config), "--steps", "12", "--gradient_checkpointing",
-                              "--keep_freed_memory", "false", "--print_config")
+    code, out, _ = in_process(
+        capsys,
+        "bench",
+        "--config",
+        str(config),
+        "--steps",
+        "12",
+        "--gradient_checkpointing",
+        "--keep_freed_memory",
+        "false",
+        "--print_config",
+    )
     options = yaml.safe_load(out)
     assert code == 0 and options["methods"] == ["ln_only", "compacter"] and options["steps"] == 12
     assert options["gradient_checkpointing"] is True and options["keep_freed_memory"] is False
@@ -82,11 +96,14 @@ def test_bench_takes_the_readme_flags_and_a_yaml_config(capsys, tmp_path):
     one_line_error(*in_process(capsys, "bench", "--config", str(config))[::2], "warmpu", "did you mean 'warmup'?")
 
 
-@pytest.mark.parametrize(("option", "value", "fragments"), [
-    ("--data.task", "rtee", ["data.task: expected one of cola, sst2,", "got 'rtee'", "did you mean 'rte'?"]),
-    ("--model.eval_mode", "ranks", ["model.eval_mode: expected one of generate, rank", "did you mean 'rank'?"]),
-    ("--data.truncation", "field", ["data.truncation:", "got 'field'", "did you mean 'fields'?"]),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "fragments"),
+    [
+        ("--data.task", "rtee", ["data.task: expected one of cola, sst2,", "got 'rtee'", "did you mean 'rte'?"]),
+        ("--model.eval_mode", "ranks", ["model.eval_mode: expected one of generate, rank", "did you mean 'rank'?"]),
+        ("--data.truncation", "field", ["data.truncation:", "got 'field'", "did you mean 'fields'?"]),
+    ],
+)
 def test_a_value_outside_a_closed_set_names_the_set_and_the_closest_value(capsys, option, value, fragments):
     from compacter_pl.cli import main
 

@@ -5,9 +5,9 @@ import io
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from compacter_pl.cli import main
-from conftest import ROOT
 
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "sweeps" not in p.parts)
 

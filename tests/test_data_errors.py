@@ -10,14 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_DATA, DEMO_MODEL, run_cli
 
 from compacter_pl.cli import main
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.datamodule import paper_splits
 from compacter_pl.errors import UserError
 from compacter_pl.tasks import get_task
-
-from conftest import DEMO_DATA, DEMO_MODEL, run_cli
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -55,9 +54,20 @@ def cli_runs(bad_data, tmp_path_factory) -> dict:
     def run(case: str):
         root = tmp_path_factory.mktemp(case)
         extra = [arg.format(**bad_data) for arg in CLI_CASES[case]]
-        return run_cli("fit", "--config", "configs/demo.yaml", *extra, "--trainer.fast_dev_run", "true",
-                       "--trainer.default_root_dir", str(root / "logs"), "--data.cache_dir", str(root / "cache"),
-                       env={"OMP_NUM_THREADS": "1"}, timeout=300)
+        return run_cli(
+            "fit",
+            "--config",
+            "configs/demo.yaml",
+            *extra,
+            "--trainer.fast_dev_run",
+            "true",
+            "--trainer.default_root_dir",
+            str(root / "logs"),
+            "--data.cache_dir",
+            str(root / "cache"),
+            env={"OMP_NUM_THREADS": "1"},
+            timeout=300,
+        )
 
     with ThreadPoolExecutor(max_workers=len(CLI_CASES)) as pool:
         return dict(zip(CLI_CASES, pool.map(run, CLI_CASES)))
@@ -71,12 +81,18 @@ def one_error_line(result) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("case,expected", [
-    ("missing_column", r"error: .*demo/data/rte/train\.jsonl lacks column 'premise' that task cb needs"),
-    ("label_outside", r"error: .*label_outside/validation\.jsonl, row 5: label 3 is not one of the classes of cb "
-                      r"\(0 entailment, 1 contradiction, 2 neutral\)"),
-    ("empty_split", r"error: .*empty/validation\.jsonl is empty; the validation split of cb needs at least one"),
-])
+@pytest.mark.parametrize(
+    "case,expected",
+    [
+        ("missing_column", r"error: .*demo/data/rte/train\.jsonl lacks column 'premise' that task cb needs"),
+        (
+            "label_outside",
+            r"error: .*label_outside/validation\.jsonl, row 5: label 3 is not one of the classes of cb "
+            r"\(0 entailment, 1 contradiction, 2 neutral\)",
+        ),
+        ("empty_split", r"error: .*empty/validation\.jsonl is empty; the validation split of cb needs at least one"),
+    ],
+)
 def test_bad_input_through_the_cli_is_one_error_line(cli_runs, case, expected):
     assert re.match(expected, one_error_line(cli_runs[case]))
 
@@ -86,12 +102,26 @@ def test_bad_input_through_the_cli_is_one_error_line(cli_runs, case, expected):
 
 def test_train_size_larger_than_train_is_one_error_line_from_the_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(["fit", "--config", "configs/demo.yaml", "--data.train_size", "601", "--trainer.fast_dev_run", "true",
-              "--trainer.default_root_dir", str(tmp_path / "logs"), "--data.cache_dir", str(tmp_path / "cache")])
+        main(
+            [
+                "fit",
+                "--config",
+                "configs/demo.yaml",
+                "--data.train_size",
+                "601",
+                "--trainer.fast_dev_run",
+                "true",
+                "--trainer.default_root_dir",
+                str(tmp_path / "logs"),
+                "--data.cache_dir",
+                str(tmp_path / "cache"),
+            ]
+        )
     assert exit_.value.code != 0
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert errors == ["error: train_size=601 is larger than the training split (600 examples); "
-                      "choose train_size <= 600"]
+    assert errors == [
+        "error: train_size=601 is larger than the training split (600 examples); choose train_size <= 600"
+    ]
 
 
 def prepare(tmp_path: Path, **kwargs) -> TextToTextDataModule:

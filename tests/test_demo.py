@@ -3,9 +3,8 @@
 import re
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from conftest import ROOT
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 def scalars(log_dir, tag: str) -> list[float]:
@@ -15,8 +14,14 @@ def scalars(log_dir, tag: str) -> list[float]:
 
 @pytest.mark.slow
 def test_demo_fits_learns_and_tests_its_best_checkpoint(cli, tmp_path):
-    common = ["--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(tmp_path),
-              "--data.cache_dir", str(tmp_path / "cache")]
+    common = [
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+    ]
     fit = cli("fit", *common)
     assert fit.returncode == 0, fit.stderr[-3000:]
     best = re.search(r"best checkpoint: (\S+)", fit.stdout).group(1)

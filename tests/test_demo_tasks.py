@@ -8,21 +8,26 @@ from pathlib import Path
 import lightning as L
 import pytest
 import yaml
+from conftest import DEMO_DATA, DEMO_MODEL, ROOT
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.module import TextToTextModule
 from compacter_pl.tasks import TASKS, get_task
-
-from conftest import DEMO_DATA, DEMO_MODEL, ROOT
 
 LARGE_HOLD_OUT = 16  # the demo files of the large tasks are small: hold out 16 training records, not 1,000
 
 
 def demo_module(name: str, tmp_path: Path, **kwargs) -> TextToTextDataModule:
     task = get_task(name)
-    return TextToTextDataModule(task=name, tokenizer=str(DEMO_MODEL), data_dir=str(DEMO_DATA / task.hub_config),
-                                validation_size=LARGE_HOLD_OUT, cache_dir=str(tmp_path / "cache"), batch_size=8,
-                                **kwargs)
+    return TextToTextDataModule(
+        task=name,
+        tokenizer=str(DEMO_MODEL),
+        data_dir=str(DEMO_DATA / task.hub_config),
+        validation_size=LARGE_HOLD_OUT,
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=8,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -51,8 +56,15 @@ def test_every_task_runs_on_its_demo_data(name, tmp_path):
         assert data.max_target_tokens == max(len(data.tokenizer(t)["input_ids"]) for t in task.targets)
 
     model = TextToTextModule(model_name_or_path=str(DEMO_MODEL), task=name)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+    )
     (logged,) = trainer.validate(model, datamodule=data, verbose=False)
     values = [logged[f"val/{metric}"] for metric in task.metrics]  # every metric is logged
     assert logged["val/score"] == pytest.approx(sum(values) / len(values), abs=1e-6)  # model selection: the mean
@@ -98,10 +110,24 @@ def test_the_full_config_of_every_task_has_the_papers_settings(name):
 
 @pytest.mark.slow
 def test_a_demo_fit_on_record_runs_through_the_cli(cli, tmp_path):
-    result = cli("fit", "--config", "configs/demo.yaml", "--data.task", "record", "--data.data_dir",
-                 "demo/data/record", "--data.validation_size", str(LARGE_HOLD_OUT), "--trainer.fast_dev_run", "true",
-                 "--trainer.default_root_dir", str(tmp_path / "logs"), "--data.cache_dir", str(tmp_path / "cache"),
-                 env={"OMP_NUM_THREADS": "1"})
+    result = cli(
+        "fit",
+        "--config",
+        "configs/demo.yaml",
+        "--data.task",
+        "record",
+        "--data.data_dir",
+        "demo/data/record",
+        "--data.validation_size",
+        str(LARGE_HOLD_OUT),
+        "--trainer.fast_dev_run",
+        "true",
+        "--trainer.default_root_dir",
+        str(tmp_path / "logs"),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert "val/score" in result.stdout  # validation ran and scored the generations

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from conftest import DEMO_DATA, ROOT
 
 
@@ -14,9 +13,20 @@ def metrics_printed(stdout: str) -> dict[str, float]:
 @pytest.mark.slow
 def test_ddp_test_metrics_equal_the_single_device_run(cli, tmp_path):
     # MultiRC: answer options grouped by question, an uneven split, and a metric that needs whole questions.
-    common = ["--config", str(ROOT / "configs/demo.yaml"), "--data.task", "multirc",
-              "--data.data_dir", str(DEMO_DATA / "multirc"), "--data.eval_batch_size", "4",
-              "--trainer.default_root_dir", str(tmp_path), "--data.cache_dir", str(tmp_path / "cache")]
+    common = [
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--data.task",
+        "multirc",
+        "--data.data_dir",
+        str(DEMO_DATA / "multirc"),
+        "--data.eval_batch_size",
+        "4",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+    ]
     fit = cli("fit", *common, "--trainer.max_epochs", "2")
     assert fit.returncode == 0, fit.stderr[-2000:]
     ckpt = re.search(r"best checkpoint: (\S+)", fit.stdout).group(1)
@@ -38,23 +48,36 @@ def test_every_method_trains_under_ddp_and_tests_as_on_one_device(tmp_path):
 
     import lightning as L
     import torch
-
-    from compacter_pl.data import TextToTextDataModule
-    from compacter_pl.module import TextToTextModule
     from conftest import DEMO_MODEL
     from test_methods import KEYS, tiny_method
 
+    from compacter_pl.data import TextToTextDataModule
+    from compacter_pl.module import TextToTextModule
+
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "HF_HUB_OFFLINE": "1"}
-    run = subprocess.run([sys.executable, str(ROOT / "tests/ddp_all_methods.py"), str(tmp_path)], cwd=ROOT / "tests",
-                         env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tests/ddp_all_methods.py"), str(tmp_path)],
+        cwd=ROOT / "tests",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     ddp_metrics = json.loads((tmp_path / "results.json").read_text())
     assert set(ddp_metrics) == set(KEYS)
     for key in KEYS:
         module = TextToTextModule(str(DEMO_MODEL), method=tiny_method(key), task="rte")
         module.model.load_state_dict(torch.load(tmp_path / f"{key}.pt", weights_only=True), strict=False)
-        dm = TextToTextDataModule("rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=8,
-                                  eval_batch_size=7, cache_dir=str(tmp_path / "cache"))
-        trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                            enable_model_summary=False)
+        dm = TextToTextDataModule(
+            "rte",
+            str(DEMO_MODEL),
+            data_dir=str(DEMO_DATA / "rte"),
+            batch_size=8,
+            eval_batch_size=7,
+            cache_dir=str(tmp_path / "cache"),
+        )
+        trainer = L.Trainer(
+            accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+        )
         assert trainer.test(module, dm, verbose=False)[0] == ddp_metrics[key], key

@@ -5,6 +5,7 @@ import json
 import lightning as L
 import pytest
 import torch
+from conftest import DEMO_DATA, DEMO_MODEL
 
 from compacter_pl.adapter_bank import AdapterBank
 from compacter_pl.data import TextToTextDataModule
@@ -13,17 +14,24 @@ from compacter_pl.export import apply_export, export_checkpoint, load_export, re
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import FullFineTuning
 from compacter_pl.module import TextToTextModule
-from conftest import DEMO_DATA, DEMO_MODEL
 
 
 def fit_briefly(tmp_path, method=None, steps: int = 4):
     L.seed_everything(0)
     module = TextToTextModule(str(DEMO_MODEL), method=method or FullFineTuning(), task="rte", learning_rate=3e-3)
-    dm = TextToTextDataModule("rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=16,
-                              cache_dir=str(tmp_path / "cache"))
-    trainer = L.Trainer(max_steps=steps, limit_val_batches=1, val_check_interval=steps, logger=False,
-                        default_root_dir=tmp_path, enable_progress_bar=False, enable_model_summary=False,
-                        accelerator="cpu")
+    dm = TextToTextDataModule(
+        "rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=16, cache_dir=str(tmp_path / "cache")
+    )
+    trainer = L.Trainer(
+        max_steps=steps,
+        limit_val_batches=1,
+        val_check_interval=steps,
+        logger=False,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(module, dm)
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -44,12 +52,14 @@ def test_export_reloads_onto_the_base_model_with_identical_predictions(tmp_path)
     tokenizer = load_tokenizer(str(DEMO_MODEL))
     inputs = tokenizer(sources(dm), return_tensors="pt", padding=True)
     module.model.eval()
-    expected = module.model.generate(**inputs, max_new_tokens=4, do_sample=False, output_scores=True,
-                                     return_dict_in_generate=True)
+    expected = module.model.generate(
+        **inputs, max_new_tokens=4, do_sample=False, output_scores=True, return_dict_in_generate=True
+    )
     base = load_t5(str(DEMO_MODEL)).eval()
     apply_export(base, load_export(out))
-    actual = base.generate(**inputs, max_new_tokens=4, do_sample=False, output_scores=True,
-                           return_dict_in_generate=True)
+    actual = base.generate(
+        **inputs, max_new_tokens=4, do_sample=False, output_scores=True, return_dict_in_generate=True
+    )
     assert torch.equal(expected.sequences, actual.sequences)
     assert all(torch.equal(a, b) for a, b in zip(expected.scores, actual.scores))
 
@@ -76,8 +86,9 @@ def test_adapter_bank_serves_two_adapters_on_one_base(tmp_path):
         reference = load_t5(str(DEMO_MODEL)).eval()
         apply_export(reference, load_export(tmp_path / f"export_{name}"))
         inputs = bank.tokenizer(texts, return_tensors="pt", padding=True)
-        expected = bank.tokenizer.batch_decode(reference.generate(**inputs, max_new_tokens=16, do_sample=False),
-                                               skip_special_tokens=True)
+        expected = bank.tokenizer.batch_decode(
+            reference.generate(**inputs, max_new_tokens=16, do_sample=False), skip_special_tokens=True
+        )
         assert bank.generate(name, texts) == expected
 
 

@@ -4,6 +4,8 @@ the base model with identical predictions. And the sizes on the t5-base architec
 import lightning as L
 import pytest
 import torch
+from conftest import DEMO_DATA, DEMO_MODEL
+from test_methods import KEYS, tiny_method
 from transformers import T5ForConditionalGeneration
 
 from compacter_pl.architectures import build_t5
@@ -12,19 +14,26 @@ from compacter_pl.export import apply_export, export_checkpoint, load_export, re
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import CompacterPlusPlus, trainable_names
 from compacter_pl.module import TextToTextModule
-from conftest import DEMO_DATA, DEMO_MODEL
-from test_methods import KEYS, tiny_method
 
 
 def trainer(root, max_steps: int) -> L.Trainer:
-    return L.Trainer(max_steps=max_steps, limit_val_batches=1, val_check_interval=2, logger=False,
-                     default_root_dir=root, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                     use_distributed_sampler=False)
+    return L.Trainer(
+        max_steps=max_steps,
+        limit_val_batches=1,
+        val_check_interval=2,
+        logger=False,
+        default_root_dir=root,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        use_distributed_sampler=False,
+    )
 
 
 def datamodule(tmp_path) -> TextToTextDataModule:
-    return TextToTextDataModule("rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=8,
-                                cache_dir=str(tmp_path.parent / "cache"))
+    return TextToTextDataModule(
+        "rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=8, cache_dir=str(tmp_path.parent / "cache")
+    )
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -47,9 +56,14 @@ def test_checkpoint_resume_and_export_round_trip(key, tmp_path):
 
     out = export_checkpoint(ckpt, tmp_path / "export")
     tokenizer = load_tokenizer(str(DEMO_MODEL))
-    inputs = tokenizer(["sentence1: The cat sold a garden. sentence2: The cat did not sell a garden.",
-                        "sentence1: A doctor found the river. sentence2: A doctor found the river."],
-                       return_tensors="pt", padding=True)
+    inputs = tokenizer(
+        [
+            "sentence1: The cat sold a garden. sentence2: The cat did not sell a garden.",
+            "sentence1: A doctor found the river. sentence2: A doctor found the river.",
+        ],
+        return_tensors="pt",
+        padding=True,
+    )
     reference = TextToTextModule(str(DEMO_MODEL), method=tiny_method(key), task="rte")
     reference.load_state_dict(saved["state_dict"], strict=False)
     base = load_t5(str(DEMO_MODEL))
@@ -57,8 +71,11 @@ def test_checkpoint_resume_and_export_round_trip(key, tmp_path):
     outputs = []
     for model in (reference.model.eval(), base.eval()):
         with torch.no_grad():
-            outputs.append(model.generate(**inputs, max_new_tokens=3, do_sample=False, output_scores=True,
-                                          return_dict_in_generate=True))
+            outputs.append(
+                model.generate(
+                    **inputs, max_new_tokens=3, do_sample=False, output_scores=True, return_dict_in_generate=True
+                )
+            )
     assert torch.equal(outputs[0].sequences, outputs[1].sequences)
     assert all(torch.equal(a, b) for a, b in zip(outputs[0].scores, outputs[1].scores))
 
@@ -71,15 +88,25 @@ def test_compacter_plus_plus_on_t5_base_exports_under_half_a_megabyte(tmp_path):
     load_tokenizer(str(DEMO_MODEL)).save_pretrained(model_dir)  # any tokenizer: only the sizes are measured
     del model
     module = TextToTextModule(str(model_dir), method=CompacterPlusPlus(), task="rte")
-    batch = {"input_ids": torch.randint(3, 32000, (2, 16)), "attention_mask": torch.ones(2, 16, dtype=torch.long),
-             "labels": torch.randint(3, 32000, (2, 2))}
+    batch = {
+        "input_ids": torch.randint(3, 32000, (2, 16)),
+        "attention_mask": torch.ones(2, 16, dtype=torch.long),
+        "labels": torch.randint(3, 32000, (2, 2)),
+    }
 
     class OneBatch(L.LightningDataModule):
         def train_dataloader(self):
             return torch.utils.data.DataLoader([batch], batch_size=None)
 
-    run = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                    enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path)
+    run = L.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+    )
     run.fit(module, OneBatch())
     ckpt = tmp_path / "compacter++.ckpt"
     run.save_checkpoint(ckpt)

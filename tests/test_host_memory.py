@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import ROOT
 
 from compacter_pl import host_memory
 from compacter_pl.host_memory import HostMemory
-from conftest import ROOT
 
 # A training step in miniature: 96 MiB of activations of mixed sizes (1-8 MiB, each below glibc's mmap ceiling),
 # all alive at the step's peak, all freed at its end. Prints the page faults of steps 3 to 5. "low": glibc's mmap
@@ -36,8 +36,9 @@ STEP_PAGES = 96 * 2**20 // 4096
 
 
 def faults_per_three_steps(setting: str) -> int:
-    result = subprocess.run([sys.executable, "-c", STEPS, setting], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", STEPS, setting], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return int(result.stdout.split()[-1])
 

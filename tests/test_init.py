@@ -104,8 +104,10 @@ def test_houlsby_projections_are_untruncated_normal_std_0_01():
 
 def t5_768():
     """A one-block T5 of T5-base's width, so the methods' defaults (d = 768 / 32 = 24) apply."""
-    return build_t5(T5Config(d_model=768, d_ff=64, d_kv=8, num_heads=2, num_layers=1, num_decoder_layers=1,
-                             vocab_size=64), device="cpu")
+    return build_t5(
+        T5Config(d_model=768, d_ff=64, d_kv=8, num_heads=2, num_layers=1, num_decoder_layers=1, vocab_size=64),
+        device="cpu",
+    )
 
 
 def adapter_modules(model):

@@ -92,13 +92,9 @@ def _copy_lphm(layer: LowRankPHMLinear, mode: str, rules=None) -> LowRankPHMLine
         (8, 8, 1, 1, (4, 3, 2, 8)),
     ],
 )
-def test_lphm_factored_equals_materialized_values_and_gradients(
-    in_features, out_features, n, rank, x_shape
-):
+def test_lphm_factored_equals_materialized_values_and_gradients(in_features, out_features, n, rank, x_shape):
     torch.manual_seed(0)
-    materialized = LowRankPHMLinear(
-        in_features, out_features, n, rank, a_init_std=0.5, mode="materialized"
-    ).double()
+    materialized = LowRankPHMLinear(in_features, out_features, n, rank, a_init_std=0.5, mode="materialized").double()
     with torch.no_grad():  # non-zero bias so its gradient path is exercised with real values
         materialized.bias.normal_()
     factored = _copy_lphm(materialized, "factored")
@@ -147,9 +143,7 @@ def test_lphm_auto_mode_uses_the_token_count_of_x():
     layer = LowRankPHMLinear(64, 16, n=8, rank=8)
     assert layer.form_for(torch.zeros(1, 64)) == "factored"
     assert layer.form_for(torch.zeros(100, 100, 64)) == "materialized"
-    assert LowRankPHMLinear(64, 16, n=8, rank=8, mode="factored").form_for(
-        torch.zeros(10**4, 64)
-    ) == "factored"
+    assert LowRankPHMLinear(64, 16, n=8, rank=8, mode="factored").form_for(torch.zeros(10**4, 64)) == "factored"
 
 
 # --- shared PHM rules ---------------------------------------------------------------------
@@ -175,9 +169,7 @@ def test_shared_rules_appear_once():
     assert [k for k in parent.state_dict() if k.endswith("A")] == ["shared_phm_rules.A"]
     assert parent.down.rules() is parent.shared_phm_rules.A
     assert "shared_phm_rules" not in dict(parent.down.named_modules())
-    assert count(parent) == 64 + sum(
-        count(m) for m in (parent.down, parent.up, parent.phm)
-    )
+    assert count(parent) == 64 + sum(count(m) for m in (parent.down, parent.up, parent.phm))
 
 
 def test_shared_rules_gradient_sums_over_layers():
@@ -307,9 +299,7 @@ def test_fastfood_is_reproducible_from_seed_and_keeps_no_state():
     assert torch.equal(a(z), b(z))
     assert not torch.allclose(a(z), c(z))
     assert len(a.state_dict()) == 0
-    assert dict(a.named_buffers()).keys() == {
-        "binary_diagonal", "permutation", "gaussian_diagonal", "scaling_diagonal"
-    }
+    assert dict(a.named_buffers()).keys() == {"binary_diagonal", "permutation", "gaussian_diagonal", "scaling_diagonal"}
     assert a.binary_diagonal.dtype == torch.int8 and a.permutation.dtype == torch.int32
     assert a.gaussian_diagonal.dtype == a.scaling_diagonal.dtype == torch.float32
     assert a.padded_dim == 256

@@ -12,6 +12,8 @@ import lightning as L
 import pytest
 import torch
 import yaml
+from conftest import DEMO_DATA, DEMO_MODEL, ROOT
+from test_methods import tiny_batch
 
 from compacter_pl.cli import build_cli
 from compacter_pl.data import TextToTextDataModule
@@ -21,21 +23,26 @@ from compacter_pl.hub import load_t5
 from compacter_pl.methods import IntrinsicSAID, PromptTuning
 from compacter_pl.module import TextToTextModule
 from compacter_pl.sweep.grid import load_sweep
-from conftest import DEMO_DATA, DEMO_MODEL, ROOT
-from test_methods import tiny_batch
 
 METHODS = {
     "prompt-random": {"class_path": "compacter_pl.methods.PromptTuning", "init_args": {"num_tokens": 5}},
-    "prompt-vocab": {"class_path": "compacter_pl.methods.PromptTuning",
-                     "init_args": {"num_tokens": 5, "init": "vocab", "init_vocab_size": 200}},
+    "prompt-vocab": {
+        "class_path": "compacter_pl.methods.PromptTuning",
+        "init_args": {"num_tokens": 5, "init": "vocab", "init_vocab_size": 200},
+    },
     "said": {"class_path": "compacter_pl.methods.IntrinsicSAID", "init_args": {"intrinsic_dim": 500}},
 }
 
 
 def local_args(tmp_path) -> list[str]:
-    return [f"--data.data_dir={DEMO_DATA / 'rte'}", f"--data.cache_dir={tmp_path / 'cache'}",
-            f"--model.model_name_or_path={DEMO_MODEL}", "--trainer.logger=false",
-            f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"]
+    return [
+        f"--data.data_dir={DEMO_DATA / 'rte'}",
+        f"--data.cache_dir={tmp_path / 'cache'}",
+        f"--model.model_name_or_path={DEMO_MODEL}",
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false",
+    ]
 
 
 def built(tmp_path, *args: str, config=ROOT / "configs/demo.yaml"):
@@ -59,8 +66,13 @@ def sweep_runs(tmp_path_factory):
     """The demo sweep's grid with the seeded methods, seeds 0 and 1: {(method, seed): (method seed, start)}."""
     root = tmp_path_factory.mktemp("seeds")
     spec = yaml.safe_load((ROOT / "configs/sweeps/demo.yaml").read_text())
-    spec.update(base_config=str(ROOT / spec["base_config"]), methods=METHODS, sizes={100: {}}, seeds=[0, 1],
-                out_dir=str(root / "out"))
+    spec.update(
+        base_config=str(ROOT / spec["base_config"]),
+        methods=METHODS,
+        sizes={100: {}},
+        seeds=[0, 1],
+        out_dir=str(root / "out"),
+    )
     path = root / "sweep.yaml"
     path.write_text(yaml.safe_dump(spec))
     sweep = load_sweep(path)
@@ -126,11 +138,20 @@ def fit_two_steps(tmp_path, method: dict) -> tuple[TextToTextModule, str]:
     L.seed_everything(7)
     module = TextToTextModule(str(DEMO_MODEL), method=method_from_config(method), task="rte", learning_rate=0.1)
     assert module.method.seed == 7
-    dm = TextToTextDataModule("rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=8,
-                              cache_dir=str(tmp_path / "cache"))
-    trainer = L.Trainer(max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                        default_root_dir=tmp_path, use_distributed_sampler=False)
+    dm = TextToTextDataModule(
+        "rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=8, cache_dir=str(tmp_path / "cache")
+    )
+    trainer = L.Trainer(
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        use_distributed_sampler=False,
+    )
     trainer.fit(module, dm)
     ckpt = tmp_path / "fit.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -155,8 +176,19 @@ def test_checkpoint_and_export_reload_with_the_recorded_seed(tmp_path, method):
     assert torch.equal(logits(base, batch), expected)
 
     # `cli.py test --ckpt_path` with the run's own config (method seed null) and another seed_everything.
-    cli = build_cli(["test", "--config", str(ROOT / "configs/demo.yaml"), "--seed_everything=123",
-                     f"--model.method={json.dumps(METHODS[method])}", "--ckpt_path", ckpt,
-                     "--trainer.limit_test_batches=1", "--data.eval_batch_size=2", *local_args(tmp_path)])
+    cli = build_cli(
+        [
+            "test",
+            "--config",
+            str(ROOT / "configs/demo.yaml"),
+            "--seed_everything=123",
+            f"--model.method={json.dumps(METHODS[method])}",
+            "--ckpt_path",
+            ckpt,
+            "--trainer.limit_test_batches=1",
+            "--data.eval_batch_size=2",
+            *local_args(tmp_path),
+        ]
+    )
     assert cli.model.method.seed == 7
     assert torch.equal(logits(cli.model.model, batch), expected)

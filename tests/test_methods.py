@@ -11,6 +11,7 @@ import inspect
 
 import pytest
 import torch
+from conftest import DEMO_MODEL
 from jsonargparse import ArgumentParser
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
@@ -30,11 +31,10 @@ from compacter_pl.methods import (
     PfeifferAdapter,
     PHMAdapter,
     PromptTuning,
+    t5_parts,
     trainable_names,
 )
-from compacter_pl.methods import t5_parts
 from compacter_pl.methods.paper import ALL_METHODS, PAPER_METHODS, method_row
-from conftest import DEMO_MODEL
 
 # Hyper-parameters that fit a d_model 64, 2 + 2 block model (the paper's defaults need d_model >= 96 or so).
 TINY_KWARGS = {
@@ -100,11 +100,15 @@ def intended(key: str, name: str, model) -> bool:
     adapter_like = ".adapter." in name or name in layer_norm_names(model)
     return {
         "full": True,
-        "adapter": adapter_like, "pfeiffer": adapter_like, "adapterdrop": adapter_like,
-        "adapter_lowrank": adapter_like, "phm_adapter": adapter_like,
+        "adapter": adapter_like,
+        "pfeiffer": adapter_like,
+        "adapterdrop": adapter_like,
+        "adapter_lowrank": adapter_like,
+        "phm_adapter": adapter_like,
         "compacter": adapter_like or name == "shared_phm_rules.A",
         "compacter++": adapter_like or name == "shared_phm_rules.A",
-        "prompt_random": name == "encoder.prompt.weight", "prompt_vocab": name == "encoder.prompt.weight",
+        "prompt_random": name == "encoder.prompt.weight",
+        "prompt_vocab": name == "encoder.prompt.weight",
         "intrinsic_said": name in {"intrinsic_said.z", "intrinsic_said.lambdas"},
         "bitfit": name.endswith(".bias"),
         "lora": ".lora_A." in name or ".lora_B." in name,
@@ -289,8 +293,7 @@ def test_compacter_factored_and_materialized_forms_agree_in_the_model():
 
 def test_kronecker_identities_on_small_sizes():
     gen = torch.Generator().manual_seed(0)
-    A, B, C, D = (torch.randn(*shape, generator=gen, dtype=torch.float64)
-                  for shape in ((2, 3), (4, 2), (3, 2), (2, 5)))
+    A, B, C, D = (torch.randn(*shape, generator=gen, dtype=torch.float64) for shape in ((2, 3), (4, 2), (3, 2), (2, 5)))
     # mixed product: (A (x) B)(C (x) D) = AC (x) BD
     assert torch.allclose(torch.kron(A, B) @ torch.kron(C, D), torch.kron(A @ C, B @ D))
     # transpose distributes
@@ -328,16 +331,26 @@ def test_prompt_tuning_generation_uses_the_prompt():
     model = copy.deepcopy(base)
     PromptTuning(num_tokens=5).apply(model)
     batch = tiny_batch()
-    kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "max_new_tokens": 4,
-              "do_sample": False, "output_scores": True, "return_dict_in_generate": True}
+    kwargs = {
+        "input_ids": batch["input_ids"],
+        "attention_mask": batch["attention_mask"],
+        "max_new_tokens": 4,
+        "do_sample": False,
+        "output_scores": True,
+        "return_dict_in_generate": True,
+    }
     with torch.no_grad():
         prompted, plain = model.generate(**kwargs), base.generate(**kwargs)
     assert prompted.sequences.shape[0] == 3
     assert not torch.allclose(prompted.scores[0], plain.scores[0])
     # A padded batch generates what each example generates alone.
     with torch.no_grad():
-        alone = model.generate(input_ids=batch["input_ids"][:1, :6], attention_mask=batch["attention_mask"][:1, :6],
-                               max_new_tokens=4, do_sample=False)
+        alone = model.generate(
+            input_ids=batch["input_ids"][:1, :6],
+            attention_mask=batch["attention_mask"][:1, :6],
+            max_new_tokens=4,
+            do_sample=False,
+        )
     assert torch.equal(alone[0], prompted.sequences[0, : alone.shape[1]])
 
 
@@ -389,8 +402,9 @@ def test_said_generation_and_its_cache_follow_z():
         first = model(**batch).logits
         model.intrinsic_said.z.add_(1.0)  # an in-place change (as the optimizer makes) invalidates the cache
         second = model(**batch).logits
-        generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                   max_new_tokens=3, do_sample=False)
+        generated = model.generate(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=3, do_sample=False
+        )
     assert not torch.allclose(first, second)
     assert generated.shape[0] == 3
 
@@ -439,21 +453,24 @@ def test_peft_bad_configs_are_one_line_user_errors():
 TINY = T5Config.from_pretrained(DEMO_MODEL)
 
 
-@pytest.mark.parametrize("make,fragment", [
-    (lambda: Compacter(n=5, bottleneck=10).check(TINY), "n=5 does not divide the model width d_model=64"),
-    (lambda: Compacter(n=4, bottleneck=6).check(TINY), "n=4 does not divide the bottleneck=6"),
-    (lambda: Compacter(n=4, bottleneck=2).check(TINY), "bottleneck=2 is smaller than n=4"),
-    (lambda: Compacter().check(TINY), "bottleneck 2 (d_model 64 // reduction_factor 32) is smaller than n=4"),
-    (lambda: PHMAdapter(n=8, bottleneck=4).check(TINY), "smaller than n=8"),
-    (lambda: Adapter(sublayers=["cross_attention"]), "unknown sublayer 'cross_attention'"),
-    (lambda: CompacterPlusPlus(non_linearity="gelu2"), "unknown non_linearity 'gelu2'"),
-    (lambda: Adapter(reduction_factor=0), "reduction_factor=0 must be a positive integer"),
-    (lambda: Adapter(reduction_factor=128).check(TINY), "is empty"),
-    (lambda: AdapterDrop().check(TINY), "places no adapter"),
-    (lambda: PfeifferAdapter(sublayers=[]).check(TINY), "no sublayers"),
-    (lambda: PromptTuning(init="vocabulary"), "unknown prompt init"),
-    (lambda: IntrinsicSAID(intrinsic_dim=30).check(TINY), "must exceed the number of weight tensors"),
-])
+@pytest.mark.parametrize(
+    "make,fragment",
+    [
+        (lambda: Compacter(n=5, bottleneck=10).check(TINY), "n=5 does not divide the model width d_model=64"),
+        (lambda: Compacter(n=4, bottleneck=6).check(TINY), "n=4 does not divide the bottleneck=6"),
+        (lambda: Compacter(n=4, bottleneck=2).check(TINY), "bottleneck=2 is smaller than n=4"),
+        (lambda: Compacter().check(TINY), "bottleneck 2 (d_model 64 // reduction_factor 32) is smaller than n=4"),
+        (lambda: PHMAdapter(n=8, bottleneck=4).check(TINY), "smaller than n=8"),
+        (lambda: Adapter(sublayers=["cross_attention"]), "unknown sublayer 'cross_attention'"),
+        (lambda: CompacterPlusPlus(non_linearity="gelu2"), "unknown non_linearity 'gelu2'"),
+        (lambda: Adapter(reduction_factor=0), "reduction_factor=0 must be a positive integer"),
+        (lambda: Adapter(reduction_factor=128).check(TINY), "is empty"),
+        (lambda: AdapterDrop().check(TINY), "places no adapter"),
+        (lambda: PfeifferAdapter(sublayers=[]).check(TINY), "no sublayers"),
+        (lambda: PromptTuning(init="vocabulary"), "unknown prompt init"),
+        (lambda: IntrinsicSAID(intrinsic_dim=30).check(TINY), "must exceed the number of weight tensors"),
+    ],
+)
 def test_bad_hyper_parameters_are_one_line_user_errors(make, fragment):
     with pytest.raises(UserError) as error:
         make()
@@ -475,29 +492,49 @@ def test_method_config_round_trips_and_the_cli_documents_every_argument():
         config = method.config()
         cls = type(method)
         assert type(cls(**config["init_args"])).__name__ == cls.__name__
-        assert all(isinstance(v, (int, float, str, bool, list, dict, type(None))) and type(v) in
-                   (int, float, str, bool, list, dict, type(None)) for v in config["init_args"].values()), config
+        assert all(
+            isinstance(v, (int, float, str, bool, list, dict, type(None)))
+            and type(v) in (int, float, str, bool, list, dict, type(None))
+            for v in config["init_args"].values()
+        ), config
         assert inspect.signature(cls).parameters.keys() == config["init_args"].keys()
         documented = cli_help_of(cls)
         assert documented.keys() == config["init_args"].keys(), cls.__name__
-        assert all(documented.values()), f"{cls.__name__} leaves undocumented: " \
-            f"{[name for name, text in documented.items() if not text]}"
+        assert all(documented.values()), (
+            f"{cls.__name__} leaves undocumented: {[name for name, text in documented.items() if not text]}"
+        )
 
 
 def test_adapter_methods_inherit_the_shared_arguments_with_their_own_defaults():
-    shared = ("reduction_factor", "bottleneck", "non_linearity", "sublayers", "train_layer_norms",
-              "train_output_layer")
+    shared = ("reduction_factor", "bottleneck", "non_linearity", "sublayers", "train_layer_norms", "train_output_layer")
     for cls in (Adapter, PfeifferAdapter, AdapterDrop, PHMAdapter, Compacter, CompacterPlusPlus):
         assert set(shared) <= set(inspect.signature(cls).parameters), cls.__name__
     assert PfeifferAdapter().sublayers == ["self_attention"] and CompacterPlusPlus().sublayers == ["feed_forward"]
     assert CompacterPlusPlus(n=2, bottleneck=8, train_output_layer=True).config()["init_args"] == {
-        "sublayers": ["feed_forward"], "n": 2, "rank": 1, "lphm_form": "auto", "init": "glorot-uniform",
-        "reduction_factor": 32, "bottleneck": 8, "non_linearity": "gelu", "train_layer_norms": True,
-        "train_output_layer": True}
+        "sublayers": ["feed_forward"],
+        "n": 2,
+        "rank": 1,
+        "lphm_form": "auto",
+        "init": "glorot-uniform",
+        "reduction_factor": 32,
+        "bottleneck": 8,
+        "non_linearity": "gelu",
+        "train_layer_norms": True,
+        "train_output_layer": True,
+    }
     # An export written before the shared arguments were declared once: flat init_args, every one by name.
-    written = {"n": 4, "rank": 1, "reduction_factor": 32, "bottleneck": 8, "non_linearity": "gelu",
-               "sublayers": ["feed_forward"], "train_layer_norms": True, "train_output_layer": False,
-               "lphm_form": "auto", "init": "glorot-uniform"}
+    written = {
+        "n": 4,
+        "rank": 1,
+        "reduction_factor": 32,
+        "bottleneck": 8,
+        "non_linearity": "gelu",
+        "sublayers": ["feed_forward"],
+        "train_layer_norms": True,
+        "train_output_layer": False,
+        "lphm_form": "auto",
+        "init": "glorot-uniform",
+    }
     assert CompacterPlusPlus(**written).config()["init_args"] == {**written}
 
 

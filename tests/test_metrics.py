@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 import sklearn.metrics
 import torch
+from conftest import DEMO_MODEL
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.datamodule import paper_splits, render
@@ -21,8 +22,6 @@ from compacter_pl.metrics.grouped import GroupExactMatch
 from compacter_pl.metrics.squad import MeanOverQueries, best_exact_match, best_token_f1, normalize_answer
 from compacter_pl.module import TextToTextModule
 from compacter_pl.tasks import TASKS, get_task
-
-from conftest import DEMO_MODEL
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
 
@@ -84,8 +83,11 @@ def test_multirc_exact_match_needs_every_option_of_a_question_right():
 
 
 def test_question_exact_match_is_the_same_when_a_question_is_split_across_devices():
-    preds, target, groups = torch.tensor([1, 0, 1, 1, 0, 1]), torch.tensor([1, 0, 1, 0, 0, 1]), torch.tensor(
-        [1, 1, 2, 2, 3, 3])
+    preds, target, groups = (
+        torch.tensor([1, 0, 1, 1, 0, 1]),
+        torch.tensor([1, 0, 1, 0, 0, 1]),
+        torch.tensor([1, 1, 2, 2, 3, 3]),
+    )
     whole = GroupExactMatch()
     whole.update(preds, target, groups)
     rank0, rank1 = GroupExactMatch(), GroupExactMatch()
@@ -123,8 +125,9 @@ def test_every_metric_of_every_task_gives_one_devices_value_when_its_examples_ar
         n = 24
         if task.targets is None:
             answers = [[f"answer {i}", f"alias {i}"] for i in range(n)]
-            texts = [a[int(torch.randint(2, (), generator=generator))] if i % 3 else "wrong" for i, a in
-                     enumerate(answers)]
+            texts = [
+                a[int(torch.randint(2, (), generator=generator))] if i % 3 else "wrong" for i, a in enumerate(answers)
+            ]
             labels = torch.full((n,), -1)
         else:
             answers = [[] for _ in range(n)]
@@ -165,10 +168,12 @@ def module_scores(module: TextToTextModule, texts, labels, batch_size: int = 7) 
     module's metrics, a NaN counted as 0 at epoch end); the epoch's `val/score` must be their mean."""
     texts, labels = list(texts), torch.as_tensor(labels)
     for start in range(0, len(texts), batch_size):
-        batch_labels = labels[start:start + batch_size]
-        module.outputs = lambda batch, chunk=texts[start:start + batch_size]: chunk
-        module._evaluate({"label": batch_labels, "group": torch.full_like(batch_labels, -1),
-                          "answers": [[] for _ in batch_labels]}, "val")
+        batch_labels = labels[start : start + batch_size]
+        module.outputs = lambda batch, chunk=texts[start : start + batch_size]: chunk
+        module._evaluate(
+            {"label": batch_labels, "group": torch.full_like(batch_labels, -1), "answers": [[] for _ in batch_labels]},
+            "val",
+        )
     metrics = module.metrics["val"]
     scores = {name: float(torch.nan_to_num(metric.compute().float(), nan=0.0)) for name, metric in metrics.items()}
     assert module._log_epoch_metrics("val") == pytest.approx(sum(scores.values()) / len(scores))  # and resets
@@ -261,7 +266,8 @@ def test_cola_counts_an_invalid_generation_as_a_third_class():
 def test_cb_counts_an_invalid_generation_as_a_miss_of_its_gold_class():
     # gold 0 0 1 2, predicted 0 x 1 2: class 0 misses one (F1 2/3), classes 1 and 2 are right; no false positive
     assert compute("cb", ["0", "x", "1", "2"], [0, 0, 1, 2]) == pytest.approx(
-        {"accuracy": 3 / 4, "macro_f1": (2 / 3 + 1 + 1) / 3})
+        {"accuracy": 3 / 4, "macro_f1": (2 / 3 + 1 + 1) / 3}
+    )
 
 
 @pytest.mark.parametrize("invalid_share", INVALID_SHARES)
@@ -274,8 +280,10 @@ def test_stsb_correlations_are_scipys_an_invalid_generation_the_value_minus_one(
         predicted = [float(t) for t in valid_or(texts, targets, "-1.0")]  # the authors' string_to_float default
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN
-            expected = {"pearson": scipy.stats.pearsonr(gold, predicted)[0],
-                        "spearman": scipy.stats.spearmanr(gold, predicted)[0]}
+            expected = {
+                "pearson": scipy.stats.pearsonr(gold, predicted)[0],
+                "spearman": scipy.stats.spearmanr(gold, predicted)[0],
+            }
         expected = {name: 0.0 if math.isnan(value) else value for name, value in expected.items()}  # as the authors
         assert module_scores(module, texts, labels) == pytest.approx(expected, abs=1e-5), (gold, texts)
 
@@ -294,8 +302,10 @@ def test_mrpc_f1_sets_an_invalid_generation_to_the_opposite_label(modules, inval
         # the authors' f1_score_with_invalid: an invalid prediction becomes the opposite of its gold label
         predicted = [int(t) if t != "bad" else 1 - g for t, g in zip(valid_or(texts, ("0", "1"), "bad"), labels)]
         correct = [t.strip() == str(g) for t, g in zip(texts, labels)]
-        expected = {"accuracy": sum(correct) / len(correct),
-                    "f1": sklearn.metrics.f1_score(labels, predicted, zero_division=0)}
+        expected = {
+            "accuracy": sum(correct) / len(correct),
+            "f1": sklearn.metrics.f1_score(labels, predicted, zero_division=0),
+        }
         assert module_scores(module, texts, labels) == pytest.approx(expected, abs=1e-6), (labels, texts)
 
 

@@ -5,12 +5,12 @@ import json
 
 import pytest
 import yaml
+from conftest import DEMO_MODEL, ROOT, in_process, one_line_error, run_cli
 
 from compacter_pl.architectures import build_t5, canonical_name, count_parameters, known_architectures, t5_config
 from compacter_pl.commands.params import main, parameter_report
 from compacter_pl.errors import UserError
 from compacter_pl.methods.paper import ALL_METHODS, PAPER_METHODS
-from conftest import DEMO_MODEL, ROOT, in_process, one_line_error, run_cli
 
 GLUE = ("rte", "cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli")
 SUPERGLUE = ("boolq", "cb", "copa", "multirc", "record", "wic")
@@ -22,7 +22,7 @@ def test_params_table_for_t5_base_gives_the_spec_counts_and_paper_percentages(ca
     assert table.splitlines()[0] == "t5-base: 222,903,552 parameters"
     for row in PAPER_METHODS:
         line = next(line for line in table.splitlines() if line.startswith(row.name + " "))
-        cells = line[len(row.name):].split()
+        cells = line[len(row.name) :].split()
         trainable = int(cells[0].replace(",", ""))
         assert abs(trainable - row.t5_base_params) <= row.tolerance, line
         assert cells[1] == cells[2] == f"{row.paper_percent:.3f}", line  # ours and the paper's, 3 decimals
@@ -34,7 +34,9 @@ def test_params_json_dtype_and_method_selection(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["total_parameters"] == 222_903_552
     assert [(m["key"], m["trainable"], m["checkpoint_bytes"]) for m in report["methods"]] == [
-        ("compacter", 161_728, 2 * 161_728), ("compacter++", 104_704, 2 * 104_704)]
+        ("compacter", 161_728, 2 * 161_728),
+        ("compacter++", 104_704, 2 * 104_704),
+    ]
 
 
 @pytest.mark.parametrize("name", ["t5-small", "t5-large", "google/flan-t5-base", "mt5-small"])
@@ -75,11 +77,19 @@ def test_params_through_cli_py():
 # --- architectures ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,total", [
-    ("t5-small", 60_506_624), ("t5-base", 222_903_552), ("t5-large", 737_668_096),
-    ("google/t5-v1_1-base", 247_577_856), ("flan-t5-small", 76_961_152), ("google/flan-t5-large", 783_150_080),
-    ("mt5-small", 300_176_768), ("google/mt5-base", 582_401_280),
-])
+@pytest.mark.parametrize(
+    "name,total",
+    [
+        ("t5-small", 60_506_624),
+        ("t5-base", 222_903_552),
+        ("t5-large", 737_668_096),
+        ("google/t5-v1_1-base", 247_577_856),
+        ("flan-t5-small", 76_961_152),
+        ("google/flan-t5-large", 783_150_080),
+        ("mt5-small", 300_176_768),
+        ("google/mt5-base", 582_401_280),
+    ],
+)
 def test_known_architectures_have_their_published_sizes(name, total):
     model = build_t5(name, device="meta")
     assert count_parameters(model) == total

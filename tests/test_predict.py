@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -13,16 +12,35 @@ def trained(tmp_path_factory):
     from conftest import run_cli
 
     root = tmp_path_factory.mktemp("predict")
-    result = run_cli("fit", "--config", str(ROOT / "configs/demo.yaml"), "--trainer.max_epochs", "3",
-                     "--trainer.default_root_dir", str(root), "--data.cache_dir", str(root / "cache"))
+    result = run_cli(
+        "fit",
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--trainer.max_epochs",
+        "3",
+        "--trainer.default_root_dir",
+        str(root),
+        "--data.cache_dir",
+        str(root / "cache"),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return root, re.search(r"best checkpoint: (\S+)", result.stdout).group(1)
 
 
 def predict(cli, trained, *extra):
     root, ckpt = trained
-    return cli("predict", "--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(root),
-               "--data.cache_dir", str(root / "cache"), "--ckpt_path", ckpt, *extra)
+    return cli(
+        "predict",
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--trainer.default_root_dir",
+        str(root),
+        "--data.cache_dir",
+        str(root / "cache"),
+        "--ckpt_path",
+        ckpt,
+        *extra,
+    )
 
 
 @pytest.mark.slow
@@ -38,12 +56,19 @@ def test_predict_a_split_writes_one_labelled_line_per_example(cli, trained, tmp_
 @pytest.mark.slow
 def test_predict_a_jsonl_file_skips_and_reports_bad_lines(cli, trained, tmp_path):
     inputs = tmp_path / "inputs.jsonl"
-    inputs.write_text("\n".join([
-        json.dumps({"sentence1": "The cat bought a garden.", "sentence2": "The cat did not buy a garden.", "idx": 7}),
-        "{not json",
-        json.dumps({"sentence1": "The team visited the museum."}),
-        json.dumps({"sentence1": "The team visited the museum.", "sentence2": "The team visited the museum."}),
-    ]) + "\n")
+    inputs.write_text(
+        "\n".join(
+            [
+                json.dumps(
+                    {"sentence1": "The cat bought a garden.", "sentence2": "The cat did not buy a garden.", "idx": 7}
+                ),
+                "{not json",
+                json.dumps({"sentence1": "The team visited the museum."}),
+                json.dumps({"sentence1": "The team visited the museum.", "sentence2": "The team visited the museum."}),
+            ]
+        )
+        + "\n"
+    )
     out = tmp_path / "out.jsonl"
     result = predict(cli, trained, "--data.predict_file", str(inputs), "--predictions.output", str(out))
     assert result.returncode == 0, result.stderr[-2000:]

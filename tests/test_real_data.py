@@ -62,8 +62,9 @@ def test_every_real_split_file_renders_encodes_and_scores_perfectly(name, glue_s
         check_sources(task, examples["source"])
         targets = examples["target"]
         distinct = sorted(set(targets))  # closed-set tasks have a handful: encode and decode each once
-        round_trip = dict(zip(distinct, tokenizer.batch_decode(tokenizer(distinct)["input_ids"],
-                                                               skip_special_tokens=True)))
+        round_trip = dict(
+            zip(distinct, tokenizer.batch_decode(tokenizer(distinct)["input_ids"], skip_special_tokens=True))
+        )
         decoded = [round_trip[target] for target in targets]
         assert decoded == targets  # the target string survives tokenization
         scores = perfect_scores(task, decoded, examples["label"], examples["group"], examples["answers"])
@@ -84,8 +85,15 @@ def test_data_module_builds_the_papers_splits_from_real_records(name, glue_sampl
         pytest.skip(f"the sample lacks {name} {', '.join(sorted(missing))} (see its README)")
     original = load_local_split(task, folder, task.test_split)
     held_out = 8  # the paper holds out 1,000; the sample's large-task training sets are smaller
-    module = TextToTextDataModule(task=name, tokenizer=str(DEMO_MODEL), data_dir=str(folder), train_size=24,
-                                  validation_size=held_out, cache_dir=str(tmp_path), batch_size=4)
+    module = TextToTextDataModule(
+        task=name,
+        tokenizer=str(DEMO_MODEL),
+        data_dir=str(folder),
+        train_size=24,
+        validation_size=held_out,
+        cache_dir=str(tmp_path),
+        batch_size=4,
+    )
     module.prepare_data()
     module.setup("fit")
     splits = module.splits
@@ -126,8 +134,13 @@ def test_fields_truncation_keeps_every_field_of_real_records_where_end_loses_som
     from compacter_pl.commands.truncation import truncation_report
 
     task = get_task(name)
-    module = TextToTextDataModule(task=name, tokenizer=str(DEMO_MODEL), data_dir=str(sample_folder(glue_sample, task)),
-                                  truncation="fields", cache_dir=str(tmp_path))
+    module = TextToTextDataModule(
+        task=name,
+        tokenizer=str(DEMO_MODEL),
+        data_dir=str(sample_folder(glue_sample, task)),
+        truncation="fields",
+        cache_dir=str(tmp_path),
+    )
     splits = truncation_report(module)["splits"]
     assert all(row["truncated"] > 0 and row["fields"]["lose_a_field"] == 0 for row in splits.values()), splits
     end_lost = {split: row["end"]["lost"] for split, row in splits.items()}

@@ -8,6 +8,7 @@ import io
 
 import pytest
 import torch
+from conftest import DEMO_DATA, DEMO_MODEL, ROOT
 from torch import nn
 
 from compacter_pl.adapter_bank import AdapterBank
@@ -18,7 +19,6 @@ from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import Compacter, Method, PromptTuning, register_method, registry, trainable_names
 from compacter_pl.methods.adapters import AdapterMethod
 from compacter_pl.methods.base import freeze
-from conftest import DEMO_DATA, DEMO_MODEL, ROOT
 
 # --- a user's own method: a class in the user's package (here, this module) and one registration ---------------
 
@@ -36,8 +36,9 @@ class OutputBias(Method):
     def apply(self, model) -> None:
         freeze(model)
         head = model.lm_head
-        head.bias = nn.Parameter(torch.full((head.out_features,), self.init, device=head.weight.device,
-                                            dtype=head.weight.dtype))
+        head.bias = nn.Parameter(
+            torch.full((head.out_features,), self.init, device=head.weight.device, dtype=head.weight.dtype)
+        )
 
 
 @pytest.fixture
@@ -50,19 +51,36 @@ def users_method():
 
 def fit_in_process(tmp_path, *args: str):
     """`cli.py fit --config configs/demo.yaml ARGS`, built and run in this process, two steps."""
-    cli = build_cli(["--config", str(ROOT / "configs/demo.yaml"), f"--data.data_dir={DEMO_DATA / 'rte'}",
-                     f"--data.cache_dir={tmp_path / 'cache'}", f"--model.model_name_or_path={DEMO_MODEL}",
-                     "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
-                     f"--trainer.logger.init_args.save_dir={tmp_path}", f"--trainer.default_root_dir={tmp_path}",
-                     "--trainer.enable_progress_bar=false", "--trainer.max_steps=2", "--trainer.limit_val_batches=1",
-                     "--trainer.val_check_interval=2", "--model.warmup_steps=0", *args], run=False)
+    cli = build_cli(
+        [
+            "--config",
+            str(ROOT / "configs/demo.yaml"),
+            f"--data.data_dir={DEMO_DATA / 'rte'}",
+            f"--data.cache_dir={tmp_path / 'cache'}",
+            f"--model.model_name_or_path={DEMO_MODEL}",
+            "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.max_steps=2",
+            "--trainer.limit_val_batches=1",
+            "--trainer.val_check_interval=2",
+            "--model.warmup_steps=0",
+            *args,
+        ],
+        run=False,
+    )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return cli
 
 
 def test_a_users_method_trains_exports_and_serves_from_an_adapter_bank(users_method, tmp_path):
-    cli = fit_in_process(tmp_path, "--model.method.class_path=test_registry.OutputBias",
-                         "--model.method.init_args.init=0.5", "--model.learning_rate=0.1")
+    cli = fit_in_process(
+        tmp_path,
+        "--model.method.class_path=test_registry.OutputBias",
+        "--model.method.init_args.init=0.5",
+        "--model.learning_rate=0.1",
+    )
     module = cli.model
     assert isinstance(module.method, OutputBias) and trainable_names(module.model) == {"lm_head.bias"}
     trained = module.model.lm_head.bias.detach().clone()
@@ -80,8 +98,10 @@ def test_a_users_method_trains_exports_and_serves_from_an_adapter_bank(users_met
     bank.add("mine", str(out))
     assert torch.equal(bank.models["mine"].lm_head.bias, trained)
     assert base.lm_head.bias is None, "the shared base is never changed"
-    texts = ["sentence1: The cat sold a garden. sentence2: The cat did not sell a garden.",
-             "sentence1: A doctor found the river. sentence2: A doctor found the river."]
+    texts = [
+        "sentence1: The cat sold a garden. sentence2: The cat did not sell a garden.",
+        "sentence1: A doctor found the river. sentence2: A doctor found the river.",
+    ]
     inputs = bank.tokenizer(texts, return_tensors="pt", padding=True)
     with torch.no_grad():
         expected = module.model.eval().generate(**inputs, max_new_tokens=bank.max_new_tokens, do_sample=False)
@@ -93,9 +113,19 @@ def test_a_users_method_trains_exports_and_serves_from_an_adapter_bank(users_met
     assert "\n" not in str(error.value) and "registered" in str(error.value)
 
 
-@pytest.mark.parametrize("class_path", ["os.system", "collections.OrderedDict", "compacter_pl.methods.Method",
-                                        "compacter_pl.methods.adapters.AdapterMethod", "test_registry.OutputBias",
-                                        "compacter_pl.methods.paper.MethodRow", "", None])
+@pytest.mark.parametrize(
+    "class_path",
+    [
+        "os.system",
+        "collections.OrderedDict",
+        "compacter_pl.methods.Method",
+        "compacter_pl.methods.adapters.AdapterMethod",
+        "test_registry.OutputBias",
+        "compacter_pl.methods.paper.MethodRow",
+        "",
+        None,
+    ],
+)
 def test_exports_name_only_registered_classes(class_path):
     with pytest.raises(UserError, match="unknown method") as error:
         method_from_config({"class_path": class_path, "init_args": {}})
@@ -123,8 +153,20 @@ def test_lookups_by_key_class_and_class_path(users_method):
     assert registry.is_method_class_path("compacter_pl.methods.compacter.Compacter")
     assert not registry.is_method_class_path("compacter_pl.methods.Method")
     keys = [e.key for e in registry.registered_methods()]
-    assert keys[:12] == ["full", "adapter", "pfeiffer", "adapterdrop", "adapter_lowrank", "prompt_random",
-                         "prompt_vocab", "intrinsic_said", "bitfit", "phm_adapter", "compacter", "compacter++"]
+    assert keys[:12] == [
+        "full",
+        "adapter",
+        "pfeiffer",
+        "adapterdrop",
+        "adapter_lowrank",
+        "prompt_random",
+        "prompt_vocab",
+        "intrinsic_said",
+        "bitfit",
+        "phm_adapter",
+        "compacter",
+        "compacter++",
+    ]
     assert keys[12:] == ["lora", "ln_only", "output_bias"]  # the others in registration order
     assert "test_registry.OutputBias" in registry.method_class_names() and "Compacter" in registry.method_class_names()
     with pytest.raises(UserError, match="unknown method key 'compactor'; did you mean 'compacter'"):
@@ -159,9 +201,12 @@ def test_resolving_a_name_or_class_path_for_a_config(users_method):
     assert registry.resolve_method_class("compacter_pl.methods.compacter.Compacter") is Compacter
     assert registry.resolve_method_class("OutputBias") is OutputBias  # a unique name of a user's class
     assert registry.resolve_method_class("test_registry.OutputBias") is OutputBias
-    for bad, fragment in [("compacter_pl.methods.CompacterPlusPlu", "did you mean 'CompacterPlusPlus'?"),
-                          ("compacter_pl.methods.Method", "known methods: Adapter, "),
-                          ("os.system", "test_registry.OutputBias"), ("no_such_module.Thing", "unknown method")]:
+    for bad, fragment in [
+        ("compacter_pl.methods.CompacterPlusPlu", "did you mean 'CompacterPlusPlus'?"),
+        ("compacter_pl.methods.Method", "known methods: Adapter, "),
+        ("os.system", "test_registry.OutputBias"),
+        ("no_such_module.Thing", "unknown method"),
+    ]:
         with pytest.raises(UserError) as error:
             registry.resolve_method_class(bad)
         assert fragment in str(error.value) and "\n" not in str(error.value)
@@ -184,17 +229,17 @@ def test_help_lists_the_registered_methods_and_no_abstract_base():
     offered = {path.strip() for path in listed.split(",")}
     # jsonargparse lists every imported concrete subclass (this module's OutputBias too); the package's are exactly
     # the registered ones, and no abstract base is among them
-    assert {p for p in offered if p.startswith("compacter_pl.")} == \
-        {f"compacter_pl.methods.{name}" for name in registry.method_class_names()}
+    assert {p for p in offered if p.startswith("compacter_pl.")} == {
+        f"compacter_pl.methods.{name}" for name in registry.method_class_names()
+    }
     assert not {"compacter_pl.methods.Method", "compacter_pl.methods.adapters.AdapterMethod"} & offered
 
 
-@pytest.mark.parametrize("class_path", ["compacter_pl.methods.Method", "compacter_pl.methods.adapters.AdapterMethod",
-                                        "AdapterMethod"])
+@pytest.mark.parametrize(
+    "class_path", ["compacter_pl.methods.Method", "compacter_pl.methods.adapters.AdapterMethod", "AdapterMethod"]
+)
 def test_picking_an_abstract_base_is_a_one_line_error(class_path):
-    code, _, err = run_main("fit", "--config", str(ROOT / "configs/demo.yaml"), "--model.method.class_path",
-                            class_path)
+    code, _, err = run_main("fit", "--config", str(ROOT / "configs/demo.yaml"), "--model.method.class_path", class_path)
     assert code == 2 and "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "is abstract" in errors[0], err
-

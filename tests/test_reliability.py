@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_demo
 from test_cli_errors import assert_one_line_error
 
@@ -58,8 +57,15 @@ def test_unwritable_log_directory_is_one_line(cli, tmp_path):
         locked.mkdir()
         locked.chmod(0o555)
         target = locked / "logs"
-    result = cli("fit", "--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(target),
-                 "--data.cache_dir", str(tmp_path / "cache"))
+    result = cli(
+        "fit",
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--trainer.default_root_dir",
+        str(target),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+    )
     assert_one_line_error(result, "cannot write", "--trainer.default_root_dir")
 
 

@@ -19,9 +19,19 @@ def record(task, method, size, seed, score=None, trainable=(100, 100), **metrics
     """A results line as the sweep writes it (test metrics; the score is their mean unless given)."""
     metrics = metrics or {"accuracy": score}
     test = {**metrics, "score": score if score is not None else sum(metrics.values()) / len(metrics)}
-    return {"run": f"{task}-{method}-n{size or 'full'}-s{seed}", "task": task, "method": method, "size": size,
-            "seed": seed, "val": {"score": 0.5}, "test": test, "trainable_params": trainable[0],
-            "total_params": trainable[1], "wall_time_s": 1.0, "log_dir": "runs/x"}
+    return {
+        "run": f"{task}-{method}-n{size or 'full'}-s{seed}",
+        "task": task,
+        "method": method,
+        "size": size,
+        "seed": seed,
+        "val": {"score": 0.5},
+        "test": test,
+        "trainable_params": trainable[0],
+        "total_params": trainable[1],
+        "wall_time_s": 1.0,
+        "log_dir": "runs/x",
+    }
 
 
 LOW_RESOURCE = [
@@ -37,8 +47,10 @@ LOW_RESOURCE = [
 ]
 FULL_DATA = [
     *(record("rte", "full", None, s, accuracy=v, trainable=(1000, 1000)) for s, v in enumerate([0.70, 0.74])),
-    *(record("mrpc", "full", None, s, accuracy=a, f1=f, trainable=(1000, 1000))
-      for s, (a, f) in enumerate([(0.86, 0.90), (0.88, 0.92)])),
+    *(
+        record("mrpc", "full", None, s, accuracy=a, f1=f, trainable=(1000, 1000))
+        for s, (a, f) in enumerate([(0.86, 0.90), (0.88, 0.92)])
+    ),
     record("rte", "cpp", None, 0, accuracy=0.75, trainable=(47, 100_000)),
     record("mrpc", "cpp", None, 0, accuracy=0.80, f1=0.84, trainable=(47, 100_000)),
 ]
@@ -87,7 +99,7 @@ def test_low_resource_numbers_equal_a_hand_computation(tmp_path):
 
     rows = list(csv.DictReader(written["csv"].open()))
     cell = csv_value(rows, table="figure4", method="cpp", size=100, task="rte")
-    assert float(cell["mean"]) == pytest.approx(71.0) and float(cell["std"]) == pytest.approx(3 ** 0.5)
+    assert float(cell["mean"]) == pytest.approx(71.0) and float(cell["std"]) == pytest.approx(3**0.5)
     assert cell["runs"] == "3" and cell["metric"] == "test/score"
     average = csv_value(rows, table="figure4", method="full", size=100, task="GLUE avg")
     assert float(average["mean"]) == pytest.approx(73.0) and float(average["std"]) == pytest.approx(3.0)
@@ -102,12 +114,18 @@ def test_full_data_runs_make_a_table_1(tmp_path):
     assert "| method | trainable | % | MRPC (accuracy/f1) | RTE (accuracy) | GLUE avg |" in markdown
     # the average counts every metric once (the paper's Table 1): seed 0 (70+86+90)/3 = 82, seed 1 (74+88+92)/3
     assert table_rows(markdown, "full")[0] == [
-        "full", "1,000", "100", "87.00 ± 1.41 / 91.00 ± 1.41", "72.00 ± 2.83", "83.33 ± 1.89"]
+        "full",
+        "1,000",
+        "100",
+        "87.00 ± 1.41 / 91.00 ± 1.41",
+        "72.00 ± 2.83",
+        "83.33 ± 1.89",
+    ]
     assert table_rows(markdown, "cpp")[0] == ["cpp", "47", "0.047", "80.00 / 84.00", "75.00", "79.67"]
     rows = list(csv.DictReader(written["csv"].open()))
     assert float(csv_value(rows, method="cpp", metric="trainable_percent")["mean"]) == pytest.approx(0.047)
     f1 = csv_value(rows, table="table1", method="full", task="mrpc", metric="test/f1")
-    assert float(f1["mean"]) == pytest.approx(91.0) and float(f1["std"]) == pytest.approx(2 ** 0.5)
+    assert float(f1["mean"]) == pytest.approx(91.0) and float(f1["std"]) == pytest.approx(2**0.5)
 
 
 def test_the_figure_is_a_valid_png(tmp_path):
@@ -131,8 +149,11 @@ def test_report_command_writes_markdown_csv_png_and_val_metric(tmp_path, capsys)
 
 
 def test_a_corrupt_line_is_reported_ignored_and_left_in_place(tmp_path, capsys):
-    path = write_results(tmp_path, LOW_RESOURCE, extra_lines=['{"run": "rte-full-n100-s9", "task": "rte", "me',
-                                                              "not json at all", '{"run": 1}'])
+    path = write_results(
+        tmp_path,
+        LOW_RESOURCE,
+        extra_lines=['{"run": "rte-full-n100-s9", "task": "rte", "me', "not json at all", '{"run": 1}'],
+    )
     before = path.read_bytes()
     main(["report", str(tmp_path)])
     captured = capsys.readouterr()
@@ -145,10 +166,13 @@ def test_a_corrupt_line_is_reported_ignored_and_left_in_place(tmp_path, capsys):
     assert "62.00 ± 2.00" in captured.out  # the valid lines still make the report
 
 
-@pytest.mark.parametrize("bad, message", [
-    (["--metric", "test/nope"], "no result has test/nope; the results have"),
-    (["--metric", "score"], "--metric must be val/<name> or test/<name>"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--metric", "test/nope"], "no result has test/nope; the results have"),
+        (["--metric", "score"], "--metric must be val/<name> or test/<name>"),
+    ],
+)
 def test_bad_report_arguments_are_one_line_errors(tmp_path, capsys, bad, message):
     write_results(tmp_path, LOW_RESOURCE)
     with pytest.raises(SystemExit) as exit_info:

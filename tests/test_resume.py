@@ -5,16 +5,23 @@ import signal
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from conftest import ROOT
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 COMMON = ["--config", str(ROOT / "configs/demo.yaml"), "--trainer.max_epochs", "2"]  # the shipped checkpoints
 
 
 def fit(cli, root, *extra, env=None):
-    return cli("fit", *COMMON, "--trainer.default_root_dir", str(root), "--data.cache_dir",
-               str(root.parent / "cache"), *extra, env=env)
+    return cli(
+        "fit",
+        *COMMON,
+        "--trainer.default_root_dir",
+        str(root),
+        "--data.cache_dir",
+        str(root.parent / "cache"),
+        *extra,
+        env=env,
+    )
 
 
 def final_scores(run_dir) -> list[float]:
@@ -23,14 +30,23 @@ def final_scores(run_dir) -> list[float]:
 
 @pytest.mark.slow
 @pytest.mark.faults
-@pytest.mark.parametrize(("interval", "saved_at"), [([], 19), (["--last_checkpoint.every_n_train_steps", "9"], 27)],
-                         ids=["shipped-settings", "mid-epoch-interval"])
+@pytest.mark.parametrize(
+    ("interval", "saved_at"),
+    [([], 19), (["--last_checkpoint.every_n_train_steps", "9"], 27)],
+    ids=["shipped-settings", "mid-epoch-interval"],
+)
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_path, interval, saved_at):
     straight = fit(cli, tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr[-2000:]
 
-    killed = fit(cli, tmp_path / "killed", *interval, "--trainer.callbacks+=fault_injection.KillAt",
-                 "--trainer.callbacks.step=27", env={"PYTHONPATH": str(ROOT / "tests")})
+    killed = fit(
+        cli,
+        tmp_path / "killed",
+        *interval,
+        "--trainer.callbacks+=fault_injection.KillAt",
+        "--trainer.callbacks.step=27",
+        env={"PYTHONPATH": str(ROOT / "tests")},
+    )
     assert killed.returncode == -signal.SIGKILL  # a real SIGKILL, in the middle of the second epoch
     partial = torch.load(tmp_path / "killed/lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
     assert partial["global_step"] == saved_at  # the first epoch's end (shipped settings), or the last interval
@@ -45,8 +61,10 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_pat
     assert expected["global_step"] == actual["global_step"] == 38
     assert expected["state_dict"].keys() == actual["state_dict"].keys()
     assert all(torch.equal(expected["state_dict"][k], actual["state_dict"][k]) for k in expected["state_dict"])
-    assert final_scores(tmp_path / "straight/lightning_logs/version_0")[-1] == \
-        final_scores(tmp_path / "killed/lightning_logs/version_0")[-1]
+    assert (
+        final_scores(tmp_path / "straight/lightning_logs/version_0")[-1]
+        == final_scores(tmp_path / "killed/lightning_logs/version_0")[-1]
+    )
 
 
 def test_ckpt_path_last_without_any_run_is_one_line(cli, tmp_path):
@@ -58,8 +76,15 @@ def test_ckpt_path_last_without_any_run_is_one_line(cli, tmp_path):
 @pytest.mark.slow
 def test_last_checkpoint_is_the_end_of_the_run_whatever_the_best_score(cli, tmp_path):
     """The shipped demo config as the README runs it: last.ckpt is where the run stopped, not the best epoch."""
-    result = cli("fit", "--config", str(ROOT / "configs/demo.yaml"), "--trainer.default_root_dir", str(tmp_path),
-                 "--data.cache_dir", str(tmp_path / "cache"))
+    result = cli(
+        "fit",
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     checkpoints = tmp_path / "lightning_logs/version_0/checkpoints"
     last = torch.load(checkpoints / "last.ckpt", weights_only=True)

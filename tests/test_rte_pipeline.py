@@ -1,16 +1,17 @@
 """The RTE data path on the demo data: the paper's split, the text-to-text rendering, caching."""
 
 import datasets
+from conftest import DEMO_DATA, DEMO_MODEL
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.splits import split_validation_in_half
 from compacter_pl.tasks import get_task
-from conftest import DEMO_DATA, DEMO_MODEL
 
 
 def make_datamodule(tmp_path, **kwargs) -> TextToTextDataModule:
-    args = dict(task="rte", tokenizer=str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), cache_dir=str(tmp_path),
-                batch_size=8)
+    args = dict(
+        task="rte", tokenizer=str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), cache_dir=str(tmp_path), batch_size=8
+    )
     return TextToTextDataModule(**{**args, **kwargs})
 
 

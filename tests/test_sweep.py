@@ -13,13 +13,13 @@ import time
 import matplotlib.image
 import pytest
 import yaml
+from conftest import DURATION, ROOT, in_process, one_line_error
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from compacter_pl.sweep.grid import load_sweep, shard_of
 from compacter_pl.sweep.report import write_report
 from compacter_pl.sweep.results import read_results
 from compacter_pl.sweep.runner import duration, resolved_configs
-from conftest import DURATION, ROOT, in_process, one_line_error
 
 DEMO_SWEEP = ROOT / "configs" / "sweeps" / "demo.yaml"
 SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
@@ -56,11 +56,19 @@ def test_every_shipped_sweep_validates_and_parses(path):
 def test_the_low_resource_sweep_is_the_papers_figure_4_grid():
     sweep = load_sweep(ROOT / "configs" / "sweeps" / "low_resource.yaml")
     assert list(sweep.tasks) == ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"]
-    assert {n: o["trainer.max_epochs"] for n, o in sweep.sizes.items()} == {100: 1000, 500: 200, 1000: 100,
-                                                                          2000: 50, 4000: 25}
+    assert {n: o["trainer.max_epochs"] for n, o in sweep.sizes.items()} == {
+        100: 1000,
+        500: 200,
+        1000: 100,
+        2000: 50,
+        4000: 25,
+    }
     assert sweep.seeds == (0, 1, 2, 3, 4)
-    assert sweep.overrides == {"data.batch_size": 40, "trainer.val_check_interval": 250,
-                               "trainer.check_val_every_n_epoch": None}
+    assert sweep.overrides == {
+        "data.batch_size": 40,
+        "trainer.val_check_interval": 250,
+        "trainer.check_val_every_n_epoch": None,
+    }
     rates = {name: m.overrides["model.learning_rate"] for name, m in sweep.methods.items()}
     assert rates == {"t5-finetune": 3e-4, "compacter++": 3e-3}
     assert sweep.methods["compacter++"].class_path.endswith("CompacterPlusPlus")
@@ -70,11 +78,21 @@ def test_the_low_resource_sweep_is_the_papers_figure_4_grid():
 def test_runs_carry_their_coordinates_and_overrides(tmp_path):
     sweep = load_sweep(DEMO_SWEEP, out_dir=tmp_path)
     runs = sweep.runs()
-    assert [r.name for r in runs[:4]] == ["rte-t5-finetune-n100-s0", "rte-compacter++-n100-s0",
-                                          "rte-t5-finetune-n600-s0", "rte-compacter++-n600-s0"]
+    assert [r.name for r in runs[:4]] == [
+        "rte-t5-finetune-n100-s0",
+        "rte-compacter++-n100-s0",
+        "rte-t5-finetune-n600-s0",
+        "rte-compacter++-n600-s0",
+    ]
     args = runs[1].args()
-    for expected in ("--data.task=rte", "--data.train_size=100", "--seed_everything=0",
-                     "--model.learning_rate=0.03", "--trainer.max_epochs=10", "--model.method=null"):
+    for expected in (
+        "--data.task=rte",
+        "--data.train_size=100",
+        "--seed_everything=0",
+        "--model.learning_rate=0.03",
+        "--trainer.max_epochs=10",
+        "--model.method=null",
+    ):
         assert expected in args, args
     assert json.loads(args[args.index("--model.method=null") + 1].split("=", 1)[1])["init_args"]["bottleneck"] == 8
 
@@ -90,8 +108,9 @@ def test_shards_are_disjoint_and_cover_the_grid():
 
 
 def test_dry_run_lists_the_runs_of_a_shard(tmp_path, capsys):
-    code, out, _ = sweep_in_process(capsys, "--config", str(DEMO_SWEEP), "--out", str(tmp_path), "--dry_run",
-                                    "--shard", "1/3")
+    code, out, _ = sweep_in_process(
+        capsys, "--config", str(DEMO_SWEEP), "--out", str(tmp_path), "--dry_run", "--shard", "1/3"
+    )
     assert code == 0
     expected = [run.describe() for run in shard_of(load_sweep(DEMO_SWEEP).runs(), (1, 3))]
     listed = re.findall(r"^\[\d/(\d)\] (rte \S+ n=\d+ seed=\d) \(to run\)", out, re.M)
@@ -99,8 +118,18 @@ def test_dry_run_lists_the_runs_of_a_shard(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
-@pytest.mark.parametrize("seconds, text", [(0.04, "0.0s"), (55.54, "55.5s"), (63.2, "1m03s"), (3599.4, "59m59s"),
-                                           (3600, "1h00m"), (7530, "2h05m"), (90061, "25h01m")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (0.04, "0.0s"),
+        (55.54, "55.5s"),
+        (63.2, "1m03s"),
+        (3599.4, "59m59s"),
+        (3600, "1h00m"),
+        (7530, "2h05m"),
+        (90061, "25h01m"),
+    ],
+)
 def test_durations_read_as_seconds_minutes_or_hours(seconds, text):
     assert duration(seconds) == text
     assert re.fullmatch(DURATION, text)  # the pattern the output checks use
@@ -109,25 +138,36 @@ def test_durations_read_as_seconds_minutes_or_hours(seconds, text):
 # --- bad input -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change, fragments", [
-    ({"seed": [0]}, ["unknown key 'seed'", "did you mean 'seeds'?"]),
-    ({"tasks": ["rte", "rtee"]}, ["unknown task 'rtee'", "did you mean 'rte'?"]),
-    ({"methods": {"cpp": {"class_path": "compacter_pl.methods.CompacterPlusPlu"}}},
-     ["unknown method 'compacter_pl.methods.CompacterPlusPlu'", "did you mean 'CompacterPlusPlus'?"]),
-    ({"methods": {"cpp": {"class_path": "compacter_pl.methods.FullFineTuning", "init_arg": {}}}},
-     ["methods: unknown key 'init_arg' in {'class_path'", "did you mean 'init_args'?"]),
-    ({"methods": {"cpp": {"class_path": "CompacterPlusPlus", "init_args": {"bottlenek": 8}}}},
-     ["does not parse (check methods.cpp)", "unknown key 'bottlenek'", "did you mean 'bottleneck'?"]),
-    ({"sizes": {100: {"trainer.max_epoch": 3}}}, ["does not parse (check sizes.100)", "trainer.max_epoch"]),
-    ({"exclude": [{"task": "rte", "sise": 100}]}, ["exclude: unknown key 'sise'", "did you mean 'size'?"]),
-    ({"seeds": [0, "one"]}, ["seeds:", "NonNegativeInt", "'one'"]),
-    ({"tasks": 5}, ["tasks: expected one of list[str]", "got 5"]),
-    ({"keep_checkpoints": "bst"}, ["keep_checkpoints: expected one of all, best, none", "did you mean 'best'?"]),
-    ({"overrides": {"data.train_size": 5}}, ["cannot set data.train_size: the sweep sets it from sizes"]),
-    ({"exclude": [{"task": "rte", "size": 200}]}, ["exclude[0].size 200 is not in the sweep's sizes"]),
-    ({"sizes": {100: None, 1000: None}},
-     ["size 1000 is larger than the training split of rte (600 examples)", "exclude"]),
-])
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        ({"seed": [0]}, ["unknown key 'seed'", "did you mean 'seeds'?"]),
+        ({"tasks": ["rte", "rtee"]}, ["unknown task 'rtee'", "did you mean 'rte'?"]),
+        (
+            {"methods": {"cpp": {"class_path": "compacter_pl.methods.CompacterPlusPlu"}}},
+            ["unknown method 'compacter_pl.methods.CompacterPlusPlu'", "did you mean 'CompacterPlusPlus'?"],
+        ),
+        (
+            {"methods": {"cpp": {"class_path": "compacter_pl.methods.FullFineTuning", "init_arg": {}}}},
+            ["methods: unknown key 'init_arg' in {'class_path'", "did you mean 'init_args'?"],
+        ),
+        (
+            {"methods": {"cpp": {"class_path": "CompacterPlusPlus", "init_args": {"bottlenek": 8}}}},
+            ["does not parse (check methods.cpp)", "unknown key 'bottlenek'", "did you mean 'bottleneck'?"],
+        ),
+        ({"sizes": {100: {"trainer.max_epoch": 3}}}, ["does not parse (check sizes.100)", "trainer.max_epoch"]),
+        ({"exclude": [{"task": "rte", "sise": 100}]}, ["exclude: unknown key 'sise'", "did you mean 'size'?"]),
+        ({"seeds": [0, "one"]}, ["seeds:", "NonNegativeInt", "'one'"]),
+        ({"tasks": 5}, ["tasks: expected one of list[str]", "got 5"]),
+        ({"keep_checkpoints": "bst"}, ["keep_checkpoints: expected one of all, best, none", "did you mean 'best'?"]),
+        ({"overrides": {"data.train_size": 5}}, ["cannot set data.train_size: the sweep sets it from sizes"]),
+        ({"exclude": [{"task": "rte", "size": 200}]}, ["exclude[0].size 200 is not in the sweep's sizes"]),
+        (
+            {"sizes": {100: None, 1000: None}},
+            ["size 1000 is larger than the training split of rte (600 examples)", "exclude"],
+        ),
+    ],
+)
 def test_bad_sweep_files_are_one_line_errors(tmp_path, capsys, change, fragments):
     path = write_sweep(tmp_path, **change)
     code, _, err = sweep_in_process(capsys, "--config", str(path))
@@ -156,8 +196,16 @@ def test_a_finished_run_with_other_settings_is_an_error(tmp_path, capsys):
     path = write_sweep(tmp_path)
     results = tmp_path / "out" / "results.jsonl"
     results.parent.mkdir()
-    line = {"run": "rte-t5-finetune-n100-s0", "task": "rte", "method": "t5-finetune", "size": 100, "seed": 0,
-            "val": {"score": 1.0}, "test": {"score": 1.0}, "fingerprint": "made-with-another-learning-rate"}
+    line = {
+        "run": "rte-t5-finetune-n100-s0",
+        "task": "rte",
+        "method": "t5-finetune",
+        "size": 100,
+        "seed": 0,
+        "val": {"score": 1.0},
+        "test": {"score": 1.0},
+        "fingerprint": "made-with-another-learning-rate",
+    }
     results.write_text(json.dumps(line) + "\n")
     code, _, err = sweep_in_process(capsys, "--config", str(path), "--dry_run")
     one_line_error(code, err, "holds run rte-t5-finetune-n100-s0 made with other settings", "--out")
@@ -168,8 +216,12 @@ def test_a_finished_run_with_other_settings_is_an_error(tmp_path, capsys):
 
 def small_sweep(tmp_path, methods=("t5-finetune", "compacter++"), seeds=(0, 1)):
     demo = yaml.safe_load(DEMO_SWEEP.read_text())
-    return write_sweep(tmp_path, methods={m: demo["methods"][m] for m in methods}, seeds=list(seeds),
-                       sizes={40: {"trainer.max_epochs": 1}})
+    return write_sweep(
+        tmp_path,
+        methods={m: demo["methods"][m] for m in methods},
+        seeds=list(seeds),
+        sizes={40: {"trainer.max_epochs": 1}},
+    )
 
 
 def sweep_command(path, *args):
@@ -183,8 +235,12 @@ def test_demo_sweep_end_to_end(tmp_path, cli):
     out = tmp_path / "out"
     result = cli("sweep", "--config", str(path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    lines = re.findall(rf"^\[(\d)/2\] rte (\S+) n=40 seed=0: done in {DURATION}, test score [\d.]+ "
-                       rf"\(elapsed {DURATION}, ~{DURATION} left\)$", result.stdout, re.M)
+    lines = re.findall(
+        rf"^\[(\d)/2\] rte (\S+) n=40 seed=0: done in {DURATION}, test score [\d.]+ "
+        rf"\(elapsed {DURATION}, ~{DURATION} left\)$",
+        result.stdout,
+        re.M,
+    )
     assert lines == [("1", "t5-finetune"), ("2", "compacter++")], result.stdout
 
     records = read_results(out / "results.jsonl").records

@@ -44,17 +44,48 @@ TEMPLATES = {
     "rte": ({"sentence1": "P.", "sentence2": "H.", "label": 0, "idx": 0}, "sentence1: P. sentence2: H.", "0"),
     "boolq": ({"question": "is it", "passage": "It is.", "idx": 0, "label": 1}, "question: is it passage: It is.", "1"),
     "cb": ({"premise": "P.", "hypothesis": "H.", "idx": 0, "label": 2}, "premise: P. hypothesis: H.", "2"),
-    "copa": ({"premise": "It rained.", "choice1": "Wet.", "choice2": "Dry.", "question": "effect", "idx": 0,
-              "label": 0}, "premise: It rained. choice1: Wet. choice2: Dry. question: effect", "0"),
-    "wic": ({"word": "bank", "sentence1": "A bank.", "sentence2": "The bank.", "start1": 2, "start2": 4, "end1": 6,
-             "end2": 8, "idx": 0, "label": 1}, "sentence1: A bank. sentence2: The bank. word: bank", "1"),
-    "multirc": ({"paragraph": "<b>Sent 1: </b>Tom ran.<br><b>Sent 2: </b>He won.<br>", "question": "Who ran?",
-                 "answer": "Tom", "idx": {"paragraph": 3, "question": 17, "answer": 40}, "label": 1},
-                "question: Who ran? answer: Tom paragraph: Tom ran. He won.", "1"),
-    "record": ({"passage": "Tom won the race.\n@highlight\nTom wins\n@highlight\nA great day!",
-                "query": "@placeholder won.", "entities": ["Tom", "race", "Tom"], "answers": ["Tom"],
-                "idx": {"passage": 0, "query": 0}},
-               "query: @placeholder won. entities: Tom, race passage: Tom won the race. Tom wins. A great day!", "Tom"),
+    "copa": (
+        {"premise": "It rained.", "choice1": "Wet.", "choice2": "Dry.", "question": "effect", "idx": 0, "label": 0},
+        "premise: It rained. choice1: Wet. choice2: Dry. question: effect",
+        "0",
+    ),
+    "wic": (
+        {
+            "word": "bank",
+            "sentence1": "A bank.",
+            "sentence2": "The bank.",
+            "start1": 2,
+            "start2": 4,
+            "end1": 6,
+            "end2": 8,
+            "idx": 0,
+            "label": 1,
+        },
+        "sentence1: A bank. sentence2: The bank. word: bank",
+        "1",
+    ),
+    "multirc": (
+        {
+            "paragraph": "<b>Sent 1: </b>Tom ran.<br><b>Sent 2: </b>He won.<br>",
+            "question": "Who ran?",
+            "answer": "Tom",
+            "idx": {"paragraph": 3, "question": 17, "answer": 40},
+            "label": 1,
+        },
+        "question: Who ran? answer: Tom paragraph: Tom ran. He won.",
+        "1",
+    ),
+    "record": (
+        {
+            "passage": "Tom won the race.\n@highlight\nTom wins\n@highlight\nA great day!",
+            "query": "@placeholder won.",
+            "entities": ["Tom", "race", "Tom"],
+            "answers": ["Tom"],
+            "idx": {"passage": 0, "query": 0},
+        },
+        "query: @placeholder won. entities: Tom, race passage: Tom won the race. Tom wins. A great day!",
+        "Tom",
+    ),
 }
 
 
@@ -82,7 +113,7 @@ def test_rendering_gives_the_character_span_of_every_value(name):
     position = 0
     for field, (start, end) in zip(task.input_fields, spans):
         prefix = f"{field}: "
-        assert source[start - len(prefix):start] == prefix and start - len(prefix) == position
+        assert source[start - len(prefix) : start] == prefix and start - len(prefix) == position
         assert source[start:end] == task.field_formats.get(field, plain_text)(record[field])
         position = end + 1  # the joining space
 
@@ -91,6 +122,7 @@ def test_an_empty_value_has_an_empty_span_between_the_prefixes():
     source, spans = get_task("rte").rendered({"sentence1": " ", "sentence2": "H."})
     assert source == "sentence1:  sentence2: H."
     assert spans == ((11, 11), (23, 25))
+
 
 def test_targets_are_class_ids_as_strings():
     for name, task in TASKS.items():
@@ -105,9 +137,23 @@ def test_targets_are_class_ids_as_strings():
     assert get_task("mnli").label_names == ("entailment", "neutral", "contradiction")
 
 
-@pytest.mark.parametrize("score,target", [(0.0, "0.0"), (0.083, "0.0"), (0.25, "0.2"), (0.636, "0.6"), (3.8, "3.8"),
-                                          (4.75, "4.8"), (4.95, "5.0"), (5.0, "5.0"), (2, "2.0"),
-                                          (0.5, "0.4"), (0.7, "0.8"), (4.9, "4.8")])  # ties go to the even fifth
+@pytest.mark.parametrize(
+    "score,target",
+    [
+        (0.0, "0.0"),
+        (0.083, "0.0"),
+        (0.25, "0.2"),
+        (0.636, "0.6"),
+        (3.8, "3.8"),
+        (4.75, "4.8"),
+        (4.95, "5.0"),
+        (5.0, "5.0"),
+        (2, "2.0"),
+        (0.5, "0.4"),
+        (0.7, "0.8"),
+        (4.9, "4.8"),
+    ],
+)  # ties go to the even fifth
 def test_stsb_score_rounds_to_the_nearest_fifth_with_one_decimal(score, target):
     (example,) = get_task("stsb").examples({"sentence1": "a", "sentence2": "b", "label": score}, training=True)
     assert example.target == target
@@ -119,8 +165,20 @@ def test_stsb_has_one_class_per_fifth_from_0_to_5():
     assert task.ordinal and not get_task("rte").ordinal
 
 
-@pytest.mark.parametrize("name,label", [("rte", 2), ("rte", -1), ("cb", 3), ("cola", 1.5), ("boolq", True),
-                                        ("mnli", None), ("stsb", 5.3), ("stsb", -0.4), ("stsb", "high")])
+@pytest.mark.parametrize(
+    "name,label",
+    [
+        ("rte", 2),
+        ("rte", -1),
+        ("cb", 3),
+        ("cola", 1.5),
+        ("boolq", True),
+        ("mnli", None),
+        ("stsb", 5.3),
+        ("stsb", -0.4),
+        ("stsb", "high"),
+    ],
+)
 def test_a_label_outside_the_classes_is_a_value_error_naming_it(name, label):
     record = dict(TEMPLATES[name][0], label=label)
     with pytest.raises(ValueError, match="label"):
@@ -167,8 +225,10 @@ def test_record_without_gold_answers_is_a_value_error():
 
 
 def test_record_passage_highlights_become_sentences():
-    assert passage_with_highlights("Body text.\n@highlight\nFirst one\n@highlight\nIt's over!") == \
-        "Body text. First one. It's over!"
+    assert (
+        passage_with_highlights("Body text.\n@highlight\nFirst one\n@highlight\nIt's over!")
+        == "Body text. First one. It's over!"
+    )
     hub_style = "Body text.\n- First one\n- Second one"  # the Hub's parquet writes highlights as "- " lines
     assert passage_with_highlights(hub_style) == "Body text. - First one - Second one"
 
@@ -216,9 +276,15 @@ def test_every_task_names_metrics_that_fit_its_targets():
             assert set(task.metrics) == {"exact_match", "token_f1"}
         elif {"f1", "matthews"} & set(task.metrics):
             assert len(task.targets) == 2, name
-    expected = {"cola": ("matthews",), "mrpc": ("accuracy", "f1"), "qqp": ("accuracy", "f1"),
-                "stsb": ("pearson", "spearman"), "cb": ("accuracy", "macro_f1"),
-                "multirc": ("f1", "question_exact_match"), "record": ("exact_match", "token_f1")}
+    expected = {
+        "cola": ("matthews",),
+        "mrpc": ("accuracy", "f1"),
+        "qqp": ("accuracy", "f1"),
+        "stsb": ("pearson", "spearman"),
+        "cb": ("accuracy", "macro_f1"),
+        "multirc": ("f1", "question_exact_match"),
+        "record": ("exact_match", "token_f1"),
+    }
     for name, task in TASKS.items():
         assert task.metrics == expected.get(name, ("accuracy",)), name
 
@@ -288,8 +354,10 @@ def test_hub_splits_are_loaded_from_the_pinned_revision(monkeypatch, name, split
     monkeypatch.setattr(sources.datasets, "load_dataset", fake_load_dataset)
     sources.load_split(task, split, data_dir=None, revision=None)
     sources.load_split(task, split, data_dir=None, revision="main")
-    assert calls == [(task.hub_path, task.hub_config, split, task.dataset.revision),
-                     (task.hub_path, task.hub_config, split, "main")]
+    assert calls == [
+        (task.hub_path, task.hub_config, split, task.dataset.revision),
+        (task.hub_path, task.hub_config, split, "main"),
+    ]
     assert task.hub_path in ("nyu-mll/glue", "aps/super_glue")
 
 

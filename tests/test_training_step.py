@@ -1,12 +1,12 @@
 """One optimizer step of the LightningModule lowers the loss on a fixed batch."""
 
 import torch
+from conftest import DEMO_MODEL
 
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.module import TextToTextModule
 from compacter_pl.steps import linear_warmup_then_decay
-from conftest import DEMO_MODEL
 
 
 def test_one_step_lowers_the_loss_on_a_fixed_batch():
@@ -16,8 +16,16 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch():
     tokenizer = load_tokenizer(str(DEMO_MODEL))
     rows = []
     for source, target in [("sentence1: a b. sentence2: a b.", "0"), ("sentence1: a b. sentence2: not b.", "1")]:
-        rows.append({"input_ids": tokenizer(source)["input_ids"], "labels": tokenizer(target)["input_ids"],
-                     "label": int(target), "group": -1, "answers": [], "id": 0})
+        rows.append(
+            {
+                "input_ids": tokenizer(source)["input_ids"],
+                "labels": tokenizer(target)["input_ids"],
+                "label": int(target),
+                "group": -1,
+                "answers": [],
+                "id": 0,
+            }
+        )
     batch = TextToTextCollator(tokenizer.pad_token_id)(rows)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-2)

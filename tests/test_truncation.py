@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_DATA, DEMO_MODEL, run_cli
 
 from compacter_pl.cli import main
 from compacter_pl.data import TextToTextDataModule
@@ -18,8 +19,6 @@ from compacter_pl.data.truncation import cut_sources, source_ids, value_of_token
 from compacter_pl.errors import UserError
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import get_task
-
-from conftest import DEMO_DATA, DEMO_MODEL, run_cli
 
 EOS = 1  # the demo tokenizer's </s>
 
@@ -97,6 +96,7 @@ def test_a_token_straddling_a_prefix_is_never_cut():
     # ": x" holds the colon: template; " x" only a space besides the value: the value's; EOS: special
     assert value_of_tokens(source, spans, offsets, special) == [None, None, 0, 0, 0, None, None, None]
 
+
 def rte_sources(*pairs):
     task = get_task("rte")
     rendered = [task.rendered({"sentence1": a, "sentence2": b}) for a, b in pairs]
@@ -144,8 +144,11 @@ def test_a_source_that_fits_is_tokenized_exactly_as_in_end_mode(tokenizer):
     sources, spans = rte_sources((SHORT, SHORT), ("A dog ran.", "It rained."), (LONG, SHORT))
     whole = tokenizer(sources)["input_ids"]
     length = max(len(ids) for ids in whole)  # every source fits
-    assert source_ids(tokenizer, sources, spans, length, "fields") == whole == \
-        source_ids(tokenizer, sources, spans, length, "end")
+    assert (
+        source_ids(tokenizer, sources, spans, length, "fields")
+        == whole
+        == source_ids(tokenizer, sources, spans, length, "end")
+    )
     cuts = cut_sources(tokenizer, sources, spans, length, "fields")
     assert [cut.truncated for cut in cuts] == [False] * 3 and all(c.kept == c.value_tokens for c in cuts)
 
@@ -167,8 +170,9 @@ def test_fields_mode_on_the_demo_splits_keeps_every_field(tmp_path, tokenizer):
     for split in SPLITS:
         examples = render(task, raw[split], split == "train", split)[:]
         whole = tokenizer(examples["source"])["input_ids"]
-        for source, spans, full, kept, ended in zip(examples["source"], examples["spans"], whole, fields[split],
-                                                    end[split]):
+        for source, spans, full, kept, ended in zip(
+            examples["source"], examples["spans"], whole, fields[split], end[split]
+        ):
             if len(full) <= 48:
                 assert kept == full == ended
             else:
@@ -231,12 +235,22 @@ def hand_made(tmp_path_factory) -> Path:
     not. Train: 3 short, 2 with a long premise (end mode loses the hypothesis), 1 with a long hypothesis (end
     mode keeps part of it). Validation: 4 with a long premise, halved into validation and test (2 each)."""
     root = tmp_path_factory.mktemp("hand_made")
-    pairs = [(SHORT, "A dog ran."), ("It rained.", "It was wet."), ("A man sang.", "He sang."),
-             (LONG, "A man painted."), (LONG, "Paris."), ("He painted.", LONG)]
-    write_jsonl(root / "train.jsonl", [{"sentence1": a, "sentence2": b, "label": i % 2, "idx": i}
-                                       for i, (a, b) in enumerate(pairs)])
-    write_jsonl(root / "validation.jsonl", [{"sentence1": LONG, "sentence2": f"Case {i}.", "label": i % 2, "idx": i}
-                                            for i in range(4)])
+    pairs = [
+        (SHORT, "A dog ran."),
+        ("It rained.", "It was wet."),
+        ("A man sang.", "He sang."),
+        (LONG, "A man painted."),
+        (LONG, "Paris."),
+        ("He painted.", LONG),
+    ]
+    write_jsonl(
+        root / "train.jsonl",
+        [{"sentence1": a, "sentence2": b, "label": i % 2, "idx": i} for i, (a, b) in enumerate(pairs)],
+    )
+    write_jsonl(
+        root / "validation.jsonl",
+        [{"sentence1": LONG, "sentence2": f"Case {i}.", "label": i % 2, "idx": i} for i in range(4)],
+    )
     return root
 
 
@@ -258,16 +272,20 @@ def test_the_command_counts_what_each_mode_cuts_and_loses(capsys, hand_made):
     out = truncation_cli(capsys, "--data.data_dir", str(hand_made), "--data.max_source_length", "64")
     assert "rte" in out and "max_source_length 64" in out and "tiny-t5" in out
     # split: examples, truncated (both modes), end mode: lose a field, fields mode: lose a field
-    assert table_rows(out) == {"train": ["6", "3", "2 (sentence2 2)", "0"],
-                               "validation": ["2", "2", "2 (sentence2 2)", "0"],
-                               "test": ["2", "2", "2 (sentence2 2)", "0"]}
+    assert table_rows(out) == {
+        "train": ["6", "3", "2 (sentence2 2)", "0"],
+        "validation": ["2", "2", "2 (sentence2 2)", "0"],
+        "test": ["2", "2", "2 (sentence2 2)", "0"],
+    }
 
 
 def test_the_command_reports_where_fields_mode_falls_back_to_the_end(capsys, hand_made):
     out = truncation_cli(capsys, "--data.data_dir", str(hand_made), "--data.max_source_length", "9")
-    assert table_rows(out) == {"train": ["6", "6", "6 (sentence2 6)", "6 (sentence2 6)"],
-                               "validation": ["2", "2", "2 (sentence2 2)", "2 (sentence2 2)"],
-                               "test": ["2", "2", "2 (sentence2 2)", "2 (sentence2 2)"]}
+    assert table_rows(out) == {
+        "train": ["6", "6", "6 (sentence2 6)", "6 (sentence2 6)"],
+        "validation": ["2", "2", "2 (sentence2 2)", "2 (sentence2 2)"],
+        "test": ["2", "2", "2 (sentence2 2)", "2 (sentence2 2)"],
+    }
     assert re.search(r"fields mode cut 10 examples at the end", out), out
 
 
@@ -289,8 +307,17 @@ def test_a_typo_in_the_command_is_one_error_line(capsys):
 
 @pytest.mark.slow
 def test_the_command_runs_from_the_shell(hand_made):
-    result = run_cli("truncation", "--data.task", "rte", "--data.data_dir", str(hand_made),
-                     "--data.tokenizer", str(DEMO_MODEL), "--data.max_source_length", "64")
+    result = run_cli(
+        "truncation",
+        "--data.task",
+        "rte",
+        "--data.data_dir",
+        str(hand_made),
+        "--data.tokenizer",
+        str(DEMO_MODEL),
+        "--data.max_source_length",
+        "64",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert table_rows(result.stdout)["train"] == ["6", "3", "2 (sentence2 2)", "0"]
     help_text = run_cli("truncation", "--help").stdout

@@ -15,5 +15,15 @@ from compacter_pl.bench.padding import padding_report, real_token_fraction
 from compacter_pl.bench.rows import BENCH_ROWS, FLOOR, TABLE3_SETTINGS, bench_row, build_method
 from compacter_pl.bench.runner import format_report, run_bench
 
-__all__ = ["BENCH_ROWS", "BenchOptions", "FLOOR", "TABLE3_SETTINGS", "bench_row", "build_method",
-           "format_report", "padding_report", "real_token_fraction", "run_bench"]
+__all__ = [
+    "BENCH_ROWS",
+    "BenchOptions",
+    "FLOOR",
+    "TABLE3_SETTINGS",
+    "bench_row",
+    "build_method",
+    "format_report",
+    "padding_report",
+    "real_token_fraction",
+    "run_bench",
+]

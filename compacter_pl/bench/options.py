@@ -99,5 +99,9 @@ class BenchOptions:
     @property
     def settings(self) -> dict:
         """Table 3's settings by `__init__` argument name (each method takes those its signature has)."""
-        return {"bottleneck": self.bottleneck, "n": self.n, "num_tokens": self.prompt_tokens,
-                "intrinsic_dim": self.said_dim}
+        return {
+            "bottleneck": self.bottleneck,
+            "n": self.n,
+            "num_tokens": self.prompt_tokens,
+            "intrinsic_dim": self.said_dim,
+        }

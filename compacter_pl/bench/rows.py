@@ -26,7 +26,8 @@ TABLE3_SETTINGS = {"bottleneck": 24, "n": 4, "num_tokens": 100, "intrinsic_dim":
 
 # The paper's Table 3 (T5-base, one epoch of MNLI, a 24 GB GPU): (memory %, time %) relative to fine-tuning.
 PAPER_TABLE3: dict[str, tuple[float, float]] = {
-    row.key: (row.table3.memory_percent, row.table3.time_percent) for row in BENCH_ROWS if row.table3 is not None}
+    row.key: (row.table3.memory_percent, row.table3.time_percent) for row in BENCH_ROWS if row.table3 is not None
+}
 
 
 def bench_row(key: str) -> RegisteredMethod:

@@ -50,8 +50,13 @@ def run_worker(options: BenchOptions, key: str, workdir: Path) -> dict:
     spec_path.write_text(json.dumps({"key": key, "options": asdict(options)}))
     out_path.unlink(missing_ok=True)
     try:
-        process = subprocess.run([sys.executable, "-m", "compacter_pl.bench.worker", str(spec_path), str(out_path)],
-                                 env=_worker_env(options), capture_output=True, text=True, timeout=options.timeout)
+        process = subprocess.run(
+            [sys.executable, "-m", "compacter_pl.bench.worker", str(spec_path), str(out_path)],
+            env=_worker_env(options),
+            capture_output=True,
+            text=True,
+            timeout=options.timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"key": key, "error": f"timed out after {options.timeout:.0f} s"}
     if out_path.exists():
@@ -78,8 +83,10 @@ def _median(values: list) -> float | None:
 def paired_ratios(result: dict, clock: str = "wall") -> list[float]:
     """A worker's step times over the floor's, pair by pair (empty when it ran unpaired)."""
     suffix = "" if clock == "wall" else "_cpu"
-    return [x / f for x, f in zip(result.get(f"step{suffix}_seconds_all", []),
-                                  result.get(f"floor_step{suffix}_seconds_all", []))]
+    return [
+        x / f
+        for x, f in zip(result.get(f"step{suffix}_seconds_all", []), result.get(f"floor_step{suffix}_seconds_all", []))
+    ]
 
 
 def aggregate(key: str, results: list[dict], clock: str) -> dict:
@@ -91,22 +98,24 @@ def aggregate(key: str, results: list[dict], clock: str) -> dict:
         entry["error"] = results[0]["error"] if results else "not run"
         return entry
     steps = [t for r in good for t in r["step_seconds_all"]]
-    entry.update({
-        "trainable": good[0]["trainable"],
-        "total_parameters": good[0]["total_parameters"],
-        "percent_trainable": 100.0 * good[0]["trainable"] / good[0]["total_parameters"],
-        "step_seconds_wall": statistics.median(steps),
-        "step_seconds_cpu": statistics.median(r["step_cpu_seconds"] for r in good),
-        "steps_measured": len(steps),
-        "peak_memory_bytes": int(statistics.median(r["peak_memory_bytes"] for r in good)),
-        "memory_after_build_bytes": int(statistics.median(r["memory_after_build_bytes"] for r in good)),
-        "frozen_parameters_with_grad": max(r["frozen_parameters_with_grad"] for r in good),
-        "eval_generate_examples_per_second": _median([r["eval_generate_examples_per_second"] for r in good]),
-        "eval_rank_examples_per_second": _median([r["eval_rank_examples_per_second"] for r in good]),
-        "threads": good[0]["threads"],
-        "step_page_faults": _median([r.get("step_page_faults") for r in good]),
-        "floor_step_page_faults": _median([r.get("floor_step_page_faults") for r in good]),
-    })
+    entry.update(
+        {
+            "trainable": good[0]["trainable"],
+            "total_parameters": good[0]["total_parameters"],
+            "percent_trainable": 100.0 * good[0]["trainable"] / good[0]["total_parameters"],
+            "step_seconds_wall": statistics.median(steps),
+            "step_seconds_cpu": statistics.median(r["step_cpu_seconds"] for r in good),
+            "steps_measured": len(steps),
+            "peak_memory_bytes": int(statistics.median(r["peak_memory_bytes"] for r in good)),
+            "memory_after_build_bytes": int(statistics.median(r["memory_after_build_bytes"] for r in good)),
+            "frozen_parameters_with_grad": max(r["frozen_parameters_with_grad"] for r in good),
+            "eval_generate_examples_per_second": _median([r["eval_generate_examples_per_second"] for r in good]),
+            "eval_rank_examples_per_second": _median([r["eval_rank_examples_per_second"] for r in good]),
+            "threads": good[0]["threads"],
+            "step_page_faults": _median([r.get("step_page_faults") for r in good]),
+            "floor_step_page_faults": _median([r.get("floor_step_page_faults") for r in good]),
+        }
+    )
     notes = sorted({r["note"] for r in good if r.get("note")})
     if notes:
         entry["note"] = "; ".join(notes)
@@ -131,16 +140,22 @@ def add_ratios(entries: list[dict]) -> None:
             continue
         for name, reference in (("full", by_key.get(REFERENCE)), ("floor", by_key.get(FLOOR.key))):
             entry[f"step_vs_{name}_percent"] = _percent(entry["step_seconds"], reference and reference["step_seconds"])
-            entry[f"memory_vs_{name}_percent"] = _percent(entry["peak_memory_bytes"],
-                                                          reference and reference["peak_memory_bytes"])
+            entry[f"memory_vs_{name}_percent"] = _percent(
+                entry["peak_memory_bytes"], reference and reference["peak_memory_bytes"]
+            )
         entry["step_vs_floor_separate_percent"] = entry["step_vs_floor_percent"]
         if "step_vs_floor_paired_percent" in entry:  # steps alternating in one process beat runs minutes apart
             entry["step_vs_floor_percent"] = entry["step_vs_floor_paired_percent"]
 
 
 def machine_info(device: str) -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu_count": os.cpu_count(), "device": device}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "device": device,
+    }
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -162,17 +177,22 @@ def run_bench(options: BenchOptions, progress=None) -> dict:
                     # 24 GiB, kept or returned at glibc's usual thresholds): measure it that way, and say so.
                     retry = replace(options, keep_freed_memory=False, low_threshold_throughout=True)
                     result = run_worker(retry, key, Path(workdir))
-                    result["note"] = (f"ran out of memory with freed memory kept; measured with glibc's mmap "
-                                      f"threshold at {options.malloc_mmap_threshold:,} bytes throughout, so its steps "
-                                      f"include page faults")
+                    result["note"] = (
+                        f"ran out of memory with freed memory kept; measured with glibc's mmap "
+                        f"threshold at {options.malloc_mmap_threshold:,} bytes throughout, so its steps "
+                        f"include page faults"
+                    )
                 results[key].append(result)
                 done += 1
                 if progress:
                     progress(done, options.rounds * len(keys), result)
     entries = [aggregate(key, results[key], options.clock) for key in keys]
     add_ratios(entries)
-    report = {"options": {**asdict(options), "settings": options.settings}, "machine": machine_info(options.device),
-              "methods": entries}
+    report = {
+        "options": {**asdict(options), "settings": options.settings},
+        "machine": machine_info(options.device),
+        "methods": entries,
+    }
     report["padding"] = padding_section(options)
     return report
 
@@ -192,6 +212,7 @@ def padding_section(options: BenchOptions) -> dict:
 
 
 # --- the text report --------------------------------------------------------------------------------------------
+
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.1f}%"
@@ -215,54 +236,101 @@ def format_report(report: dict) -> str:
     o, entries = report["options"], report["methods"]
     total = next((e["total_parameters"] for e in entries if "total_parameters" in e), None)
     threads = next((e["threads"] for e in entries if "threads" in e), None)
-    lines = [f"Table 3 on this machine: {o['model']}"
-             + (f" ({total:,} parameters)" if total else "")
-             + f", batch {o['batch_size']} x source {o['source_length']} -> target {o['target_length']}, "
-             f"{o['device']} {o['precision']}" + (f", {threads} threads" if threads else "")
-             + (", gradient checkpointing" if o["gradient_checkpointing"] else "")
-             + (", torch.compile" if o["compile"] else ""),
-             f"step = forward + loss + backward + AdamW step; median {o['clock']} time of {o['steps']} steps after "
-             f"{o['warmup']} warm-up x {o['rounds']} round(s); peak memory = "
-             + ("allocator peak" if o["device"] == "cuda" else "peak resident set of a fresh process per method"),
-             "step vs floor: " + ("the median ratio over steps alternating with an LN-only model in the same process "
-                                  "(paired: immune to the machine's drift between runs)" if o.get("pair_with_floor")
-                                  else "the ratio of the two rows' step times"),
-             ""]
-    header = ["method", "trainable", "step s", "vs full FT", "vs floor", "peak MiB", "vs full FT", "vs floor",
-              "paper time", "paper mem"]
+    lines = [
+        f"Table 3 on this machine: {o['model']}"
+        + (f" ({total:,} parameters)" if total else "")
+        + f", batch {o['batch_size']} x source {o['source_length']} -> target {o['target_length']}, "
+        f"{o['device']} {o['precision']}"
+        + (f", {threads} threads" if threads else "")
+        + (", gradient checkpointing" if o["gradient_checkpointing"] else "")
+        + (", torch.compile" if o["compile"] else ""),
+        f"step = forward + loss + backward + AdamW step; median {o['clock']} time of {o['steps']} steps after "
+        f"{o['warmup']} warm-up x {o['rounds']} round(s); peak memory = "
+        + ("allocator peak" if o["device"] == "cuda" else "peak resident set of a fresh process per method"),
+        "step vs floor: "
+        + (
+            "the median ratio over steps alternating with an LN-only model in the same process "
+            "(paired: immune to the machine's drift between runs)"
+            if o.get("pair_with_floor")
+            else "the ratio of the two rows' step times"
+        ),
+        "",
+    ]
+    header = [
+        "method",
+        "trainable",
+        "step s",
+        "vs full FT",
+        "vs floor",
+        "peak MiB",
+        "vs full FT",
+        "vs floor",
+        "paper time",
+        "paper mem",
+    ]
     rows, errors = [], []
     for e in entries:
         if "error" in e:
             errors.append(f"{e['name']}: not measured ({e['error']})")
             continue
-        rows.append([e["name"], f"{e['trainable']:,}", f"{e['step_seconds']:.3f}", _pct(e["step_vs_full_percent"]),
-                     _pct(e["step_vs_floor_percent"]), f"{e['peak_memory_bytes'] / MiB:,.0f}",
-                     _pct(e["memory_vs_full_percent"]), _pct(e["memory_vs_floor_percent"]),
-                     _pct(e["paper_time_percent"]) if e["paper_time_percent"] is not None else "",
-                     _pct(e["paper_memory_percent"]) if e["paper_memory_percent"] is not None else ""])
+        rows.append(
+            [
+                e["name"],
+                f"{e['trainable']:,}",
+                f"{e['step_seconds']:.3f}",
+                _pct(e["step_vs_full_percent"]),
+                _pct(e["step_vs_floor_percent"]),
+                f"{e['peak_memory_bytes'] / MiB:,.0f}",
+                _pct(e["memory_vs_full_percent"]),
+                _pct(e["memory_vs_floor_percent"]),
+                _pct(e["paper_time_percent"]) if e["paper_time_percent"] is not None else "",
+                _pct(e["paper_memory_percent"]) if e["paper_memory_percent"] is not None else "",
+            ]
+        )
     lines += _table(header, rows) + errors
     lines += [f"{e['name']}: {e['note']}" for e in entries if e.get("note")]
-    spreads = [f"{e['name']} {_pct(e['step_vs_floor_paired_iqr_percent'][0])}..{_pct(e['step_vs_floor_paired_iqr_percent'][1])}"
-               f" ({len(e['paired_step_ratios'])})" for e in entries if "step_vs_floor_paired_iqr_percent" in e]
+    spreads = [
+        f"{e['name']} {_pct(e['step_vs_floor_paired_iqr_percent'][0])}.."
+        f"{_pct(e['step_vs_floor_paired_iqr_percent'][1])}"
+        f" ({len(e['paired_step_ratios'])})"
+        for e in entries
+        if "step_vs_floor_paired_iqr_percent" in e
+    ]
     if spreads:
         lines.append("step vs floor, interquartile range of single pairs (pairs): " + "; ".join(spreads))
     faults = [f"{e['name']} {e['step_page_faults']:,.0f}" for e in entries if e.get("step_page_faults") is not None]
     if faults and o["device"] == "cpu":
-        lines.append("page faults per timed step (the allocator "
-                     + ("keeps freed memory, as training runs do by default" if o.get("keep_freed_memory", True)
-                        else "returns freed memory to the system: --keep_freed_memory false")
-                     + "): " + "; ".join(faults))
+        lines.append(
+            "page faults per timed step (the allocator "
+            + (
+                "keeps freed memory, as training runs do by default"
+                if o.get("keep_freed_memory", True)
+                else "returns freed memory to the system: --keep_freed_memory false"
+            )
+            + "): "
+            + "; ".join(faults)
+        )
     leaking = [e["name"] for e in entries if e.get("frozen_parameters_with_grad")]
     if leaking:
         lines.append(f"warning: frozen parameters received gradients with {', '.join(leaking)}")
-    lines += ["", f"Evaluation (examples/s, batch {o['batch_size']}): generate = one greedy pass of at most "
-                  f"{o['target_length']} tokens; rank = log-likelihood of {o['num_labels']} labels of "
-                  f"{o['target_length']} tokens"]
-    eval_rows = [[e["name"], _num(e["eval_generate_examples_per_second"], ".2f"),
-                  _num(e["eval_rank_examples_per_second"], ".2f"),
-                  _num(e["eval_rank_examples_per_second"] / e["eval_generate_examples_per_second"], ".2f")
-                  if e["eval_rank_examples_per_second"] and e["eval_generate_examples_per_second"] else "n/a"]
-                 for e in entries if "error" not in e]
+    lines += [
+        "",
+        f"Evaluation (examples/s, batch {o['batch_size']}): generate = one greedy pass of at most "
+        f"{o['target_length']} tokens; rank = log-likelihood of {o['num_labels']} labels of "
+        f"{o['target_length']} tokens",
+    ]
+    eval_rows = [
+        [
+            e["name"],
+            _num(e["eval_generate_examples_per_second"], ".2f"),
+            _num(e["eval_rank_examples_per_second"], ".2f"),
+            _num(e["eval_rank_examples_per_second"] / e["eval_generate_examples_per_second"], ".2f")
+            if e["eval_rank_examples_per_second"] and e["eval_generate_examples_per_second"]
+            else "n/a",
+        ]
+        for e in entries
+        if "error" not in e
+    ]
     lines += _table(["method", "generate", "rank", "rank/generate"], eval_rows)
     lines += ["", format_padding(report.get("padding") or {})]
     return "\n".join(lines)
@@ -274,16 +342,22 @@ def format_padding(padding: dict) -> str:
     if "skipped" in padding:
         return f"Padding: skipped, {padding['skipped']}"
     raw = padding.get("untruncated", {})
-    text = (f"Padding ({padding['task'].upper()} train, {padding['examples']:,} examples from {padding['data_dir']}, "
-            f"tokenizer {Path(padding['tokenizer']).name}, batch {padding['batch_size']}, {padding['epochs']} "
-            f"epochs): at source length {padding['max_source_length']} (mean {padding['mean_length']:.0f} tokens, "
-            f"{padding['truncated']:,} examples truncated) real tokens are {100 * padding['grouped']:.1f}% of the "
-            f"batches' tokens with group_by_length, {100 * padding['ungrouped']:.1f}% without")
+    text = (
+        f"Padding ({padding['task'].upper()} train, {padding['examples']:,} examples from {padding['data_dir']}, "
+        f"tokenizer {Path(padding['tokenizer']).name}, batch {padding['batch_size']}, {padding['epochs']} "
+        f"epochs): at source length {padding['max_source_length']} (mean {padding['mean_length']:.0f} tokens, "
+        f"{padding['truncated']:,} examples truncated) real tokens are {100 * padding['grouped']:.1f}% of the "
+        f"batches' tokens with group_by_length, {100 * padding['ungrouped']:.1f}% without"
+    )
     if raw:
-        text += (f"; untruncated (mean {raw['mean_length']:.0f}, longest {raw['max_length']:,}) "
-                 f"{100 * raw['grouped']:.1f}% and {100 * raw['ungrouped']:.1f}%")
-    return text + (". T5's own tokenizer (32,000 sentencepiece pieces, not available offline) splits text into far "
-                   "fewer tokens than a small demo tokenizer, so its lengths differ and truncate less.")
+        text += (
+            f"; untruncated (mean {raw['mean_length']:.0f}, longest {raw['max_length']:,}) "
+            f"{100 * raw['grouped']:.1f}% and {100 * raw['ungrouped']:.1f}%"
+        )
+    return text + (
+        ". T5's own tokenizer (32,000 sentencepiece pieces, not available offline) splits text into far "
+        "fewer tokens than a small demo tokenizer, so its lengths differ and truncate less."
+    )
 
 
 def write_json(report: dict, path: str | Path) -> None:

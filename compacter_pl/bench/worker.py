@@ -2,9 +2,9 @@
 
 Builds the model (random weights, no download), applies the method with Table 3's settings, then:
 - training: forward + loss + backward + AdamW step over the trainable parameters only, exactly as the
-  LightningModule does it (`steps.training_loss`, `steps.build_optimizer`, no key/value cache, optional gradient checkpointing and
-  torch.compile), on random token ids of the given shape (all real tokens); the median step after warm-up, in wall
-  time and in this process's CPU time;
+  LightningModule does it (`steps.training_loss`, `steps.build_optimizer`, no key/value cache, optional gradient
+  checkpointing and torch.compile), on random token ids of the given shape (all real tokens); the median step
+  after warm-up, in wall time and in this process's CPU time;
 - peak memory: CUDA, the allocator's peak; CPU, the peak resident set of this process (a fresh one per method),
   over warm-up steps run first with glibc's mmap threshold fixed low (`malloc_mmap_threshold`), so that freed
   activations go back to the system and the peak is what the method needs, not heap fragmentation; the timed
@@ -38,8 +38,13 @@ from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.rows import FLOOR, build_method
 from compacter_pl.host_memory import apply_host_memory, set_malloc_thresholds
 from compacter_pl.methods import trainable_parameters
-from compacter_pl.steps import (build_optimizer, enable_gradient_checkpointing, greedy_generate, label_log_likelihoods,
-                                training_loss)
+from compacter_pl.steps import (
+    build_optimizer,
+    enable_gradient_checkpointing,
+    greedy_generate,
+    label_log_likelihoods,
+    training_loss,
+)
 
 EOS_ID = 1  # T5's end of sequence; a label's last token
 
@@ -144,7 +149,7 @@ def timed_steps(options: BenchOptions, training: Training, floor: Training | Non
         else:
             times.append(_timed(training.step, device))
             floor_times.append(_timed(floor.step, device))
-    return times[options.warmup:], floor_times[options.warmup:]
+    return times[options.warmup :], floor_times[options.warmup :]
 
 
 def measure(options: BenchOptions, key: str) -> dict:
@@ -165,8 +170,11 @@ def measure(options: BenchOptions, key: str) -> dict:
     peak = _peak_memory_bytes(device)
     # Timed steps: as training runs do (the `host_memory` callback), unless the memory steps' low threshold stays
     # (`low_threshold_throughout`); not kept and no threshold given: glibc's own thresholds.
-    if device.type == "cpu" and not options.low_threshold_throughout and (options.keep_freed_memory
-                                                                            or options.malloc_mmap_threshold):
+    if (
+        device.type == "cpu"
+        and not options.low_threshold_throughout
+        and (options.keep_freed_memory or options.malloc_mmap_threshold)
+    ):
         apply_host_memory(options.keep_freed_memory)
     floor = None
     if options.pair_with_floor and key != FLOOR.key:  # built after the peak is read: it does not count

@@ -1,9 +1,9 @@
 """`python cli.py bench`: the paper's Table 3 on this machine; its options are `compacter_pl.bench.BenchOptions`.
 
-    python cli.py bench                                          # t5-base, every method, batch 8 x 128, CPU or GPU
-    python cli.py bench --methods full ln_only compacter compacter++ --json bench.json
-    python cli.py bench --model demo/tiny-t5 --source_length 32 --steps 3 --warmup 1
-    python cli.py bench --config BENCH.yaml                      # options in YAML (--print_config writes one)
+python cli.py bench                                          # t5-base, every method, batch 8 x 128, CPU or GPU
+python cli.py bench --methods full ln_only compacter compacter++ --json bench.json
+python cli.py bench --model demo/tiny-t5 --source_length 32 --steps 3 --warmup 1
+python cli.py bench --config BENCH.yaml                      # options in YAML (--print_config writes one)
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ def _progress(done: int, total: int, result: dict) -> None:
     if "error" in result:
         line = f"error: {result['error']}"
     else:
-        line = (f"step {result['step_seconds']:.3f} s wall, {result['step_cpu_seconds']:.3f} s CPU, peak "
-                f"{result['peak_memory_bytes'] / MiB:,.0f} MiB, {result['trainable']:,} trainable")
+        line = (
+            f"step {result['step_seconds']:.3f} s wall, {result['step_cpu_seconds']:.3f} s CPU, peak "
+            f"{result['peak_memory_bytes'] / MiB:,.0f} MiB, {result['trainable']:,} trainable"
+        )
         ratios = paired_ratios(result)
         if ratios:
             line += f", {100 * (statistics.median(ratios) - 1):+.1f}% vs the floor (paired)"

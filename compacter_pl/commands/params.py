@@ -35,8 +35,7 @@ def method_report(row: MethodRow, model_name_or_config) -> dict:
         method.apply(model)
     except UserError as error:
         return {"key": row.key, "name": row.name, "trainable": None, "error": str(error)}
-    return {"key": row.key, "name": row.name, "trainable": count_parameters(model, trainable_only=True),
-            "error": None}
+    return {"key": row.key, "name": row.name, "trainable": count_parameters(model, trainable_only=True), "error": None}
 
 
 def parameter_report(model: str = "t5-base", methods: list[str] | None = None, dtype: str = "float32") -> dict:
@@ -54,8 +53,9 @@ def parameter_report(model: str = "t5-base", methods: list[str] | None = None, d
         entry["percent"] = None if trainable is None else 100.0 * trainable / total
         entry["checkpoint_bytes"] = None if trainable is None else trainable * element_size
         # A Lightning checkpoint holds the trainable parameters and AdamW's two float32 moments of each.
-        entry["lightning_checkpoint_bytes"] = None if trainable is None else \
-            trainable * element_size + 2 * trainable * 4
+        entry["lightning_checkpoint_bytes"] = (
+            None if trainable is None else trainable * element_size + 2 * trainable * 4
+        )
         entry["paper_percent"] = row.paper_percent if is_paper_model else None
         report.append(entry)
     return {"model": str(model), "total_parameters": total, "dtype": dtype, "methods": report}
@@ -71,20 +71,32 @@ def _size(num_bytes: int) -> str:
 def format_table(report: dict) -> str:
     """The report as an aligned text table."""
     with_paper = any(entry["paper_percent"] is not None for entry in report["methods"])
-    header = ["method", "trainable", "% of model"] + (["paper %"] if with_paper else []) + \
-        [f"export bytes ({report['dtype']})", "export", "Lightning ckpt"]
+    header = (
+        ["method", "trainable", "% of model"]
+        + (["paper %"] if with_paper else [])
+        + [f"export bytes ({report['dtype']})", "export", "Lightning ckpt"]
+    )
     lines = []
     for entry in report["methods"]:
         if entry["trainable"] is None:
             lines.append([entry["name"], "n/a", entry["error"]])
             continue
-        paper = [] if not with_paper else \
-            ["" if entry["paper_percent"] is None else f"{entry['paper_percent']:.3f}"]
-        lines.append([entry["name"], f"{entry['trainable']:,}", f"{entry['percent']:.3f}", *paper,
-                      f"{entry['checkpoint_bytes']:,}", _size(entry["checkpoint_bytes"]),
-                      _size(entry["lightning_checkpoint_bytes"])])
-    widths = [max(len(str(row[i])) for row in [header, *lines] if i < len(row) and len(row) == len(header))
-              for i in range(len(header))]
+        paper = [] if not with_paper else ["" if entry["paper_percent"] is None else f"{entry['paper_percent']:.3f}"]
+        lines.append(
+            [
+                entry["name"],
+                f"{entry['trainable']:,}",
+                f"{entry['percent']:.3f}",
+                *paper,
+                f"{entry['checkpoint_bytes']:,}",
+                _size(entry["checkpoint_bytes"]),
+                _size(entry["lightning_checkpoint_bytes"]),
+            ]
+        )
+    widths = [
+        max(len(str(row[i])) for row in [header, *lines] if i < len(row) and len(row) == len(header))
+        for i in range(len(header))
+    ]
     text = [f"{report['model']}: {report['total_parameters']:,} parameters"]
     for row in [header, *lines]:
         if len(row) != len(header):  # a method that cannot apply: its reason instead of numbers
@@ -95,8 +107,9 @@ def format_table(report: dict) -> str:
     return "\n".join(text)
 
 
-def params(model: str = "t5-base", methods: list[MethodKey] | None = None, dtype: DType = "float32",
-           json: bool = False) -> None:
+def params(
+    model: str = "t5-base", methods: list[MethodKey] | None = None, dtype: DType = "float32", json: bool = False
+) -> None:
     """Trainable parameters of every method on a T5 architecture, offline (no weights are downloaded: the model is
     built on the meta device), with their share of the model and the size of their export and Lightning checkpoint.
 

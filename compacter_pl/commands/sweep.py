@@ -23,8 +23,10 @@ def sweep(config: str, out: str | None = None, shard: str | None = None, dry_run
     try:
         code = run_sweep(grid, part, dry_run)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; re-run the same command to resume (finished runs are kept in {grid.out_dir})",
-              file=sys.stderr)
+        print(
+            f"\ninterrupted; re-run the same command to resume (finished runs are kept in {grid.out_dir})",
+            file=sys.stderr,
+        )
         code = 130
     if code:
         sys.exit(code)

@@ -25,8 +25,9 @@ def truncation_report(data: TextToTextDataModule) -> dict:
     examples cut at the end because the prefixes and EOS leave less than a token per field."""
     task, tokenizer = data.task, data.tokenizer
     require_offsets(tokenizer, f"`{PROG}`", "")
-    raw = paper_splits(task, data.data_dir, data.revision, data.data_seed, data.train_size, data.seed,
-                       data.validation_size)
+    raw = paper_splits(
+        task, data.data_dir, data.revision, data.data_seed, data.train_size, data.seed, data.validation_size
+    )
     splits = {}
     for split in SPLITS:
         where = split_origin(task, original_splits(task)[split], data.data_dir)
@@ -35,12 +36,19 @@ def truncation_report(data: TextToTextDataModule) -> dict:
         for mode in TRUNCATION_MODES:
             cuts = cut_sources(tokenizer, examples["source"], examples["spans"], data.max_source_length, mode)
             row["truncated"] = sum(cut.truncated for cut in cuts)
-            row[mode] = {"lose_a_field": sum(bool(cut.lost) for cut in cuts),
-                         "lost": dict(Counter(task.input_fields[i] for cut in cuts for i in cut.lost)),
-                         "cut_at_the_end": sum(cut.fell_back for cut in cuts)}
+            row[mode] = {
+                "lose_a_field": sum(bool(cut.lost) for cut in cuts),
+                "lost": dict(Counter(task.input_fields[i] for cut in cuts for i in cut.lost)),
+                "cut_at_the_end": sum(cut.fell_back for cut in cuts),
+            }
         splits[split] = row
-    return {"task": task.name, "tokenizer": data.tokenizer_name, "max_source_length": data.max_source_length,
-            "fields": list(task.input_fields), "splits": splits}
+    return {
+        "task": task.name,
+        "tokenizer": data.tokenizer_name,
+        "max_source_length": data.max_source_length,
+        "fields": list(task.input_fields),
+        "splits": splits,
+    }
 
 
 def _losses(entry: dict) -> str:
@@ -50,20 +58,35 @@ def _losses(entry: dict) -> str:
 
 def format_report(report: dict) -> str:
     header = ["split", "examples", "truncated", "end: lose a field", "fields: lose a field"]
-    rows = [[split, str(row["examples"]), str(row["truncated"]), _losses(row["end"]), _losses(row["fields"])]
-            for split, row in report["splits"].items()]
+    rows = [
+        [split, str(row["examples"]), str(row["truncated"]), _losses(row["end"]), _losses(row["fields"])]
+        for split, row in report["splits"].items()
+    ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [f"{report['task']} ({' '.join(f + ':' for f in report['fields'])}), tokenizer {report['tokenizer']}, "
-             f"max_source_length {report['max_source_length']} (EOS included)"]
+    lines = [
+        f"{report['task']} ({' '.join(f + ':' for f in report['fields'])}), tokenizer {report['tokenizer']}, "
+        f"max_source_length {report['max_source_length']} (EOS included)"
+    ]
     for row in [header, *rows]:
-        lines.append("  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:3], widths[1:3])),
-                                *(c.ljust(w) for c, w in zip(row[3:], widths[3:]))]).rstrip())
-    lines.append("truncated: examples longer than max_source_length (both modes cut the same ones); lose a field: "
-                 "examples left with no token of some field's value (per field in brackets)")
+        lines.append(
+            "  ".join(
+                [
+                    row[0].ljust(widths[0]),
+                    *(c.rjust(w) for c, w in zip(row[1:3], widths[1:3])),
+                    *(c.ljust(w) for c, w in zip(row[3:], widths[3:])),
+                ]
+            ).rstrip()
+        )
+    lines.append(
+        "truncated: examples longer than max_source_length (both modes cut the same ones); lose a field: "
+        "examples left with no token of some field's value (per field in brackets)"
+    )
     fell_back = sum(row["fields"]["cut_at_the_end"] for row in report["splits"].values())
     if fell_back:
-        lines.append(f"fields mode cut {fell_back} examples at the end: the prefixes and EOS leave less than one "
-                     f"token per field at max_source_length {report['max_source_length']}")
+        lines.append(
+            f"fields mode cut {fell_back} examples at the end: the prefixes and EOS leave less than one "
+            f"token per field at max_source_length {report['max_source_length']}"
+        )
     return "\n".join(lines)
 
 

@@ -26,7 +26,6 @@ from compacter_pl.errors import UserError
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import Task, TaskName, get_task
 
-
 SPLITS = ("train", "validation", "test")
 CACHE_FORMAT = 3  # bump when the rendering or the split rules change
 ROW = "__row__"  # the position of a record in its original split, carried through the splits for messages
@@ -37,9 +36,15 @@ def original_splits(task: Task) -> dict[str, str]:
     return {"train": "train", "validation": task.test_split if task.small else "train", "test": task.test_split}
 
 
-def paper_splits(task: Task, data_dir: str | None, revision: str | None, data_seed: int,
-                 train_size: int | None, seed: int,
-                 validation_size: int = HELD_OUT_VALIDATION) -> dict[str, datasets.Dataset]:
+def paper_splits(
+    task: Task,
+    data_dir: str | None,
+    revision: str | None,
+    data_seed: int,
+    train_size: int | None,
+    seed: int,
+    validation_size: int = HELD_OUT_VALIDATION,
+) -> dict[str, datasets.Dataset]:
     """Raw records of train / validation / test as the paper splits them (SPEC section 3).
 
     Small tasks: the original validation set, shuffled with `data_seed`, is halved into validation and test
@@ -60,9 +65,11 @@ def paper_splits(task: Task, data_dir: str | None, revision: str | None, data_se
     for split, records in splits.items():
         if len(records) == 0:
             origin = split_origin(task, original_splits(task)[split], data_dir)
-            raise UserError(f"the {split} split of {task.name} is empty: the paper's split of {origin} leaves it "
-                            f"no records; that file needs more records (halving needs at least 2"
-                            f"{' questions' if task.group_of else ''})")
+            raise UserError(
+                f"the {split} split of {task.name} is empty: the paper's split of {origin} leaves it "
+                f"no records; that file needs more records (halving needs at least 2"
+                f"{' questions' if task.group_of else ''})"
+            )
     return splits
 
 
@@ -75,8 +82,10 @@ def _groups(task: Task, records: datasets.Dataset, where: str) -> list[int] | No
         try:
             groups.append(int(task.group_of(record)))
         except (KeyError, TypeError, ValueError) as error:
-            raise UserError(f"{where}, row {record[ROW] + 1}: no group ({type(error).__name__}: {error}); "
-                            f"the Hub's schema gives each record idx.question") from None
+            raise UserError(
+                f"{where}, row {record[ROW] + 1}: no group ({type(error).__name__}: {error}); "
+                f"the Hub's schema gives each record idx.question"
+            ) from None
     return groups
 
 
@@ -115,7 +124,8 @@ class TextToTextDataModule(L.LightningDataModule):
     """GLUE and SuperGLUE tasks as text-to-text, with the paper's splits.
 
     Args:
-        task: The task: a GLUE (cola sst2 mrpc qqp stsb mnli qnli rte) or SuperGLUE (boolq cb copa multirc record wic) name.
+        task: The task: a GLUE (cola sst2 mrpc qqp stsb mnli qnli rte) or SuperGLUE (boolq cb copa multirc record
+            wic) name.
         tokenizer: Hub name or local directory of the tokenizer (linked to the model's by the CLI).
         data_dir: A local folder with train and validation files (.parquet, .jsonl or .csv) in the Hub's
             schema, named after the Hub's splits (MNLI: validation_matched); None loads the task from the Hub.
@@ -148,17 +158,34 @@ class TextToTextDataModule(L.LightningDataModule):
         cache_dir: Where tokenized splits are cached across runs.
     """
 
-    def __init__(self, task: TaskName = "rte", tokenizer: str = "google-t5/t5-base", data_dir: str | None = None,
-                 revision: str | None = None, max_source_length: int | None = None, max_target_length: int = 128,
-                 truncation: Truncation = "end", batch_size: int = 32, eval_batch_size: int | None = None,
-                 data_seed: int = 42, validation_size: int = HELD_OUT_VALIDATION, train_size: int | None = None,
-                 seed: int = 42, group_by_length: bool = True, predict_split: str = "test",
-                 predict_file: str | None = None, num_workers: int = 0, cache_dir: str = ".cache/compacter_pl") -> None:
+    def __init__(
+        self,
+        task: TaskName = "rte",
+        tokenizer: str = "google-t5/t5-base",
+        data_dir: str | None = None,
+        revision: str | None = None,
+        max_source_length: int | None = None,
+        max_target_length: int = 128,
+        truncation: Truncation = "end",
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        data_seed: int = 42,
+        validation_size: int = HELD_OUT_VALIDATION,
+        train_size: int | None = None,
+        seed: int = 42,
+        group_by_length: bool = True,
+        predict_split: str = "test",
+        predict_file: str | None = None,
+        num_workers: int = 0,
+        cache_dir: str = ".cache/compacter_pl",
+    ) -> None:
         super().__init__()
         self.task = get_task(task)
         if data_dir is not None and not Path(data_dir).is_dir():
-            raise UserError(f"data_dir {data_dir} is not a directory; point it at a folder holding train and "
-                            f"validation files in the Hub's schema, or leave it unset to load from the Hub")
+            raise UserError(
+                f"data_dir {data_dir} is not a directory; point it at a folder holding train and "
+                f"validation files in the Hub's schema, or leave it unset to load from the Hub"
+            )
         if train_size is not None and train_size < 1:
             raise UserError(f"train_size must be a positive number of examples, got {train_size}")
         if validation_size < 1:
@@ -199,11 +226,19 @@ class TextToTextDataModule(L.LightningDataModule):
     def cache_key(self) -> str:
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         tokenizer_id = backend.to_str() if backend is not None else self.tokenizer_name
-        parts = [CACHE_FORMAT, self.task.name, hashlib.sha256(tokenizer_id.encode()).hexdigest(),
-                 source_fingerprint(self.task, ["train", self.task.test_split], self.data_dir, self.revision),
-                 self.max_source_length, self.max_target_length, self.data_seed,
-                 None if self.task.small else self.validation_size, self.train_size,
-                 self.seed if self.train_size is not None else None, self.truncation]
+        parts = [
+            CACHE_FORMAT,
+            self.task.name,
+            hashlib.sha256(tokenizer_id.encode()).hexdigest(),
+            source_fingerprint(self.task, ["train", self.task.test_split], self.data_dir, self.revision),
+            self.max_source_length,
+            self.max_target_length,
+            self.data_seed,
+            None if self.task.small else self.validation_size,
+            self.train_size,
+            self.seed if self.train_size is not None else None,
+            self.truncation,
+        ]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
     @cached_property
@@ -217,8 +252,9 @@ class TextToTextDataModule(L.LightningDataModule):
             return
         if self.truncation == "fields":
             require_offsets(self.tokenizer)
-        raw = paper_splits(self.task, self.data_dir, self.revision, self.data_seed, self.train_size, self.seed,
-                           self.validation_size)
+        raw = paper_splits(
+            self.task, self.data_dir, self.revision, self.data_seed, self.train_size, self.seed, self.validation_size
+        )
         staging = path.with_name(path.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         longest_target = 0
@@ -241,18 +277,23 @@ class TextToTextDataModule(L.LightningDataModule):
     def _tokenize(self, batch: dict) -> dict:
         """Token ids of sources and targets, and the longest target or gold answer of each example in tokens
         (free-text tasks bound generation by it: every gold answer of ReCoRD, not only the first)."""
-        sources = source_ids(self.tokenizer, batch["source"], batch["spans"], self.max_source_length,
-                             self.truncation)
+        sources = source_ids(self.tokenizer, batch["source"], batch["spans"], self.max_source_length, self.truncation)
         targets = self.tokenizer(batch["target"], max_length=self.max_target_length, truncation=True)
         lengths = [len(ids) for ids in targets["input_ids"]]
         flat_answers = [a for answers in batch["answers"] for a in answers]
         if flat_answers:
-            answer_ids = iter(self.tokenizer(flat_answers, max_length=self.max_target_length,
-                                             truncation=True)["input_ids"])
-            lengths = [max([n] + [len(next(answer_ids)) for _ in answers])
-                       for n, answers in zip(lengths, batch["answers"])]
-        return {"input_ids": sources, "labels": targets["input_ids"], "target_tokens": lengths,
-                "length": [len(ids) for ids in sources]}
+            answer_ids = iter(
+                self.tokenizer(flat_answers, max_length=self.max_target_length, truncation=True)["input_ids"]
+            )
+            lengths = [
+                max([n] + [len(next(answer_ids)) for _ in answers]) for n, answers in zip(lengths, batch["answers"])
+            ]
+        return {
+            "input_ids": sources,
+            "labels": targets["input_ids"],
+            "target_tokens": lengths,
+            "length": [len(ids) for ids in sources],
+        }
 
     def setup(self, stage: str | None = None) -> None:
         path = self.cache_path
@@ -274,14 +315,25 @@ class TextToTextDataModule(L.LightningDataModule):
         return trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer is not None else 0
 
     def _loader(self, dataset: datasets.Dataset, batch_sampler) -> DataLoader:
-        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
-                          collate_fn=TextToTextCollator(self.tokenizer.pad_token_id),
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_sampler=batch_sampler,
+            num_workers=self.num_workers,
+            collate_fn=TextToTextCollator(self.tokenizer.pad_token_id),
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._rank_and_world()
-        sampler = TrainBatchSampler(self.splits["train"]["length"], self.batch_size, self.seed,
-                                    self.group_by_length, rank, world_size, batches_done=self._batches_done)
+        sampler = TrainBatchSampler(
+            self.splits["train"]["length"],
+            self.batch_size,
+            self.seed,
+            self.group_by_length,
+            rank,
+            world_size,
+            batches_done=self._batches_done,
+        )
         return self._loader(self.splits["train"], sampler)
 
     def _eval_loader(self, dataset: datasets.Dataset) -> DataLoader:
@@ -300,8 +352,15 @@ class TextToTextDataModule(L.LightningDataModule):
         records, ids = read_predict_file(self.predict_file, self.task)
         rendered = [self.task.rendered(r) for r in records]
         sources = [source for source, _ in rendered]
-        input_ids = source_ids(self.tokenizer, sources, [spans for _, spans in rendered], self.max_source_length,
-                               self.truncation)
-        rows = {"input_ids": input_ids, "labels": [[] for _ in sources], "label": [-1] * len(sources),
-                "group": [-1] * len(sources), "answers": [[] for _ in sources], "id": ids}
+        input_ids = source_ids(
+            self.tokenizer, sources, [spans for _, spans in rendered], self.max_source_length, self.truncation
+        )
+        rows = {
+            "input_ids": input_ids,
+            "labels": [[] for _ in sources],
+            "label": [-1] * len(sources),
+            "group": [-1] * len(sources),
+            "answers": [[] for _ in sources],
+            "id": ids,
+        }
         return self._eval_loader(datasets.Dataset.from_dict(rows))

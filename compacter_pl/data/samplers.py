@@ -25,9 +25,17 @@ class TrainBatchSampler(Sampler[list[int]]):
     (a run resumed from a mid-epoch checkpoint); the pass starts after them.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_by_length: bool = False,
-                 rank: int = 0, world_size: int = 1, drop_last: bool = False,
-                 batches_done: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        group_by_length: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        batches_done: Callable[[], int] | None = None,
+    ) -> None:
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
@@ -48,9 +56,12 @@ class TrainBatchSampler(Sampler[list[int]]):
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
         if self.group_by_length:
             window = self.batch_size * MEGA_BATCH
-            order = [i for start in range(0, len(order), window)
-                     for i in sorted(order[start:start + window], key=lambda j: -self.lengths[j])]
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            order = [
+                i
+                for start in range(0, len(order), window)
+                for i in sorted(order[start : start + window], key=lambda j: -self.lengths[j])
+            ]
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         if self.group_by_length:
@@ -58,11 +69,11 @@ class TrainBatchSampler(Sampler[list[int]]):
             batches = [batches[i] for i in shuffle]
         per_rank = -(-len(batches) // self.world_size)
         batches += batches[: per_rank * self.world_size - len(batches)]
-        return batches[self.rank::self.world_size]
+        return batches[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._all_batches()
-        yield from batches[self.batches_done() if self.batches_done else 0:]
+        yield from batches[self.batches_done() if self.batches_done else 0 :]
 
     def __len__(self) -> int:
         batches = len(self.lengths) // self.batch_size if self.drop_last else -(-len(self.lengths) // self.batch_size)
@@ -79,7 +90,7 @@ class EvalBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         for start in range(0, len(self.indices), self.batch_size):
-            yield self.indices[start:start + self.batch_size]
+            yield self.indices[start : start + self.batch_size]
 
     def __len__(self) -> int:
         return -(-len(self.indices) // self.batch_size)

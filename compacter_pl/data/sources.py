@@ -21,8 +21,10 @@ def local_split_file(data_dir: Path, split: str) -> Path:
         path = data_dir / f"{split}{suffix}"
         if path.is_file():
             return path
-    raise UserError(f"data_dir {data_dir} has no file for split {split!r}: expected {data_dir / split}.parquet, "
-                    f".jsonl or .csv in the schema of the Hub dataset")
+    raise UserError(
+        f"data_dir {data_dir} has no file for split {split!r}: expected {data_dir / split}.parquet, "
+        f".jsonl or .csv in the schema of the Hub dataset"
+    )
 
 
 def load_local_split(task: Task, data_dir: Path, split: str) -> datasets.Dataset:
@@ -51,9 +53,11 @@ def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dat
         dataset = datasets.load_dataset(task.hub_path, task.hub_config, split=split, revision=revision)
     except Exception as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"cannot load {task.hub_path} ({task.hub_config}, {split}) from the Hugging Face Hub: "
-                        f"{first_line}. Offline, pass data.data_dir=DIR holding {split}.parquet/.jsonl/.csv "
-                        f"in the Hub's schema") from None
+        raise UserError(
+            f"cannot load {task.hub_path} ({task.hub_config}, {split}) from the Hugging Face Hub: "
+            f"{first_line}. Offline, pass data.data_dir=DIR holding {split}.parquet/.jsonl/.csv "
+            f"in the Hub's schema"
+        ) from None
     check_columns(task, dataset, f"{task.hub_path}/{task.hub_config}/{split}")
     return dataset
 
@@ -61,8 +65,10 @@ def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dat
 def check_columns(task: Task, dataset: datasets.Dataset, where: str) -> None:
     missing = [c for c in task.columns if c not in dataset.column_names]
     if missing:
-        raise UserError(f"{where} lacks column {missing[0]!r} that task {task.name} needs (it has "
-                        f"{', '.join(dataset.column_names)}); the files must follow the Hub's schema")
+        raise UserError(
+            f"{where} lacks column {missing[0]!r} that task {task.name} needs (it has "
+            f"{', '.join(dataset.column_names)}); the files must follow the Hub's schema"
+        )
 
 
 def split_origin(task: Task, split: str, data_dir: str | None) -> str:

@@ -43,13 +43,16 @@ def check_truncation(mode: str) -> None:
         raise UserError(f"truncation must be one of {', '.join(TRUNCATION_MODES)}; got {mode!r}")
 
 
-def require_offsets(tokenizer, needed_by: str = "data.truncation fields",
-                    instead: str = "; use --data.truncation end") -> None:
+def require_offsets(
+    tokenizer, needed_by: str = "data.truncation fields", instead: str = "; use --data.truncation end"
+) -> None:
     """A UserError unless the tokenizer gives character offsets (a fast tokenizer; a slow one ignores them)."""
     if not getattr(tokenizer, "is_fast", False):
         name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-        raise UserError(f"{needed_by} needs a fast tokenizer (one with character offsets, from a tokenizer.json); "
-                        f"{name} is a slow {type(tokenizer).__name__}{instead}")
+        raise UserError(
+            f"{needed_by} needs a fast tokenizer (one with character offsets, from a tokenizer.json); "
+            f"{name} is a slow {type(tokenizer).__name__}{instead}"
+        )
 
 
 def water_fill(lengths: Sequence[int], available: int) -> list[int] | None:
@@ -75,8 +78,9 @@ def water_fill(lengths: Sequence[int], available: int) -> list[int] | None:
     return kept
 
 
-def value_of_tokens(source: str, spans: Sequence[Sequence[int]], offsets: Sequence[Sequence[int]],
-                    special: Sequence[int]) -> list[int | None]:
+def value_of_tokens(
+    source: str, spans: Sequence[Sequence[int]], offsets: Sequence[Sequence[int]], special: Sequence[int]
+) -> list[int | None]:
     """The field value each token belongs to, or None for the template (prefixes, joining spaces) and special
     tokens. A token that also covers template text other than white space (none do with T5's tokenizer, whose
     tokens start at a space) counts as template, so a `name:` prefix is never cut."""
@@ -96,7 +100,7 @@ def value_of_tokens(source: str, spans: Sequence[Sequence[int]], offsets: Sequen
             else:  # straddles a value's edge: a value token only if the rest of it is white space
                 owner = first if first is not None else last
                 value_start, value_end = spans[owner] if owner is not None else (start, start)
-                outside = source[start:max(start, value_start)] + source[min(end, value_end):end]
+                outside = source[start : max(start, value_start)] + source[min(end, value_end) : end]
                 owners.append(None if owner is None or outside.strip() else owner)
     return owners
 
@@ -113,8 +117,9 @@ def _encode(tokenizer, sources: list[str], **kwargs) -> dict:
     return tokenizer(sources, return_offsets_mapping=True, return_special_tokens_mask=True, **kwargs)
 
 
-def cut_sources(tokenizer, sources: Sequence[str], spans: Sequence[Sequence[Sequence[int]]], max_length: int,
-                mode: str) -> list[Cut]:
+def cut_sources(
+    tokenizer, sources: Sequence[str], spans: Sequence[Sequence[Sequence[int]]], max_length: int, mode: str
+) -> list[Cut]:
     """Every source cut to `max_length` tokens (EOS included) the way `mode` says, with what each value kept."""
     check_truncation(mode)
     require_offsets(tokenizer)
@@ -148,15 +153,20 @@ def cut_sources(tokenizer, sources: Sequence[str], spans: Sequence[Sequence[Sequ
     if at_the_end:
         ended = _encode(tokenizer, [sources[k] for k, _ in at_the_end], max_length=max_length, truncation=True)
         for j, (k, lengths) in enumerate(at_the_end):
-            owners = value_of_tokens(sources[k], spans[k], ended["offset_mapping"][j],
-                                     ended["special_tokens_mask"][j])
-            cuts[k] = Cut(list(ended["input_ids"][j]), lengths, _counts(owners, len(lengths)), truncated=True,
-                          fell_back=mode == "fields")
+            owners = value_of_tokens(sources[k], spans[k], ended["offset_mapping"][j], ended["special_tokens_mask"][j])
+            cuts[k] = Cut(
+                list(ended["input_ids"][j]),
+                lengths,
+                _counts(owners, len(lengths)),
+                truncated=True,
+                fell_back=mode == "fields",
+            )
     return cuts
 
 
-def source_ids(tokenizer, sources: Sequence[str], spans: Sequence[Sequence[Sequence[int]]], max_length: int,
-               mode: str) -> list[list[int]]:
+def source_ids(
+    tokenizer, sources: Sequence[str], spans: Sequence[Sequence[Sequence[int]]], max_length: int, mode: str
+) -> list[list[int]]:
     """The token ids of sources cut to `max_length` (EOS included). `end` is one tokenizer call with
     truncation=True, as before the option existed (any tokenizer); `fields` needs a fast one."""
     if mode == "end":

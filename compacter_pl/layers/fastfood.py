@@ -57,9 +57,7 @@ def _sample_chi(num: int, degrees_of_freedom: int, generator: torch.Generator) -
         uniform = torch.rand(pending.numel(), generator=generator, dtype=torch.float64)
         v = (1.0 + c * normal) ** 3
         safe_v = v.clamp_min(1e-300)
-        accept = (v > 0) & (
-            uniform.log() < 0.5 * normal**2 + d - d * safe_v + d * safe_v.log()
-        )
+        accept = (v > 0) & (uniform.log() < 0.5 * normal**2 + d - d * safe_v + d * safe_v.log())
         gamma[pending[accept]] = d * v[accept]
         pending = pending[~accept]
     return (2.0 * gamma).sqrt()
@@ -90,9 +88,7 @@ class FastfoodProjection(nn.Module):
     def __init__(self, output_dim: int, input_dim: int, seed: int):
         super().__init__()
         if output_dim < 1 or input_dim < 1:
-            raise ValueError(
-                f"output_dim={output_dim} and input_dim={input_dim} must both be positive"
-            )
+            raise ValueError(f"output_dim={output_dim} and input_dim={input_dim} must both be positive")
         self.output_dim = output_dim
         self.input_dim = input_dim
         self.seed = seed
@@ -112,9 +108,7 @@ class FastfoodProjection(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         if z.shape[-1] != self.input_dim:
-            raise ValueError(
-                f"expected z with last dimension {self.input_dim}, got shape {tuple(z.shape)}"
-            )
+            raise ValueError(f"expected z with last dimension {self.input_dim}, got shape {tuple(z.shape)}")
         v = nn.functional.pad(z, (0, self.padded_dim - self.input_dim))
         v = fast_walsh_hadamard(v * self.binary_diagonal)
         v = v.index_select(-1, self.permutation) * self.gaussian_diagonal
@@ -129,6 +123,5 @@ class FastfoodProjection(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"output_dim={self.output_dim}, input_dim={self.input_dim}, seed={self.seed}, "
-            f"padded_dim={self.padded_dim}"
+            f"output_dim={self.output_dim}, input_dim={self.input_dim}, seed={self.seed}, padded_dim={self.padded_dim}"
         )

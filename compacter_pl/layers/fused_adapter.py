@@ -15,12 +15,12 @@ anyway) and the thin (tokens x bottleneck) tensors are kept for the backward.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-Factors = tuple[Tensor, Optional[Tensor], Optional[Tensor]]  # P, Q (None: identity), bias (None: zero)
+Factors = tuple[Tensor, Tensor | None, Tensor | None]  # P, Q (None: identity), bias (None: zero)
 
 
 def two_factors(projection: nn.Module, num_tokens: int) -> Factors | None:
@@ -36,14 +36,23 @@ def _append_ones(x: Tensor) -> Tensor:
     return torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1)
 
 
-def _right(x: Tensor, q: Optional[Tensor]) -> Tensor:
+def _right(x: Tensor, q: Tensor | None) -> Tensor:
     return x if q is None else x @ q
 
 
 class _FusedAdapter(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y: Tensor, activation: Callable, p_down: Tensor, q_down: Optional[Tensor], b_down: Tensor,
-                p_up: Tensor, q_up: Optional[Tensor], b_up: Tensor) -> Tensor:
+    def forward(
+        ctx,
+        y: Tensor,
+        activation: Callable,
+        p_down: Tensor,
+        q_down: Tensor | None,
+        b_down: Tensor,
+        p_up: Tensor,
+        q_up: Tensor | None,
+        b_up: Tensor,
+    ) -> Tensor:
         dtype = y.dtype  # under autocast, the dtype the model's own layers produced (bf16); else float32
         inputs = (p_down, q_down, b_down, p_up, q_up, b_up)
         ctx.input_dtypes = [None if t is None else t.dtype for t in inputs]

@@ -34,8 +34,16 @@ class IntrinsicSAIDState(nn.Module):
     they are rebuilt from the seed on whichever device z lives, and never appear in a state dict.
     """
 
-    def __init__(self, names: list[str], shapes: list[torch.Size], intrinsic_dim: int, seed: int,
-                 share_random_factors: bool, device: torch.device, dtype: torch.dtype):
+    def __init__(
+        self,
+        names: list[str],
+        shapes: list[torch.Size],
+        intrinsic_dim: int,
+        seed: int,
+        share_random_factors: bool,
+        device: torch.device,
+        dtype: torch.dtype,
+    ):
         super().__init__()
         self.names = list(names)  # of the reparameterised tensors, in the order of the lambdas
         self.shapes = [torch.Size(s) for s in shapes]
@@ -55,10 +63,14 @@ class IntrinsicSAIDState(nn.Module):
         d = self.z.numel()
         numels = [math.prod(s) for s in self.shapes]
         if not self.share_random_factors:
-            return [(FastfoodProjection(numel, d, self.seed * _SEED_STRIDE + i).to(device), None)
-                    for i, numel in enumerate(numels)]
-        by_size = {numel: FastfoodProjection(numel, d, self.seed * _SEED_STRIDE + _SEED_STRIDE // 2 + k).to(device)
-                   for k, numel in enumerate(sorted(set(numels)))}
+            return [
+                (FastfoodProjection(numel, d, self.seed * _SEED_STRIDE + i).to(device), None)
+                for i, numel in enumerate(numels)
+            ]
+        by_size = {
+            numel: FastfoodProjection(numel, d, self.seed * _SEED_STRIDE + _SEED_STRIDE // 2 + k).to(device)
+            for k, numel in enumerate(sorted(set(numels)))
+        }
         projections = []
         for i, numel in enumerate(numels):
             generator = torch.Generator().manual_seed(self.seed * _SEED_STRIDE + i)
@@ -94,8 +106,15 @@ class IntrinsicSAIDState(nn.Module):
             # Within one forward of the model (graph kept for its backward); never across forwards.
             return ("forward", self._forward_id) if self._in_forward else None
         # Without gradients: valid until z or lambda change (in place, by loading, or by moving).
-        return ("frozen", self.z._version, self.lambdas._version, self.z.data_ptr(), self.lambdas.data_ptr(),
-                self.z.device, torch.is_inference_mode_enabled())
+        return (
+            "frozen",
+            self.z._version,
+            self.lambdas._version,
+            self.z.data_ptr(),
+            self.lambdas.data_ptr(),
+            self.z.device,
+            torch.is_inference_mode_enabled(),
+        )
 
     def delta(self, index: int, like: torch.Tensor) -> torch.Tensor:
         """lambda_i P_i z, shaped and typed like tensor i."""
@@ -122,8 +141,10 @@ class IntrinsicSAIDState(nn.Module):
             self._cache, self._cache_key = {}, None  # the backward keeps what it needs; free the rest
 
     def extra_repr(self) -> str:
-        return (f"intrinsic_dim={self.z.numel() + self.lambdas.numel()}, tensors={len(self.shapes)}, "
-                f"seed={self.seed}, share_random_factors={self.share_random_factors}")
+        return (
+            f"intrinsic_dim={self.z.numel() + self.lambdas.numel()}, tensors={len(self.shapes)}, "
+            f"seed={self.seed}, share_random_factors={self.share_random_factors}"
+        )
 
 
 class SAIDWeight(nn.Module):

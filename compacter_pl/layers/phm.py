@@ -17,7 +17,6 @@ Convention used throughout: a layer maps ``x (..., in_features)`` to ``y = x @ W
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -53,9 +52,7 @@ def check_phm_shapes(in_features: int, out_features: int, n: int) -> None:
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n={n!r} must be a positive integer")
     if in_features < 1 or out_features < 1:
-        raise ValueError(
-            f"in_features={in_features} and out_features={out_features} must be positive"
-        )
+        raise ValueError(f"in_features={in_features} and out_features={out_features} must be positive")
     bottleneck = min(in_features, out_features)
     if bottleneck < n:
         raise ValueError(
@@ -104,7 +101,7 @@ class SharedPHMRules(nn.Module):
 class _PHMRulesMixin:
     """Gives a layer its own ``A`` parameter or a non-owning link to a :class:`SharedPHMRules`."""
 
-    def _init_rules(self, n: int, shared_A: Optional[SharedPHMRules], a_init_std: float) -> None:
+    def _init_rules(self, n: int, shared_A: SharedPHMRules | None, a_init_std: float) -> None:
         if shared_A is None:
             self.A = nn.Parameter(torch.empty(n, n, n))
             with torch.no_grad():
@@ -112,9 +109,7 @@ class _PHMRulesMixin:
             object.__setattr__(self, "_shared_rules", None)
             return
         if not isinstance(shared_A, SharedPHMRules):
-            raise ValueError(
-                f"shared_A must be a SharedPHMRules or None, got {type(shared_A).__name__}"
-            )
+            raise ValueError(f"shared_A must be a SharedPHMRules or None, got {type(shared_A).__name__}")
         if shared_A.n != n:
             raise ValueError(f"shared_A has n={shared_A.n} but this layer has n={n}")
         # object.__setattr__ bypasses nn.Module registration: the rules module is NOT a child, so
@@ -148,7 +143,7 @@ class PHMLinear(_PHMRulesMixin, nn.Module):
         in_features: int,
         out_features: int,
         n: int,
-        shared_A: "SharedPHMRules | None" = None,
+        shared_A: SharedPHMRules | None = None,
         a_init_std: float = 0.01,
         bias: bool = True,
         w_init: str = "glorot-uniform",
@@ -172,7 +167,7 @@ class PHMLinear(_PHMRulesMixin, nn.Module):
         y = x @ self.weight()
         return y if self.bias is None else y + self.bias
 
-    def two_factors(self, num_tokens: int) -> tuple[Tensor, None, Optional[Tensor]]:
+    def two_factors(self, num_tokens: int) -> tuple[Tensor, None, Tensor | None]:
         """``(W, None, b)``: this layer as one matrix (see `compacter_pl.layers.fused_adapter`)."""
         return self.weight(), None, self.bias
 
@@ -183,9 +178,7 @@ class PHMLinear(_PHMRulesMixin, nn.Module):
         )
 
 
-def lphm_multiply_adds(
-    num_tokens: int, in_features: int, out_features: int, n: int, rank: int
-) -> tuple[int, int]:
+def lphm_multiply_adds(num_tokens: int, in_features: int, out_features: int, n: int, rank: int) -> tuple[int, int]:
     """Forward multiply-adds of an LPHM layer as ``(materialized, factored)``, bias excluded.
 
     materialized: ``s_i t_i`` for every i (in*out*rank/n), the Kronecker sum (n*in*out),
@@ -199,9 +192,7 @@ def lphm_multiply_adds(
     return materialized, factored
 
 
-def choose_lphm_form(
-    num_tokens: int, in_features: int, out_features: int, n: int, rank: int
-) -> str:
+def choose_lphm_form(num_tokens: int, in_features: int, out_features: int, n: int, rank: int) -> str:
     """``"factored"`` or ``"materialized"``: whichever needs fewer multiply-adds (ties: factored).
 
     Materialising costs a fixed build plus ``in*out`` per token; the factored chain has no fixed
@@ -239,7 +230,7 @@ class LowRankPHMLinear(_PHMRulesMixin, nn.Module):
         out_features: int,
         n: int,
         rank: int = 1,
-        shared_A: "SharedPHMRules | None" = None,
+        shared_A: SharedPHMRules | None = None,
         a_init_std: float = 1e-4,
         bias: bool = True,
         mode: str = "auto",
@@ -277,7 +268,7 @@ class LowRankPHMLinear(_PHMRulesMixin, nn.Module):
             return self.mode
         return choose_lphm_form(num_tokens, self.in_features, self.out_features, self.n, self.rank)
 
-    def two_factors(self, num_tokens: int) -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+    def two_factors(self, num_tokens: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """``(P, Q, b)`` with ``self(x) == (x @ P) @ Q + b`` for inputs of ``num_tokens`` rows, in the form
         ``forward`` would run (see `compacter_pl.layers.fused_adapter`).
 

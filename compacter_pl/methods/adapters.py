@@ -58,8 +58,10 @@ def _adapt_output(module: nn.Module, args, output):
     return module.adapter(output)
 
 
-_HOSTS = {"self_attention": (t5_parts.self_attention, _adapt_first_output),
-          "feed_forward": (t5_parts.feed_forward, _adapt_output)}
+_HOSTS = {
+    "self_attention": (t5_parts.self_attention, _adapt_first_output),
+    "feed_forward": (t5_parts.feed_forward, _adapt_output),
+}
 
 
 def positive_int(name: str, value) -> int:
@@ -87,10 +89,15 @@ class AdapterMethod(Method):
 
     phm_n: int | None = None  # set by PHM-based subclasses: n must divide the width and the bottleneck
 
-    def __init__(self, reduction_factor: PositiveInt = 32, bottleneck: PositiveInt | None = None,
-                 non_linearity: NonLinearity = "gelu",
-                 sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"), train_layer_norms: bool = True,
-                 train_output_layer: bool = False) -> None:
+    def __init__(
+        self,
+        reduction_factor: PositiveInt = 32,
+        bottleneck: PositiveInt | None = None,
+        non_linearity: NonLinearity = "gelu",
+        sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"),
+        train_layer_norms: bool = True,
+        train_output_layer: bool = False,
+    ) -> None:
         # Single values are checked here (the CLI's types already reject them while parsing); what needs the
         # model or several arguments together is checked in `check`, which runs before the weights load.
         self.reduction_factor = positive_int("reduction_factor", reduction_factor)
@@ -101,8 +108,10 @@ class AdapterMethod(Method):
         sublayers = [sublayers] if isinstance(sublayers, str) else list(dict.fromkeys(sublayers))
         unknown = [s for s in sublayers if s not in SUBLAYERS]
         if unknown:
-            raise UserError(f"unknown sublayer {unknown[0]!r}: choose among {', '.join(SUBLAYERS)} "
-                            f"(adapters never follow cross-attention)")
+            raise UserError(
+                f"unknown sublayer {unknown[0]!r}: choose among {', '.join(SUBLAYERS)} "
+                f"(adapters never follow cross-attention)"
+            )
         self.sublayers = sublayers
         self.train_layer_norms = bool(train_layer_norms)
         self.train_output_layer = bool(train_output_layer)
@@ -110,12 +119,12 @@ class AdapterMethod(Method):
     @staticmethod
     def _check_n_fits_bottleneck(n: int, bottleneck: int, where: str) -> None:
         if bottleneck < n:
-            raise UserError(f"{where} is smaller than n={n}: a PHM layer needs bottleneck >= n; "
-                            f"lower n or raise the bottleneck")
+            raise UserError(
+                f"{where} is smaller than n={n}: a PHM layer needs bottleneck >= n; lower n or raise the bottleneck"
+            )
         if bottleneck % n:
             divisors = [k for k in range(1, bottleneck + 1) if bottleneck % k == 0]
-            raise UserError(f"n={n} does not divide the {where}: choose n among {divisors} or change the "
-                            f"bottleneck")
+            raise UserError(f"n={n} does not divide the {where}: choose n among {divisors} or change the bottleneck")
 
     def bottleneck_size(self, d_model: int) -> int:
         """The bottleneck d: `bottleneck` if given, else d_model // reduction_factor."""
@@ -128,8 +137,11 @@ class AdapterMethod(Method):
     def check(self, config: T5Config, max_source_length: int | None = None) -> None:
         d_model = config.d_model
         d = self.bottleneck_size(d_model)
-        where = (f"bottleneck={d}" if self.bottleneck is not None
-                 else f"bottleneck {d} (d_model {d_model} // reduction_factor {self.reduction_factor})")
+        where = (
+            f"bottleneck={d}"
+            if self.bottleneck is not None
+            else f"bottleneck {d} (d_model {d_model} // reduction_factor {self.reduction_factor})"
+        )
         if d < 1:
             raise UserError(f"{where} is empty: lower reduction_factor or set bottleneck")
         if not self.sublayers:
@@ -138,13 +150,14 @@ class AdapterMethod(Method):
         if n is not None:
             if d_model % n:
                 divisors = [k for k in range(1, min(d_model, d) + 1) if d_model % k == 0 and d % k == 0]
-                raise UserError(f"n={n} does not divide the model width d_model={d_model}: "
-                                f"choose n among {divisors}")
+                raise UserError(f"n={n} does not divide the model width d_model={d_model}: choose n among {divisors}")
             self._check_n_fits_bottleneck(n, d, where)
         counts = (config.num_layers, config.num_decoder_layers)
         if not any(self.adapted_blocks(count) for count in counts):
-            raise UserError(f"{type(self).__name__} places no adapter in a model of {counts[0]} encoder and "
-                            f"{counts[1]} decoder blocks: drop fewer blocks")
+            raise UserError(
+                f"{type(self).__name__} places no adapter in a model of {counts[0]} encoder and "
+                f"{counts[1]} decoder blocks: drop fewer blocks"
+            )
 
     @abc.abstractmethod
     def projection(self, in_features: int, out_features: int) -> nn.Module:
@@ -154,8 +167,9 @@ class AdapterMethod(Method):
         """Attach model-wide state before the adapters are built (Compacter's shared A)."""
 
     def make_adapter(self, d_model: int, bottleneck: int) -> BottleneckAdapter:
-        return BottleneckAdapter(self.projection(d_model, bottleneck), self.projection(bottleneck, d_model),
-                                 self.non_linearity)
+        return BottleneckAdapter(
+            self.projection(d_model, bottleneck), self.projection(bottleneck, d_model), self.non_linearity
+        )
 
     def apply(self, model: T5ForConditionalGeneration) -> None:
         self.check(model.config)
@@ -169,8 +183,7 @@ class AdapterMethod(Method):
                 for sublayer in self.sublayers:
                     find_host, hook = _HOSTS[sublayer]
                     host = find_host(stack.block[index])
-                    adapter = self.make_adapter(d_model, bottleneck).to(device=reference.device,
-                                                                        dtype=reference.dtype)
+                    adapter = self.make_adapter(d_model, bottleneck).to(device=reference.device, dtype=reference.dtype)
                     host.add_module("adapter", adapter)
                     host.register_forward_hook(hook)
         for parameter in self.adapter_parameters(model):
@@ -253,11 +266,35 @@ class AdapterLowRank(Adapter):
         return LowRankLinear(in_features, out_features, self.rank, init=self.init)
 
 
-register_method("adapter", Adapter, name="Adapter", t5_base_params=1_855_104,
-                paper=PaperRow(position=2, percent=0.832, learning_rate=3e-4), table3=Table3(-35.45, -24.50))
-register_method("pfeiffer", PfeifferAdapter, name="Pfeiffer-Adapter", t5_base_params=951_360,
-                paper=PaperRow(position=3, percent=0.427, learning_rate=3e-4), table3=Table3(-41.88, -33.09))
-register_method("adapterdrop", AdapterDrop, name="AdapterDrop", t5_base_params=1_101_984,
-                paper=PaperRow(position=4, percent=0.494, learning_rate=3e-4), table3=Table3(-40.68, -33.35))
-register_method("adapter_lowrank", AdapterLowRank, name="Adapter-LowRank", t5_base_params=161_664,
-                paper=PaperRow(position=5, percent=0.073, learning_rate=3e-3), table3=Table3(-35.69, -22.36))
+register_method(
+    "adapter",
+    Adapter,
+    name="Adapter",
+    t5_base_params=1_855_104,
+    paper=PaperRow(position=2, percent=0.832, learning_rate=3e-4),
+    table3=Table3(-35.45, -24.50),
+)
+register_method(
+    "pfeiffer",
+    PfeifferAdapter,
+    name="Pfeiffer-Adapter",
+    t5_base_params=951_360,
+    paper=PaperRow(position=3, percent=0.427, learning_rate=3e-4),
+    table3=Table3(-41.88, -33.09),
+)
+register_method(
+    "adapterdrop",
+    AdapterDrop,
+    name="AdapterDrop",
+    t5_base_params=1_101_984,
+    paper=PaperRow(position=4, percent=0.494, learning_rate=3e-4),
+    table3=Table3(-40.68, -33.35),
+)
+register_method(
+    "adapter_lowrank",
+    AdapterLowRank,
+    name="Adapter-LowRank",
+    t5_base_params=161_664,
+    paper=PaperRow(position=5, percent=0.073, learning_rate=3e-3),
+    table3=Table3(-35.69, -22.36),
+)

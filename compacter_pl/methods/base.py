@@ -24,8 +24,9 @@ def resolve_seed(seed: int | None) -> int:
     if seed is None:
         return torch.initial_seed() % (MAX_SEED + 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise UserError(f"seed={seed!r} must be an integer in [0, {MAX_SEED}], or null for the run's seed "
-                        f"(seed_everything)")
+        raise UserError(
+            f"seed={seed!r} must be an integer in [0, {MAX_SEED}], or null for the run's seed (seed_everything)"
+        )
     return int(seed)
 
 
@@ -42,8 +43,14 @@ def with_inherited_arguments(init: Callable, parent_init: Callable) -> inspect.S
     own = [p for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD]
     named = {p.name for p in own}
     inherited = list(inspect.signature(parent_init, eval_str=True).parameters.values())[1:]  # without self
-    return signature.replace(parameters=own + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inherited
-                                               if p.kind in _NAMED and p.name not in named])
+    return signature.replace(
+        parameters=own
+        + [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inherited
+            if p.kind in _NAMED and p.name not in named
+        ]
+    )
 
 
 class Method(abc.ABC):

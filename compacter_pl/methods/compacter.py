@@ -79,8 +79,14 @@ class Compacter(AdapterMethod):
             and the biases as always.
     """
 
-    def __init__(self, n: PositiveInt = 4, rank: PositiveInt = 1, lphm_form: LPHMForm = "auto",
-                 init: WeightInit = "glorot-uniform", **kwargs) -> None:
+    def __init__(
+        self,
+        n: PositiveInt = 4,
+        rank: PositiveInt = 1,
+        lphm_form: LPHMForm = "auto",
+        init: WeightInit = "glorot-uniform",
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.n = positive_int("n", n)
         self.rank = positive_int("rank", rank)
@@ -98,13 +104,13 @@ class Compacter(AdapterMethod):
         if hasattr(model, SHARED_RULES):
             raise UserError(f"the model already has {SHARED_RULES}: apply a Compacter method once")
         reference = model.get_input_embeddings().weight
-        self._rules = SharedPHMRules(self.n, std=SHARED_A_INIT_STD).to(device=reference.device,
-                                                                       dtype=reference.dtype)
+        self._rules = SharedPHMRules(self.n, std=SHARED_A_INIT_STD).to(device=reference.device, dtype=reference.dtype)
         model.add_module(SHARED_RULES, self._rules)
 
     def projection(self, in_features: int, out_features: int) -> nn.Module:
-        return LowRankPHMLinear(in_features, out_features, self.n, self.rank, shared_A=self._rules,
-                                mode=self.lphm_form, w_init=self.init)
+        return LowRankPHMLinear(
+            in_features, out_features, self.n, self.rank, shared_A=self._rules, mode=self.lphm_form, w_init=self.init
+        )
 
     def adapter_parameters(self, model: T5ForConditionalGeneration) -> list[nn.Parameter]:
         return [*super().adapter_parameters(model), getattr(model, SHARED_RULES).A]
@@ -123,9 +129,27 @@ class CompacterPlusPlus(Compacter):
         super().__init__(sublayers=sublayers, **kwargs)
 
 
-register_method("phm_adapter", PHMAdapter, name="PHM-Adapter", t5_base_params=398_976,
-                paper=PaperRow(position=10, percent=0.179, learning_rate=3e-3), table3=Table3(-35.55, -15.62))
-register_method("compacter", Compacter, name="Compacter", t5_base_params=161_728,
-                paper=PaperRow(position=11, percent=0.073, learning_rate=3e-3), table3=Table3(-35.57, -13.41))
-register_method("compacter++", CompacterPlusPlus, name="Compacter++", t5_base_params=104_704,
-                paper=PaperRow(position=12, percent=0.047, learning_rate=3e-3), table3=Table3(-41.94, -26.51))
+register_method(
+    "phm_adapter",
+    PHMAdapter,
+    name="PHM-Adapter",
+    t5_base_params=398_976,
+    paper=PaperRow(position=10, percent=0.179, learning_rate=3e-3),
+    table3=Table3(-35.55, -15.62),
+)
+register_method(
+    "compacter",
+    Compacter,
+    name="Compacter",
+    t5_base_params=161_728,
+    paper=PaperRow(position=11, percent=0.073, learning_rate=3e-3),
+    table3=Table3(-35.57, -13.41),
+)
+register_method(
+    "compacter++",
+    CompacterPlusPlus,
+    name="Compacter++",
+    t5_base_params=104_704,
+    paper=PaperRow(position=12, percent=0.047, learning_rate=3e-3),
+    table3=Table3(-41.94, -26.51),
+)

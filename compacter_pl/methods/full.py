@@ -14,5 +14,10 @@ class FullFineTuning(Method):
             parameter.requires_grad_(True)
 
 
-register_method("full", FullFineTuning, name="T5 fine-tuning", t5_base_params=222_903_552,
-                paper=PaperRow(position=1, percent=100.0, learning_rate=3e-4))
+register_method(
+    "full",
+    FullFineTuning,
+    name="T5 fine-tuning",
+    t5_base_params=222_903_552,
+    paper=PaperRow(position=1, percent=100.0, learning_rate=3e-4),
+)

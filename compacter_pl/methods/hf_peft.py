@@ -24,8 +24,12 @@ def injectable_types() -> list[str]:
     types = []
     for peft_type, tuner in PEFT_TYPE_TO_TUNER_MAPPING.items():
         config_cls = PEFT_TYPE_TO_CONFIG_MAPPING.get(peft_type)
-        if (config_cls is None or issubclass(config_cls, PromptLearningConfig)
-                or getattr(tuner, "uses_shared_state", False) or peft_type in _NOT_INJECTABLE):
+        if (
+            config_cls is None
+            or issubclass(config_cls, PromptLearningConfig)
+            or getattr(tuner, "uses_shared_state", False)
+            or peft_type in _NOT_INJECTABLE
+        ):
             continue
         types.append(getattr(peft_type, "value", str(peft_type)))
     return sorted(types)
@@ -34,17 +38,21 @@ def injectable_types() -> list[str]:
 def build_peft_config(peft_config: dict) -> PeftConfig:
     """A PeftConfig from a plain mapping, e.g. {"peft_type": "LORA", "r": 8, "target_modules": ["q", "v"]}."""
     if not isinstance(peft_config, dict) or "peft_type" not in peft_config:
-        raise UserError(f"peft_config must be a mapping with a peft_type (e.g. {{peft_type: LORA, r: 8}}), "
-                        f"got {peft_config!r}")
+        raise UserError(
+            f"peft_config must be a mapping with a peft_type (e.g. {{peft_type: LORA, r: 8}}), got {peft_config!r}"
+        )
     peft_type = str(peft_config["peft_type"]).upper()
     config_cls = PEFT_TYPE_TO_CONFIG_MAPPING.get(peft_type)
     if config_cls is not None and issubclass(config_cls, PromptLearningConfig):
-        raise UserError(f"PEFT type {peft_type} is prompt learning, which cannot be injected into a model: use "
-                        f"compacter_pl.methods.PromptTuning")
+        raise UserError(
+            f"PEFT type {peft_type} is prompt learning, which cannot be injected into a model: use "
+            f"compacter_pl.methods.PromptTuning"
+        )
     known = injectable_types()
     if peft_type not in known:
-        raise UserError(f"PEFT type {peft_config['peft_type']!r} cannot be injected into a model; choose one of "
-                        f"{', '.join(known)}")
+        raise UserError(
+            f"PEFT type {peft_config['peft_type']!r} cannot be injected into a model; choose one of {', '.join(known)}"
+        )
     try:
         config = get_peft_config({**peft_config, "peft_type": peft_type})
     except (TypeError, ValueError) as error:
@@ -76,8 +84,9 @@ class Peft(Method):
             inject_adapter_in_model(self.build_config(), model, adapter_name=ADAPTER_NAME)
         except ValueError as error:  # e.g. none of the target modules is in the model
             first_line = (str(error).splitlines() or [type(error).__name__])[0]
-            raise UserError(f"cannot inject {self.peft_config.get('peft_type')} into this model: {first_line}") \
-                from None
+            raise UserError(
+                f"cannot inject {self.peft_config.get('peft_type')} into this model: {first_line}"
+            ) from None
 
 
 # Not in the paper: today's most used method through PEFT, for comparison in the same harness.

@@ -29,8 +29,11 @@ def method_row(key: str) -> RegisteredMethod:
 def __getattr__(name: str):
     # Computed when read, not when this module is imported: importing compacter_pl.methods imports this module
     # before it has imported (and so registered) every method.
-    views = {"PAPER_METHODS": paper_methods, "ALL_METHODS": report_methods,
-             "EXTRA_METHODS": lambda: tuple(e for e in report_methods() if e.paper is None)}
+    views = {
+        "PAPER_METHODS": paper_methods,
+        "ALL_METHODS": report_methods,
+        "EXTRA_METHODS": lambda: tuple(e for e in report_methods() if e.paper is None),
+    }
     if name in views:
         return views[name]()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,8 +30,15 @@ INITS = ("random", "vocab")
 PromptInit = Literal["random", "vocab"]
 RANDOM_INIT_RANGE = 0.5  # Lester et al.: uniform in [-0.5, 0.5]
 
-_STACK_ARGS = ("input_ids", "attention_mask", "encoder_hidden_states", "encoder_attention_mask", "inputs_embeds",
-               "past_key_values", "use_cache")
+_STACK_ARGS = (
+    "input_ids",
+    "attention_mask",
+    "encoder_hidden_states",
+    "encoder_attention_mask",
+    "inputs_embeds",
+    "past_key_values",
+    "use_cache",
+)
 
 
 def _as_kwargs(args: tuple, kwargs: dict) -> dict:
@@ -88,8 +95,13 @@ class PromptTuning(Method):
             record the seed used.
     """
 
-    def __init__(self, num_tokens: PositiveInt = 100, init: PromptInit = "random",
-                 init_vocab_size: PositiveInt = 5000, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        num_tokens: PositiveInt = 100,
+        init: PromptInit = "random",
+        init_vocab_size: PositiveInt = 5000,
+        seed: int | None = None,
+    ) -> None:
         for name, value in (("num_tokens", num_tokens), ("init_vocab_size", init_vocab_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{name}={value!r} must be a positive integer")
@@ -102,8 +114,10 @@ class PromptTuning(Method):
 
     def check(self, config: T5Config, max_source_length: int | None = None) -> None:
         if max_source_length is not None and self.num_tokens > max_source_length:
-            raise UserError(f"the prompt of {self.num_tokens} tokens is longer than the source length "
-                            f"{max_source_length}: lower num_tokens or raise data.max_source_length")
+            raise UserError(
+                f"the prompt of {self.num_tokens} tokens is longer than the source length "
+                f"{max_source_length}: lower num_tokens or raise data.max_source_length"
+            )
 
     def vocab_ids(self, vocab_size: int) -> torch.Tensor:
         """The token ids whose embeddings start the "vocab" prompt: sampled with `seed`, distinct if possible."""
@@ -124,8 +138,7 @@ class PromptTuning(Method):
     def apply(self, model: T5ForConditionalGeneration) -> None:
         freeze(model)
         embedding = model.get_input_embeddings().weight
-        prompt = SoftPrompt(self.num_tokens, model.config.d_model).to(device=embedding.device,
-                                                                      dtype=embedding.dtype)
+        prompt = SoftPrompt(self.num_tokens, model.config.d_model).to(device=embedding.device, dtype=embedding.dtype)
         if embedding.device.type != "meta":
             with torch.no_grad():
                 prompt.weight.copy_(self.initial_prompt(embedding))
@@ -134,9 +147,21 @@ class PromptTuning(Method):
         model.decoder.register_forward_pre_hook(_ExtendCrossAttentionMask(self.num_tokens), with_kwargs=True)
 
 
-register_method("prompt_random", PromptTuning, name="Prompt tuning-R", init_args={"init": "random"},
-                t5_base_params=76_800, paper=PaperRow(position=6, percent=0.034, learning_rate=3e-2),
-                table3=Table3(24.42, 5.72))
-register_method("prompt_vocab", PromptTuning, name="Prompt tuning-T", init_args={"init": "vocab"},
-                t5_base_params=76_800, paper=PaperRow(position=7, percent=0.034, learning_rate=3e-1),
-                table3=Table3(24.42, 5.72))
+register_method(
+    "prompt_random",
+    PromptTuning,
+    name="Prompt tuning-R",
+    init_args={"init": "random"},
+    t5_base_params=76_800,
+    paper=PaperRow(position=6, percent=0.034, learning_rate=3e-2),
+    table3=Table3(24.42, 5.72),
+)
+register_method(
+    "prompt_vocab",
+    PromptTuning,
+    name="Prompt tuning-T",
+    init_args={"init": "vocab"},
+    t5_base_params=76_800,
+    paper=PaperRow(position=7, percent=0.034, learning_rate=3e-1),
+    table3=Table3(24.42, 5.72),
+)

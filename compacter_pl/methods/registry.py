@@ -103,9 +103,18 @@ def class_path_of(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def register_method(key: str, cls: type[Method], *, name: str | None = None, init_args: Mapping | None = None,
-                    t5_base_params: int | None = None, tolerance: int = 0, paper: PaperRow | None = None,
-                    table3: Table3 | None = None, bench_floor: bool = False) -> RegisteredMethod:
+def register_method(
+    key: str,
+    cls: type[Method],
+    *,
+    name: str | None = None,
+    init_args: Mapping | None = None,
+    t5_base_params: int | None = None,
+    tolerance: int = 0,
+    paper: PaperRow | None = None,
+    table3: Table3 | None = None,
+    bench_floor: bool = False,
+) -> RegisteredMethod:
     """Register `cls` (a concrete `Method` subclass) under `key`; `name` defaults to the class name. Mistakes in
     the call (a taken key, an abstract class, an argument the class does not take) raise at import."""
     if not isinstance(key, str) or not key or any(c.isspace() for c in key):
@@ -115,15 +124,26 @@ def register_method(key: str, cls: type[Method], *, name: str | None = None, ini
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise TypeError(f"{cls!r} is not a subclass of compacter_pl.methods.Method")
     if inspect.isabstract(cls):
-        raise TypeError(f"{class_path_of(cls)} is abstract (it leaves {', '.join(sorted(cls.__abstractmethods__))} "
-                        f"to its subclasses): register a concrete subclass")
+        raise TypeError(
+            f"{class_path_of(cls)} is abstract (it leaves {', '.join(sorted(cls.__abstractmethods__))} "
+            f"to its subclasses): register a concrete subclass"
+        )
     init_args = dict(init_args or {})
     arguments = inspect.signature(cls).parameters
     unknown = [k for k in init_args if k not in arguments]
     if unknown:
         raise TypeError(f"{cls.__name__} has no argument {unknown[0]!r} (its arguments: {', '.join(arguments)})")
-    entry = RegisteredMethod(key, cls, name or cls.__name__, MappingProxyType(init_args), t5_base_params, tolerance,
-                             paper, table3, bench_floor)
+    entry = RegisteredMethod(
+        key,
+        cls,
+        name or cls.__name__,
+        MappingProxyType(init_args),
+        t5_base_params,
+        tolerance,
+        paper,
+        table3,
+        bench_floor,
+    )
     _METHODS[key] = entry
     return entry
 
@@ -181,8 +201,9 @@ def method_class_names() -> list[str]:
     """How messages name the registered classes: by short name for those of compacter_pl.methods, by dotted path
     for the others (a user's own), sorted."""
     package = sys.modules.get(PACKAGE)
-    return sorted(cls.__name__ if getattr(package, cls.__name__, None) is cls else class_path_of(cls)
-                  for cls in method_classes())
+    return sorted(
+        cls.__name__ if getattr(package, cls.__name__, None) is cls else class_path_of(cls) for cls in method_classes()
+    )
 
 
 def resolve_method_class(name_or_path: str) -> type[Method]:
@@ -204,8 +225,9 @@ def resolve_method_class(name_or_path: str) -> type[Method]:
     if cls is None:
         names = method_class_names()
         short = str(name_or_path).rpartition(".")[2]
-        raise UserError(f"unknown method {name_or_path!r}{_did_you_mean(short, names)} "
-                        f"(known methods: {', '.join(names)})")
+        raise UserError(
+            f"unknown method {name_or_path!r}{_did_you_mean(short, names)} (known methods: {', '.join(names)})"
+        )
     return cls
 
 

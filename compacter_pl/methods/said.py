@@ -75,8 +75,9 @@ class IntrinsicSAID(Method):
             transform per tensor.
     """
 
-    def __init__(self, intrinsic_dim: PositiveInt = 20_000, seed: int | None = None,
-                 share_random_factors: bool = True) -> None:
+    def __init__(
+        self, intrinsic_dim: PositiveInt = 20_000, seed: int | None = None, share_random_factors: bool = True
+    ) -> None:
         if isinstance(intrinsic_dim, bool) or not isinstance(intrinsic_dim, int) or intrinsic_dim < 1:
             raise UserError(f"intrinsic_dim={intrinsic_dim!r} must be a positive integer")
         self.intrinsic_dim = int(intrinsic_dim)
@@ -85,8 +86,10 @@ class IntrinsicSAID(Method):
 
     def _check_dim(self, tensors: int) -> None:
         if self.intrinsic_dim <= tensors:
-            raise UserError(f"intrinsic_dim={self.intrinsic_dim} must exceed the number of weight tensors "
-                            f"({tensors}, one lambda each): raise intrinsic_dim")
+            raise UserError(
+                f"intrinsic_dim={self.intrinsic_dim} must exceed the number of weight tensors "
+                f"({tensors}, one lambda each): raise intrinsic_dim"
+            )
 
     def check(self, config: T5Config, max_source_length: int | None = None) -> None:
         self._check_dim(count_weight_tensors(config))
@@ -96,9 +99,15 @@ class IntrinsicSAID(Method):
         tensors = _holders(model)
         self._check_dim(len(tensors))
         reference = tensors[0][1]
-        state = IntrinsicSAIDState([n for n, _, _ in tensors], [p.shape for _, p, _ in tensors],
-                                   self.intrinsic_dim, self.seed, self.share_random_factors, reference.device,
-                                   torch.float32)
+        state = IntrinsicSAIDState(
+            [n for n, _, _ in tensors],
+            [p.shape for _, p, _ in tensors],
+            self.intrinsic_dim,
+            self.seed,
+            self.share_random_factors,
+            reference.device,
+            torch.float32,
+        )
         for index, (_, _, holders) in enumerate(tensors):
             weight = SAIDWeight(state, index)
             for module, name in holders:
@@ -109,5 +118,11 @@ class IntrinsicSAID(Method):
         model.register_forward_hook(_ForwardBoundary(state, begin=False))
 
 
-register_method("intrinsic_said", IntrinsicSAID, name="Intrinsic-SAID", t5_base_params=20_000,
-                paper=PaperRow(position=8, percent=0.009, learning_rate=3e-2), table3=Table3(41.14, 241.82))
+register_method(
+    "intrinsic_said",
+    IntrinsicSAID,
+    name="Intrinsic-SAID",
+    t5_base_params=20_000,
+    paper=PaperRow(position=8, percent=0.009, learning_rate=3e-2),
+    table3=Table3(41.14, 241.82),
+)

@@ -17,8 +17,9 @@ class ConfusionMatrixMetric(Metric):
     def __init__(self, num_classes: int, **kwargs) -> None:
         super().__init__(**kwargs)
         self.num_classes = num_classes
-        self.add_state("confusion", default=torch.zeros(num_classes, num_classes + 1, dtype=torch.long),
-                       dist_reduce_fx="sum")
+        self.add_state(
+            "confusion", default=torch.zeros(num_classes, num_classes + 1, dtype=torch.long), dist_reduce_fx="sum"
+        )
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         n = self.num_classes
@@ -26,8 +27,10 @@ class ConfusionMatrixMetric(Metric):
         if preds.shape != target.shape:
             raise ValueError(f"{len(preds)} predictions for {len(target)} gold labels")
         if len(target) and (target.min() < 0 or target.max() >= n or preds.min() < 0 or preds.max() > n):
-            raise ValueError(f"gold labels must be in 0..{n - 1} and predictions in 0..{n} ({n}: invalid); got "
-                             f"gold {target.unique().tolist()}, predicted {preds.unique().tolist()}")
+            raise ValueError(
+                f"gold labels must be in 0..{n - 1} and predictions in 0..{n} ({n}: invalid); got "
+                f"gold {target.unique().tolist()}, predicted {preds.unique().tolist()}"
+            )
         counts = torch.bincount(target * (n + 1) + preds, minlength=n * (n + 1))
         self.confusion += counts.reshape(n, n + 1)
 
@@ -47,8 +50,8 @@ class MatthewsCorrCoef(ConfusionMatrixMetric):
         gold, predicted = c.sum(dim=1), c.sum(dim=0)  # per class; `predicted` has the invalid column too
         samples, correct = c.sum(), c.diagonal().sum()
         cov_gold_pred = correct * samples - gold @ predicted[:-1]  # nothing is gold-invalid
-        cov_pred = samples ** 2 - predicted @ predicted
-        cov_gold = samples ** 2 - gold @ gold
+        cov_pred = samples**2 - predicted @ predicted
+        cov_gold = samples**2 - gold @ gold
         if cov_pred * cov_gold == 0:
             mcc = 0.0
         else:

@@ -38,13 +38,19 @@ from compacter_pl.errors import UserError
 FULL = "full"  # a size meaning "the whole training split" (the Table 1 runs)
 # Keys the grid sets for every run (from tasks, methods, sizes, seeds and the run's directory).
 RESERVED_KEYS = {
-    "data.task": "tasks", "model.task": "tasks", "data.train_size": "sizes", "data.seed": "seeds",
-    "seed_everything": "seeds", "model.method": "methods", "trainer.logger": "the run's directory",
-    "checkpoint.dirpath": "the run's directory", "ckpt_path": "the run's best checkpoint",
+    "data.task": "tasks",
+    "model.task": "tasks",
+    "data.train_size": "sizes",
+    "data.seed": "seeds",
+    "seed_everything": "seeds",
+    "model.method": "methods",
+    "trainer.logger": "the run's directory",
+    "checkpoint.dirpath": "the run's directory",
+    "ckpt_path": "the run's best checkpoint",
 }
 METHOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]*$")  # it names run directories
 load_yaml = get_loader("yaml")  # as cli.py reads its configs (YAML 1.2 numbers: `3e-4` is a float)
-Overrides = Optional[dict[str, Any]]  # dotted cli.py keys -> values
+Overrides = Optional[dict[str, Any]]  # noqa: UP045  dotted cli.py keys -> values
 Size = PositiveInt | Literal["full"]
 
 
@@ -77,10 +83,10 @@ class SweepFile:
     tasks: list[str] | dict[str, Overrides]
     methods: dict[str, MethodEntry]
     seeds: list[NonNegativeInt]
-    out_dir: Optional[str] = None
-    sizes: Optional[list[Size] | dict[Size, Overrides]] = None
+    out_dir: str | None = None
+    sizes: list[Size] | dict[Size, Overrides] | None = None
     overrides: Overrides = None
-    exclude: Optional[list[ExcludeRule]] = None
+    exclude: list[ExcludeRule] | None = None
     keep_checkpoints: Literal["all", "best", "none"] = "best"
 
 
@@ -127,8 +133,12 @@ class Run:
         """The `cli.py fit` arguments that make this run, after `--config BASE`. The method is reset first, so
         no argument of the base config's method leaks into the run's method."""
         # seed_everything also seeds the subsample: cli.py links it to data.seed
-        values = {"data.task": self.task, "data.train_size": self.size, "seed_everything": self.seed,
-                  "model.method": None}
+        values = {
+            "data.task": self.task,
+            "data.train_size": self.size,
+            "seed_everything": self.seed,
+            "model.method": None,
+        }
         values = [*values.items(), ("model.method", self.method.config()), *self.overrides.items()]
         return [f"--{key}={cli_value(value)}" for key, value in values]
 
@@ -180,8 +190,10 @@ def parse_shard(text: str) -> tuple[int, int]:
     """`I/N` -> (I, N), with 0 <= I < N."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
-        raise UserError(f"--shard expects I/N with 0 <= I < N (e.g. 0/4; in a SLURM job array "
-                        f"--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-3), got {text!r}")
+        raise UserError(
+            f"--shard expects I/N with 0 <= I < N (e.g. 0/4; in a SLURM job array "
+            f"--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-3), got {text!r}"
+        )
     return int(match.group(1)), int(match.group(2))
 
 
@@ -226,20 +238,26 @@ def _grid(path: Path, spec: SweepFile, out_dir: str | Path | None) -> Sweep:
 
     base_config = Path(spec.base_config)
     if not base_config.is_file():
-        raise UserError(f"base_config {base_config} not found (a path relative to the directory you run cli.py "
-                        f"from, like --config)")
+        raise UserError(
+            f"base_config {base_config} not found (a path relative to the directory you run cli.py from, like --config)"
+        )
     tasks = spec.tasks if isinstance(spec.tasks, dict) else dict.fromkeys(spec.tasks)
     for name in tasks:
         if name not in TASKS:
-            raise UserError(f"unknown task {name!r} in tasks{did_you_mean(name, TASKS)} (known tasks: "
-                            f"{', '.join(TASKS)})")
+            raise UserError(
+                f"unknown task {name!r} in tasks{did_you_mean(name, TASKS)} (known tasks: {', '.join(TASKS)})"
+            )
     methods = {}
     for name, entry in spec.methods.items():
         if not METHOD_NAME.match(name):
             raise UserError(f"method name {name!r} must be letters, digits and + . _ - (it names the run directories)")
         cls = resolve_method(entry["class_path"], f"methods.{name}.class_path")
-        methods[name] = MethodSpec(name, f"{cls.__module__}.{cls.__qualname__}", entry.get("init_args") or {},
-                                   _overrides(entry.get("overrides"), f"methods.{name}.overrides"))
+        methods[name] = MethodSpec(
+            name,
+            f"{cls.__module__}.{cls.__qualname__}",
+            entry.get("init_args") or {},
+            _overrides(entry.get("overrides"), f"methods.{name}.overrides"),
+        )
     sizes = {}
     given = spec.sizes if isinstance(spec.sizes, dict) else dict.fromkeys(spec.sizes or [FULL])
     for size, overrides in given.items():
@@ -248,18 +266,34 @@ def _grid(path: Path, spec: SweepFile, out_dir: str | Path | None) -> Sweep:
         sizes[None if size == FULL else size] = _overrides(overrides, f"sizes.{size}")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise UserError(f"seeds {spec.seeds} repeat a seed")
-    grid = {"task": list(tasks), "method": list(methods), "size": [FULL if s is None else s for s in sizes],
-            "seed": spec.seeds}
+    grid = {
+        "task": list(tasks),
+        "method": list(methods),
+        "size": [FULL if s is None else s for s in sizes],
+        "seed": spec.seeds,
+    }
     for i, rule in enumerate(spec.exclude or []):
         for key, value in rule.items():
             if value not in grid[key]:
-                raise UserError(f"exclude[{i}].{key} {value!r} is not in the sweep's {key}s "
-                                f"({', '.join(map(str, grid[key]))}){did_you_mean(value, grid[key])}")
-    exclude = tuple({k: None if k == "size" and v == FULL else v for k, v in rule.items()}
-                    for rule in spec.exclude or [])
-    sweep = Sweep(path, base_config, Path(out_dir or spec.out_dir or f"sweeps/{path.stem}"),
-                  {name: _overrides(o, f"tasks.{name}") for name, o in tasks.items()}, methods, sizes,
-                  tuple(spec.seeds), _overrides(spec.overrides, "overrides"), exclude, spec.keep_checkpoints)
+                raise UserError(
+                    f"exclude[{i}].{key} {value!r} is not in the sweep's {key}s "
+                    f"({', '.join(map(str, grid[key]))}){did_you_mean(value, grid[key])}"
+                )
+    exclude = tuple(
+        {k: None if k == "size" and v == FULL else v for k, v in rule.items()} for rule in spec.exclude or []
+    )
+    sweep = Sweep(
+        path,
+        base_config,
+        Path(out_dir or spec.out_dir or f"sweeps/{path.stem}"),
+        {name: _overrides(o, f"tasks.{name}") for name, o in tasks.items()},
+        methods,
+        sizes,
+        tuple(spec.seeds),
+        _overrides(spec.overrides, "overrides"),
+        exclude,
+        spec.keep_checkpoints,
+    )
     if not sweep.runs():
         raise UserError("the grid is empty (exclude leaves no run)")
     return sweep
@@ -291,8 +325,12 @@ def known_methods() -> dict[str, str]:
     for module in modules:
         for name, obj in vars(module).items():
             # base classes are named ...Method by convention (AdapterMethod): they are not methods one picks
-            if (isinstance(obj, type) and issubclass(obj, Method) and not name.endswith("Method")
-                    and not name.startswith("_")):
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, Method)
+                and not name.endswith("Method")
+                and not name.startswith("_")
+            ):
                 found.setdefault(name, f"{obj.__module__}.{obj.__qualname__}")
     return found
 
@@ -313,6 +351,8 @@ def resolve_method(class_path, context: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         known = known_methods()
         short = str(class_path).rpartition(".")[2]
-        raise UserError(f"unknown method {class_path!r} in {context}{did_you_mean(short, known)} "
-                        f"(known methods: {', '.join(sorted(known))})")
+        raise UserError(
+            f"unknown method {class_path!r} in {context}{did_you_mean(short, known)} "
+            f"(known methods: {', '.join(sorted(known))})"
+        )
     return cls

@@ -20,8 +20,11 @@ TEST_SUMMARY = "test.json"
 
 def _metrics(trainer: L.Trainer, stage: str) -> dict[str, float]:
     prefix = f"{stage}/"
-    return {name[len(prefix):]: float(value) for name, value in trainer.callback_metrics.items()
-            if name.startswith(prefix) and isinstance(value, (torch.Tensor, float, int))}
+    return {
+        name[len(prefix) :]: float(value)
+        for name, value in trainer.callback_metrics.items()
+        if name.startswith(prefix) and isinstance(value, (torch.Tensor, float, int))
+    }
 
 
 def _write_json(path: Path, content: dict) -> None:
@@ -46,11 +49,16 @@ class RunRecorder(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         parameters = list(pl_module.parameters())  # shared (tied) parameters are listed once
-        self.parameters = {"trainable_params": sum(p.numel() for p in parameters if p.requires_grad),
-                           "total_params": sum(p.numel() for p in parameters)}
+        self.parameters = {
+            "trainable_params": sum(p.numel() for p in parameters if p.requires_grad),
+            "total_params": sum(p.numel() for p in parameters),
+        }
         datamodule = trainer.datamodule  # what the run really trained on, for the sweep to check
-        self.data = {"task": getattr(getattr(datamodule, "task", None), "name", None),
-                     "train_size": getattr(datamodule, "train_size", None), "seed": getattr(datamodule, "seed", None)}
+        self.data = {
+            "task": getattr(getattr(datamodule, "task", None), "name", None),
+            "train_size": getattr(datamodule, "train_size", None),
+            "seed": getattr(datamodule, "seed", None),
+        }
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -64,10 +72,18 @@ class RunRecorder(L.Callback):
             return
         callback = trainer.checkpoint_callback
         best = self.best or {"val": {}, "step": None, "epoch": None}
-        _write_json(self.out_dir / FIT_SUMMARY, {
-            "best_val": best["val"], "best_step": best["step"], "best_epoch": best["epoch"],
-            "best_checkpoint": callback.best_model_path if callback else "",
-            "steps": trainer.global_step, "data": self.data, **self.parameters})
+        _write_json(
+            self.out_dir / FIT_SUMMARY,
+            {
+                "best_val": best["val"],
+                "best_step": best["step"],
+                "best_epoch": best["epoch"],
+                "best_checkpoint": callback.best_model_path if callback else "",
+                "steps": trainer.global_step,
+                "data": self.data,
+                **self.parameters,
+            },
+        )
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:

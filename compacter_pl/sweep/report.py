@@ -71,8 +71,10 @@ def metric_order(task: str, names) -> list[str]:
     from compacter_pl.tasks import TASKS
 
     declared = list(TASKS[task].metrics) if task in TASKS else []
-    return sorted((n for n in set(names) if n != "score"),
-                  key=lambda n: (declared.index(n) if n in declared else len(declared), n))
+    return sorted(
+        (n for n in set(names) if n != "score"),
+        key=lambda n: (declared.index(n) if n in declared else len(declared), n),
+    )
 
 
 # --- reading ---------------------------------------------------------------------------------------------------
@@ -85,14 +87,19 @@ def load_records(paths: list[str | Path]) -> tuple[list[dict], list[str]]:
     for path in map(Path, paths):
         file = path / RESULTS_FILE if path.is_dir() else path
         if not file.is_file():
-            raise UserError(f"{path} has no {RESULTS_FILE}; run `python cli.py sweep --config SWEEP.yaml` first "
-                            f"(or pass the sweep directory it wrote)")
+            raise UserError(
+                f"{path} has no {RESULTS_FILE}; run `python cli.py sweep --config SWEEP.yaml` first "
+                f"(or pass the sweep directory it wrote)"
+            )
         results = read_results(file)
         results.warn()
         finished = results.finished()
         if len(finished) < len(results.records):
-            print(f"warning: {file} holds {len(results.records) - len(finished)} repeated run(s); the report uses "
-                  f"the last line of each run", file=sys.stderr)
+            print(
+                f"warning: {file} holds {len(results.records) - len(finished)} repeated run(s); the report uses "
+                f"the last line of each run",
+                file=sys.stderr,
+            )
         records += finished.values()
         methods += _declared_methods(file.parent / "sweep.yaml")
     methods += [r["method"] for r in records]
@@ -209,8 +216,10 @@ def full_data(records: list[dict], methods: list[str], stage: str) -> FullData |
     for method in methods:
         counted = [r for r in full if r["method"] == method and r.get("total_params")]
         if counted:
-            trainable[method] = (counted[0]["trainable_params"],
-                                 statistics.fmean(SCALE * r["trainable_params"] / r["total_params"] for r in counted))
+            trainable[method] = (
+                counted[0]["trainable_params"],
+                statistics.fmean(SCALE * r["trainable_params"] / r["total_params"] for r in counted),
+            )
     benchmarks = defaultdict(list)
     for task in tasks:
         benchmarks[benchmark_of(task)].append(task)
@@ -218,8 +227,9 @@ def full_data(records: list[dict], methods: list[str], stage: str) -> FullData |
     for method in methods:
         for benchmark, members in benchmarks.items():
             # every metric shown counts once, as in the paper's Table 1 average
-            columns = {(t, n): per_seed[(method, t, n)] for t in members for n in metrics[t]
-                       if (method, t, n) in per_seed}
+            columns = {
+                (t, n): per_seed[(method, t, n)] for t in members for n in metrics[t] if (method, t, n) in per_seed
+            }
             stat = average(columns)
             if stat is not None:
                 averages[(method, benchmark)] = (stat, len({t for t, _ in columns}))
@@ -239,8 +249,12 @@ def _average_cell(entry: tuple[Stat, int] | None, of: int) -> str:
 
 def low_resource_markdown(table: LowResource) -> str:
     header = ["method", "n", "seeds", *map(display, table.tasks), *(f"{b} avg" for b in table.benchmarks)]
-    lines = [f"## Low-resource (the paper's Figure 4): {table.metric} x 100 by training size", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"## Low-resource (the paper's Figure 4): {table.metric} x 100 by training size",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for method in table.methods:
         for size in table.sizes:
             stats = [table.cells.get((method, size, task)) for task in table.tasks]
@@ -248,20 +262,35 @@ def low_resource_markdown(table: LowResource) -> str:
                 continue
             counts = sorted({s.n for s in stats if s})
             seeds = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-            row = [method, str(size), seeds, *(s.cell() if s else "—" for s in stats),
-                   *(_average_cell(table.averages.get((method, size, b)), len(members))
-                     for b, members in table.benchmarks.items())]
+            row = [
+                method,
+                str(size),
+                seeds,
+                *(s.cell() if s else "—" for s in stats),
+                *(
+                    _average_cell(table.averages.get((method, size, b)), len(members))
+                    for b, members in table.benchmarks.items()
+                ),
+            ]
             lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Each cell: mean ± sample standard deviation (ddof = 1) across seeds; no ± for a single seed. "
-              "Average: per seed the mean over the tasks, then mean ± std over the seeds every task has.", ""]
+    lines += [
+        "",
+        "Each cell: mean ± sample standard deviation (ddof = 1) across seeds; no ± for a single seed. "
+        "Average: per seed the mean over the tasks, then mean ± std over the seeds every task has.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def full_data_markdown(table: FullData) -> str:
     columns = [f"{display(t)} ({'/'.join(table.metrics[t])})" for t in table.tasks]
     header = ["method", "trainable", "%", *columns, *(f"{b} avg" for b in table.benchmarks)]
-    lines = [f"## Full data (the paper's Table 1): {table.stage} metrics x 100", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"## Full data (the paper's Table 1): {table.stage} metrics x 100",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for method in table.methods:
         count, share = table.trainable.get(method, (None, None))
         row = [method, f"{count:,}" if count is not None else "—", f"{share:.3g}" if share is not None else "—"]
@@ -270,9 +299,13 @@ def full_data_markdown(table: FullData) -> str:
             row.append(" / ".join(s.cell() if s else "—" for s in stats) if any(stats) else "—")
         row += [_average_cell(table.averages.get((method, b)), len(members)) for b, members in table.benchmarks.items()]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Each cell: mean ± sample standard deviation (ddof = 1) across seeds; no ± for a single seed. "
-              "Average: per seed the mean of every metric shown (each counts once, as in the paper), then "
-              "mean ± std over the seeds every task has. %: trainable share of all the model's parameters.", ""]
+    lines += [
+        "",
+        "Each cell: mean ± sample standard deviation (ddof = 1) across seeds; no ± for a single seed. "
+        "Average: per seed the mean of every metric shown (each counts once, as in the paper), then "
+        "mean ± std over the seeds every task has. %: trainable share of all the model's parameters.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -280,13 +313,28 @@ def csv_rows(low: LowResource | None, full: FullData | None) -> list[dict]:
     rows = []
 
     def add(table, method, size, task, metric, stat: Stat) -> None:
-        rows.append({"table": table, "method": method, "size": "full" if size is None else size, "task": task,
-                     "metric": metric, "mean": f"{stat.mean:.6f}",
-                     "std": "" if stat.std is None else f"{stat.std:.6f}", "runs": stat.n})
+        rows.append(
+            {
+                "table": table,
+                "method": method,
+                "size": "full" if size is None else size,
+                "task": task,
+                "metric": metric,
+                "mean": f"{stat.mean:.6f}",
+                "std": "" if stat.std is None else f"{stat.std:.6f}",
+                "runs": stat.n,
+            }
+        )
 
     if low:
-        for (method, size, task), stat in sorted(low.cells.items(), key=lambda kv: (
-                low.methods.index(kv[0][0]) if kv[0][0] in low.methods else 0, kv[0][1], low.tasks.index(kv[0][2]))):
+        for (method, size, task), stat in sorted(
+            low.cells.items(),
+            key=lambda kv: (
+                low.methods.index(kv[0][0]) if kv[0][0] in low.methods else 0,
+                kv[0][1],
+                low.tasks.index(kv[0][2]),
+            ),
+        ):
             add("figure4", method, size, task, low.metric, stat)
         for (method, size, benchmark), (stat, _) in low.averages.items():
             add("figure4", method, size, f"{benchmark} avg", low.metric, stat)
@@ -302,8 +350,14 @@ def csv_rows(low: LowResource | None, full: FullData | None) -> list[dict]:
                         add("table1", method, None, task, f"{full.stage}/{name}", full.cells[(method, task, name)])
             for benchmark in full.benchmarks:
                 if (method, benchmark) in full.averages:
-                    add("table1", method, None, f"{benchmark} avg", f"{full.stage}/*",
-                        full.averages[(method, benchmark)][0])
+                    add(
+                        "table1",
+                        method,
+                        None,
+                        f"{benchmark} avg",
+                        f"{full.stage}/*",
+                        full.averages[(method, benchmark)][0],
+                    )
     return rows
 
 
@@ -313,11 +367,25 @@ def figure(table: LowResource, path: Path) -> None:
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
     from matplotlib.lines import Line2D
 
-    panels = [(display(t), {(m, n): (table.cells[(m, n, t)], True) for m in table.methods for n in table.sizes
-                            if (m, n, t) in table.cells}) for t in table.tasks]
+    panels = [
+        (
+            display(t),
+            {
+                (m, n): (table.cells[(m, n, t)], True)
+                for m in table.methods
+                for n in table.sizes
+                if (m, n, t) in table.cells
+            },
+        )
+        for t in table.tasks
+    ]
     for benchmark, members in table.benchmarks.items():
-        stats = {(m, n): (table.averages[(m, n, benchmark)][0], table.averages[(m, n, benchmark)][1] == len(members))
-                 for m in table.methods for n in table.sizes if (m, n, benchmark) in table.averages}
+        stats = {
+            (m, n): (table.averages[(m, n, benchmark)][0], table.averages[(m, n, benchmark)][1] == len(members))
+            for m in table.methods
+            for n in table.sizes
+            if (m, n, benchmark) in table.averages
+        }
         partial = not all(complete for _, complete in stats.values())
         panels.append((f"{benchmark} average" + (" (hollow: some tasks)" if partial else ""), stats))
     columns = min(3, len(panels))
@@ -334,8 +402,14 @@ def figure(table: LowResource, path: Path) -> None:
             mean = [s.mean for _, s, _ in points]
             std = [s.std or 0.0 for _, s, _ in points]
             ax.plot(x, mean, color=color)
-            ax.fill_between(x, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)],
-                            color=color, alpha=0.2, linewidth=0)
+            ax.fill_between(
+                x,
+                [m - d for m, d in zip(mean, std)],
+                [m + d for m, d in zip(mean, std)],
+                color=color,
+                alpha=0.2,
+                linewidth=0,
+            )
             for n, s, complete in points:
                 ax.plot([n], [s.mean], marker="o", color=color, markerfacecolor=color if complete else "white")
         ax.set_xscale("log")
@@ -345,7 +419,7 @@ def figure(table: LowResource, path: Path) -> None:
         ax.set_xlabel("training examples")
         ax.set_ylabel(f"{table.metric} x 100")
         ax.grid(alpha=0.3)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     handles = [Line2D([], [], color=color, marker="o", label=method) for method, color in colors.items()]
     fig.legend(handles=handles, loc="outside lower center", ncols=max(1, len(handles)))

@@ -65,8 +65,9 @@ def read_results(path: str | Path) -> Results:
             if problem is None:
                 results.records.append(json.loads(raw))
             else:
-                results.problems.append(f"{path} line {number}: {problem}; the line is ignored and left in the "
-                                        f"file as it is")
+                results.problems.append(
+                    f"{path} line {number}: {problem}; the line is ignored and left in the file as it is"
+                )
     return results
 
 

@@ -69,17 +69,31 @@ def cli_command() -> list[str]:
 
 def fit_command(sweep: Sweep, directory: SweepDir, run: Run, progress_bar: bool) -> list[str]:
     # default_hp_metric false: the sweep logs the hyper-parameters itself once the run is tested (log_hparams)
-    logger = {"class_path": LOGGER, "init_args": {"save_dir": str(directory.runs), "name": "", "version": run.name,
-                                                  "default_hp_metric": False}}
-    return [*cli_command(), "fit", *_run_args(sweep, directory, run), f"--trainer.logger={json.dumps(logger)}",
-            *_progress(progress_bar)]
+    logger = {
+        "class_path": LOGGER,
+        "init_args": {"save_dir": str(directory.runs), "name": "", "version": run.name, "default_hp_metric": False},
+    }
+    return [
+        *cli_command(),
+        "fit",
+        *_run_args(sweep, directory, run),
+        f"--trainer.logger={json.dumps(logger)}",
+        *_progress(progress_bar),
+    ]
 
 
 def test_command(sweep: Sweep, directory: SweepDir, run: Run, checkpoint: str, progress_bar: bool) -> list[str]:
     """The test of the best checkpoint with the fit's arguments; its own config.yaml goes to `test/`."""
-    return [*cli_command(), "test", *_run_args(sweep, directory, run), "--trainer.logger=false",
-            f"--trainer.default_root_dir={directory.run(run) / 'test'}", "--ckpt_path", checkpoint,
-            *_progress(progress_bar)]
+    return [
+        *cli_command(),
+        "test",
+        *_run_args(sweep, directory, run),
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={directory.run(run) / 'test'}",
+        "--ckpt_path",
+        checkpoint,
+        *_progress(progress_bar),
+    ]
 
 
 def _run_args(sweep: Sweep, directory: SweepDir, run: Run) -> list[str]:
@@ -109,16 +123,20 @@ def resolved_configs(sweep: Sweep) -> dict[str, dict]:
         try:
             config = parse_run(["fit", "--config", str(sweep.base_config), *run.args()])
         except UserError as error:
-            raise UserError(f"{sweep.path}: run {run.name} does not parse{_set_where(sweep, run, str(error))}: "
-                            f"{error}") from None
+            raise UserError(
+                f"{sweep.path}: run {run.name} does not parse{_set_where(sweep, run, str(error))}: {error}"
+            ) from None
         configs.setdefault(run.task, config)
     return configs
 
 
 def _set_where(sweep: Sweep, run: Run, message: str) -> str:
-    levels = [("overrides", sweep.overrides), (f"tasks.{run.task}", sweep.tasks[run.task]),
-              (f"methods.{run.method.name}.overrides", run.method.overrides),
-              (f"sizes.{run.size or FULL}", sweep.sizes[run.size])]
+    levels = [
+        ("overrides", sweep.overrides),
+        (f"tasks.{run.task}", sweep.tasks[run.task]),
+        (f"methods.{run.method.name}.overrides", run.method.overrides),
+        (f"sizes.{run.size or FULL}", sweep.sizes[run.size]),
+    ]
     for context, overrides in reversed(levels):
         if any(f"--{key}=" in message or f"'{key}'" in message for key in overrides):
             return f" (check {context})"
@@ -143,18 +161,22 @@ def check_sizes(sweep: Sweep, configs: dict[str, dict]) -> None:
         if not task.small:  # large tasks hold out validation examples from the training split
             available -= int(data.get("validation_size") or 0)
         if sizes[-1] > available:
-            raise UserError(f"{sweep.path}: size {sizes[-1]} is larger than the training split of {name} "
-                            f"({available} examples); drop it from sizes or add {{task: {name}, size: {sizes[-1]}}} "
-                            f"to exclude")
+            raise UserError(
+                f"{sweep.path}: size {sizes[-1]} is larger than the training split of {name} "
+                f"({available} examples); drop it from sizes or add {{task: {name}, size: {sizes[-1]}}} "
+                f"to exclude"
+            )
 
 
 def check_fingerprints(sweep: Sweep, finished: dict[str, dict], base_content) -> None:
     for run in sweep.runs():
         record = finished.get(run.name)
         if record and record.get("fingerprint") not in (None, run.fingerprint(base_content)):
-            raise UserError(f"{sweep.path}: {RESULTS_FILE} in {sweep.out_dir} holds run {run.name} made with other "
-                            f"settings (the sweep file or its base config changed since); write this sweep to a "
-                            f"new directory with --out DIR, or delete that run's line to redo it")
+            raise UserError(
+                f"{sweep.path}: {RESULTS_FILE} in {sweep.out_dir} holds run {run.name} made with other "
+                f"settings (the sweep file or its base config changed since); write this sweep to a "
+                f"new directory with --out DIR, or delete that run's line to redo it"
+            )
 
 
 # --- running ---------------------------------------------------------------------------------------------------
@@ -173,13 +195,21 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
     configs = resolved_configs(sweep)
     todo = [run for run in mine if run.name not in finished]
     shard_text = f", shard {shard[0]}/{shard[1]}: {plural(len(mine), 'run')}" if shard else ""
-    print(f"sweep {sweep.path} -> {directory.root}: {plural(len(runs), 'run')} in the grid{shard_text}, "
-          f"{len(mine) - len(todo)} finished, {len(todo)} to run", flush=True)
+    print(
+        f"sweep {sweep.path} -> {directory.root}: {plural(len(runs), 'run')} in the grid{shard_text}, "
+        f"{len(mine) - len(todo)} finished, {len(todo)} to run",
+        flush=True,
+    )
     tty = sys.stdout.isatty()
     if dry_run:
         for k, run in enumerate(mine, start=1):
-            status = ("finished" if run.name in finished else
-                      "unfinished, will restart" if directory.run(run).exists() else "to run")
+            status = (
+                "finished"
+                if run.name in finished
+                else "unfinished, will restart"
+                if directory.run(run).exists()
+                else "to run"
+            )
             print(f"[{k}/{len(mine)}] {run.describe()} ({status}) -> {directory.run(run)}: {shlex.join(run.args())}")
         if mine:
             print(f"the first run's fit command: {shlex.join(fit_command(sweep, directory, mine[0], tty))}")
@@ -206,24 +236,34 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
             what = f"done in {duration(took)}, {outcome.detail}"
         else:
             what = f"skipped, {outcome.detail}"
-        print(f"[{k}/{len(todo)}] {run.describe()}: {what} (elapsed {duration(elapsed)}, ~{duration(left)} left)",
-              flush=True)
+        print(
+            f"[{k}/{len(todo)}] {run.describe()}: {what} (elapsed {duration(elapsed)}, ~{duration(left)} left)",
+            flush=True,
+        )
         reason = _reason(outcome.detail) if outcome.status == "failed" else None
         same_in_row = same_in_row + 1 if reason is not None and reason == last_reason else int(reason is not None)
         last_reason = reason
         if same_in_row >= STOP_AFTER_SAME_FAILURES:
-            print(f"stopping: {STOP_AFTER_SAME_FAILURES} runs in a row failed with the same error; fix it and "
-                  f"re-run the same command", file=sys.stderr)
+            print(
+                f"stopping: {STOP_AFTER_SAME_FAILURES} runs in a row failed with the same error; fix it and "
+                f"re-run the same command",
+                file=sys.stderr,
+            )
             break
     total = duration(time.monotonic() - started)
     if failures:
-        print(f"{len(failures)} of {plural(len(todo), 'run')} failed in {total}; re-run the same command to retry "
-              f"them:", file=sys.stderr)
+        print(
+            f"{len(failures)} of {plural(len(todo), 'run')} failed in {total}; re-run the same command to retry them:",
+            file=sys.stderr,
+        )
         for run, detail in failures:
             print(f"  {run.describe()}: {detail}", file=sys.stderr)
         return 1
-    print(f"sweep finished in {total}: {plural(len(todo), 'run')}; results in {directory.results}; "
-          f"tables and figure: python cli.py report {directory.root}", flush=True)
+    print(
+        f"sweep finished in {total}: {plural(len(todo), 'run')}; results in {directory.results}; "
+        f"tables and figure: python cli.py report {directory.root}",
+        flush=True,
+    )
     return 0
 
 
@@ -248,8 +288,9 @@ def execute(sweep: Sweep, directory: SweepDir, run: Run, base_content, progress_
         os.close(lock)
 
 
-def _fit_test_record(sweep: Sweep, directory: SweepDir, run: Run, base_content, progress_bar: bool,
-                     lock: int) -> Outcome:
+def _fit_test_record(
+    sweep: Sweep, directory: SweepDir, run: Run, base_content, progress_bar: bool, lock: int
+) -> Outcome:
     run_dir = directory.run(run)
     shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished run starts over
     run_dir.mkdir(parents=True)
@@ -265,12 +306,18 @@ def _fit_test_record(sweep: Sweep, directory: SweepDir, run: Run, base_content, 
     expected = {"task": run.task, "train_size": run.size, "seed": run.seed if run.size is not None else None}
     used = {k: v for k, v in fit_summary.get("data", {}).items() if expected.get(k) is not None}
     if used != {k: v for k, v in expected.items() if v is not None}:
-        return Outcome("failed", f"the run trained on {used}, not the sweep's {expected}: is seed_everything "
-                                 f"still linked to data.seed in compacter_pl/cli.py?")
+        return Outcome(
+            "failed",
+            f"the run trained on {used}, not the sweep's {expected}: is seed_everything "
+            f"still linked to data.seed in compacter_pl/cli.py?",
+        )
     checkpoint = fit_summary.get("best_checkpoint")
     if "score" not in fit_summary.get("best_val", {}):
-        return Outcome("failed", "no validation ran, so there is no best checkpoint; validate at least once "
-                                 "(trainer.val_check_interval, check_val_every_n_epoch, max_epochs)")
+        return Outcome(
+            "failed",
+            "no validation ran, so there is no best checkpoint; validate at least once "
+            "(trainer.val_check_interval, check_val_every_n_epoch, max_epochs)",
+        )
     if not checkpoint:
         return Outcome("failed", "the fit kept no best checkpoint to test (is trainer.enable_checkpointing off?)")
     test = test_command(sweep, directory, run, checkpoint, progress_bar)
@@ -285,13 +332,23 @@ def _fit_test_record(sweep: Sweep, directory: SweepDir, run: Run, base_content, 
     log_hparams(run_dir, run, fit_summary, test_metrics)
     checkpoint = _prune_checkpoints(run_dir, checkpoint, sweep.keep_checkpoints)
     record = {
-        "run": run.name, "task": run.task, "method": run.method.name, "size": run.size, "seed": run.seed,
-        "val": fit_summary["best_val"], "test": test_metrics,
-        "trainable_params": fit_summary["trainable_params"], "total_params": fit_summary["total_params"],
-        "best_step": fit_summary["best_step"], "best_epoch": fit_summary["best_epoch"], "steps": fit_summary["steps"],
-        "wall_time_s": round(wall_time, 2), "log_dir": _relative(run_dir, directory.root),
+        "run": run.name,
+        "task": run.task,
+        "method": run.method.name,
+        "size": run.size,
+        "seed": run.seed,
+        "val": fit_summary["best_val"],
+        "test": test_metrics,
+        "trainable_params": fit_summary["trainable_params"],
+        "total_params": fit_summary["total_params"],
+        "best_step": fit_summary["best_step"],
+        "best_epoch": fit_summary["best_epoch"],
+        "steps": fit_summary["steps"],
+        "wall_time_s": round(wall_time, 2),
+        "log_dir": _relative(run_dir, directory.root),
         "best_checkpoint": _relative(Path(checkpoint), directory.root) if checkpoint else None,
-        "class_path": run.method.class_path, "fingerprint": run.fingerprint(base_content),
+        "class_path": run.method.class_path,
+        "fingerprint": run.fingerprint(base_content),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     append_result(directory.results, record)
@@ -328,9 +385,14 @@ def _run_logged(command: list[str], log: Path, echo: bool, lock: int) -> int:
     """Run `command` with its output in `log` (and on the terminal when `echo`); the child shares the run's
     lock, so the run stays locked until the child is gone too. Returns the exit code."""
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if echo else out,
-                                   stderr=subprocess.STDOUT, pass_fds=(lock,),
-                                   preexec_fn=_die_with_parent(os.getpid()))
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if echo else out,
+            stderr=subprocess.STDOUT,
+            pass_fds=(lock,),
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
         try:
             if echo:
                 for chunk in iter(lambda: process.stdout.read1(1 << 16), b""):
@@ -375,11 +437,14 @@ def log_hparams(run_dir: Path, run: Run, fit_summary: dict, test_metrics: dict) 
     trainer = config.get("trainer") or {}
     params.update({f"trainer.{k}": trainer[k] for k in TRAINER_HPARAMS if trainer.get(k) is not None})
     # TensorBoard takes numbers and strings (a bool would show as 0 / 1)
-    params = {k: v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else str(v)
-              for k, v in params.items()}
-    metrics = {"hp/best_val_score": fit_summary["best_val"]["score"],
-               "hp/test_score": test_metrics.get("score", float("nan")),
-               **{f"test/{name}": value for name, value in test_metrics.items()}}
+    params = {
+        k: v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else str(v) for k, v in params.items()
+    }
+    metrics = {
+        "hp/best_val_score": fit_summary["best_val"]["score"],
+        "hp/test_score": test_metrics.get("score", float("nan")),
+        **{f"test/{name}": value for name, value in test_metrics.items()},
+    }
     writer = SummaryWriter(log_dir=str(run_dir), filename_suffix=".hparams")
     try:
         _, session_start, session_end = hparams(params, metrics)

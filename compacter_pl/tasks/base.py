@@ -22,8 +22,9 @@ def plain_text(value: Any) -> str:
 Spans = tuple[tuple[int, int], ...]  # (start, end) character offsets of each field's value in a source
 
 
-def render_fields_with_spans(record: dict, fields: Sequence[str],
-                             formats: dict[str, Callable[[Any], str]] | None = None) -> tuple[str, Spans]:
+def render_fields_with_spans(
+    record: dict, fields: Sequence[str], formats: dict[str, Callable[[Any], str]] | None = None
+) -> tuple[str, Spans]:
     """`field: value` pairs joined by spaces, as in the paper (SPEC section 3), and where each value lies in
     that text (`source[start:end]` is the value; the `field: ` prefixes and the joining spaces lie outside)."""
     formats = formats or {}
@@ -40,8 +41,7 @@ def render_fields_with_spans(record: dict, fields: Sequence[str],
     return " ".join(parts), tuple(spans)
 
 
-def render_fields(record: dict, fields: Sequence[str],
-                  formats: dict[str, Callable[[Any], str]] | None = None) -> str:
+def render_fields(record: dict, fields: Sequence[str], formats: dict[str, Callable[[Any], str]] | None = None) -> str:
     """`field: value` pairs joined by spaces, as in the paper (SPEC section 3)."""
     return render_fields_with_spans(record, fields, formats)[0]
 
@@ -154,8 +154,9 @@ class Task:
             return [Example(source, answers[0], -1, group, answers, spans)]
         target = self.target_of(record)
         if target not in self.targets:
-            raise ValueError(f"label {record.get('label')!r} is not one of the classes of {self.name} "
-                             f"({self.describe_classes()})")
+            raise ValueError(
+                f"label {record.get('label')!r} is not one of the classes of {self.name} ({self.describe_classes()})"
+            )
         return [Example(source, target, self.targets.index(target), group, spans=spans)]
 
     def source(self, record: dict) -> str:
@@ -193,24 +194,28 @@ class Task:
         text = text.strip()
         return self.targets.index(text) if self.targets and text in self.targets else None
 
-    def score(self, texts: Sequence[str], labels: torch.Tensor, groups: torch.Tensor,
-              answers: Sequence[Sequence[str]] = ()) -> Scored:
+    def score(
+        self, texts: Sequence[str], labels: torch.Tensor, groups: torch.Tensor, answers: Sequence[Sequence[str]] = ()
+    ) -> Scored:
         """Turn generated texts into metric inputs. `labels`, `groups`, `answers` come from the batch."""
         labels = labels.cpu()
         if self.targets is None:
             from compacter_pl.metrics.squad import best_exact_match, best_token_f1
 
             if len(answers) != len(texts):
-                raise ValueError(f"{self.name} scores free text against gold answers: got {len(texts)} texts "
-                                 f"and {len(answers)} answer lists")
+                raise ValueError(
+                    f"{self.name} scores free text against gold answers: got {len(texts)} texts "
+                    f"and {len(answers)} answer lists"
+                )
             em = torch.tensor([best_exact_match(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
             f1 = torch.tensor([best_token_f1(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
             valid = torch.ones(len(texts), dtype=torch.bool)
             return Scored(labels, labels, valid, labels.float(), labels.float(), groups.cpu(), em, f1)
         invalid = len(self.targets)  # the marker: one past the last class
         preds = torch.tensor([invalid if d is None else d for d in map(self.decode, texts)], dtype=torch.long)
-        values = torch.tensor([float(t) if self.ordinal else float(i) for i, t in enumerate(self.targets)]
-                              + [float("nan")])
+        values = torch.tensor(
+            [float(t) if self.ordinal else float(i) for i, t in enumerate(self.targets)] + [float("nan")]
+        )
         correct = (preds == labels).float()
         return Scored(preds, labels, preds != invalid, values[preds], values[labels], groups.cpu(), correct, correct)
 

@@ -22,21 +22,95 @@ def stsb_target(record: dict) -> str:
     return f"{round(score * 5) / 5:.1f}"
 
 
-COLA = Task("cola", GLUE, "cola", "CoLA", ("sentence",), BINARY, ("matthews",), small=True,
-            label_names=("unacceptable", "acceptable"))
-SST2 = Task("sst2", GLUE, "sst2", "SST-2", ("sentence",), BINARY, ("accuracy",), small=False,
-            label_names=("negative", "positive"))
-MRPC = Task("mrpc", GLUE, "mrpc", "MRPC", ("sentence1", "sentence2"), BINARY, ("accuracy", "f1"), small=True,
-            label_names=("not_equivalent", "equivalent"))
-QQP = Task("qqp", GLUE, "qqp", "QQP", ("question1", "question2"), BINARY, ("accuracy", "f1"), small=False,
-           label_names=("not_duplicate", "duplicate"))
-STSB = Task("stsb", GLUE, "stsb", "STS-B", ("sentence1", "sentence2"), STSB_TARGETS, ("pearson", "spearman"), small=True,
-            ordinal=True, target_of=stsb_target)
-MNLI = Task("mnli", GLUE, "mnli", "MNLI", ("premise", "hypothesis"), ("0", "1", "2"), ("accuracy",), small=False,
-            label_names=("entailment", "neutral", "contradiction"), test_split="validation_matched")
-QNLI = Task("qnli", GLUE, "qnli", "QNLI", ("question", "sentence"), BINARY, ("accuracy",), small=False,
-            label_names=("entailment", "not_entailment"))
-RTE = Task("rte", GLUE, "rte", "RTE", ("sentence1", "sentence2"), BINARY, ("accuracy",), small=True,
-           label_names=("entailment", "not_entailment"))
+COLA = Task(
+    "cola",
+    GLUE,
+    "cola",
+    "CoLA",
+    ("sentence",),
+    BINARY,
+    ("matthews",),
+    small=True,
+    label_names=("unacceptable", "acceptable"),
+)
+SST2 = Task(
+    "sst2",
+    GLUE,
+    "sst2",
+    "SST-2",
+    ("sentence",),
+    BINARY,
+    ("accuracy",),
+    small=False,
+    label_names=("negative", "positive"),
+)
+MRPC = Task(
+    "mrpc",
+    GLUE,
+    "mrpc",
+    "MRPC",
+    ("sentence1", "sentence2"),
+    BINARY,
+    ("accuracy", "f1"),
+    small=True,
+    label_names=("not_equivalent", "equivalent"),
+)
+QQP = Task(
+    "qqp",
+    GLUE,
+    "qqp",
+    "QQP",
+    ("question1", "question2"),
+    BINARY,
+    ("accuracy", "f1"),
+    small=False,
+    label_names=("not_duplicate", "duplicate"),
+)
+STSB = Task(
+    "stsb",
+    GLUE,
+    "stsb",
+    "STS-B",
+    ("sentence1", "sentence2"),
+    STSB_TARGETS,
+    ("pearson", "spearman"),
+    small=True,
+    ordinal=True,
+    target_of=stsb_target,
+)
+MNLI = Task(
+    "mnli",
+    GLUE,
+    "mnli",
+    "MNLI",
+    ("premise", "hypothesis"),
+    ("0", "1", "2"),
+    ("accuracy",),
+    small=False,
+    label_names=("entailment", "neutral", "contradiction"),
+    test_split="validation_matched",
+)
+QNLI = Task(
+    "qnli",
+    GLUE,
+    "qnli",
+    "QNLI",
+    ("question", "sentence"),
+    BINARY,
+    ("accuracy",),
+    small=False,
+    label_names=("entailment", "not_entailment"),
+)
+RTE = Task(
+    "rte",
+    GLUE,
+    "rte",
+    "RTE",
+    ("sentence1", "sentence2"),
+    BINARY,
+    ("accuracy",),
+    small=True,
+    label_names=("entailment", "not_entailment"),
+)
 
 TASKS = (COLA, SST2, MRPC, QQP, STSB, MNLI, QNLI, RTE)

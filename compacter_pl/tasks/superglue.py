@@ -42,22 +42,83 @@ def multirc_question(record: dict) -> int:
     return int(record["idx"]["question"])
 
 
-BOOLQ = Task("boolq", SUPER_GLUE, "boolq", "BoolQ", ("question", "passage"), BINARY, ("accuracy",), small=True,
-             source_length=256, label_names=FALSE_TRUE)
-CB = Task("cb", SUPER_GLUE, "cb", "CB", ("premise", "hypothesis"), ("0", "1", "2"), ("accuracy", "macro_f1"), small=True,
-          source_length=256, label_names=("entailment", "contradiction", "neutral"))
+BOOLQ = Task(
+    "boolq",
+    SUPER_GLUE,
+    "boolq",
+    "BoolQ",
+    ("question", "passage"),
+    BINARY,
+    ("accuracy",),
+    small=True,
+    source_length=256,
+    label_names=FALSE_TRUE,
+)
+CB = Task(
+    "cb",
+    SUPER_GLUE,
+    "cb",
+    "CB",
+    ("premise", "hypothesis"),
+    ("0", "1", "2"),
+    ("accuracy", "macro_f1"),
+    small=True,
+    source_length=256,
+    label_names=("entailment", "contradiction", "neutral"),
+)
 # `question` is "cause" or "effect": without it the task is ill-posed.
-COPA = Task("copa", SUPER_GLUE, "copa", "COPA", ("premise", "choice1", "choice2", "question"), BINARY, ("accuracy",),
-            small=True, source_length=256, label_names=("choice1", "choice2"))
-MULTIRC = Task("multirc", SUPER_GLUE, "multirc", "MultiRC", ("question", "answer", "paragraph"), BINARY,
-               ("f1", "question_exact_match"), small=True, source_length=256, label_names=FALSE_TRUE,
-               required_columns=("label", "idx"), field_formats={"paragraph": strip_markup},
-               group_of=multirc_question)
-RECORD = Task("record", SUPER_GLUE, "record", "ReCoRD", ("query", "entities", "passage"), None, ("exact_match", "token_f1"),
-              small=False, source_length=512, required_columns=("answers",),
-              field_formats={"entities": entity_list, "passage": passage_with_highlights},
-              answers_of=itemgetter("answers"))
-WIC = Task("wic", SUPER_GLUE, "wic", "WiC", ("sentence1", "sentence2", "word"), BINARY, ("accuracy",), small=True,
-           source_length=256, label_names=FALSE_TRUE)
+COPA = Task(
+    "copa",
+    SUPER_GLUE,
+    "copa",
+    "COPA",
+    ("premise", "choice1", "choice2", "question"),
+    BINARY,
+    ("accuracy",),
+    small=True,
+    source_length=256,
+    label_names=("choice1", "choice2"),
+)
+MULTIRC = Task(
+    "multirc",
+    SUPER_GLUE,
+    "multirc",
+    "MultiRC",
+    ("question", "answer", "paragraph"),
+    BINARY,
+    ("f1", "question_exact_match"),
+    small=True,
+    source_length=256,
+    label_names=FALSE_TRUE,
+    required_columns=("label", "idx"),
+    field_formats={"paragraph": strip_markup},
+    group_of=multirc_question,
+)
+RECORD = Task(
+    "record",
+    SUPER_GLUE,
+    "record",
+    "ReCoRD",
+    ("query", "entities", "passage"),
+    None,
+    ("exact_match", "token_f1"),
+    small=False,
+    source_length=512,
+    required_columns=("answers",),
+    field_formats={"entities": entity_list, "passage": passage_with_highlights},
+    answers_of=itemgetter("answers"),
+)
+WIC = Task(
+    "wic",
+    SUPER_GLUE,
+    "wic",
+    "WiC",
+    ("sentence1", "sentence2", "word"),
+    BINARY,
+    ("accuracy",),
+    small=True,
+    source_length=256,
+    label_names=FALSE_TRUE,
+)
 
 TASKS = (BOOLQ, CB, COPA, MULTIRC, RECORD, WIC)
