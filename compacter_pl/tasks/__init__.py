@@ -8,7 +8,7 @@ from compacter_pl.tasks.base import Example, HubDataset, Scored, Task
 
 TASKS: dict[str, Task] = {task.name: task for task in glue.TASKS + superglue.TASKS}
 # The registered names as a type: `--data.task` offers them as choices in `--help` and refuses any other.
-TaskName = Literal[tuple(TASKS)]  # noqa: the tuple is unpacked into the Literal's values
+TaskName = Literal[tuple(TASKS)]  # the tuple is unpacked into the Literal's values
 
 
 def register_task(task: Task) -> Task:
