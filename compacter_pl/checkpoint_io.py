@@ -26,13 +26,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """`last.ckpt`: where the run stopped, whatever the score, for `--ckpt_path last`. Written at the end of every
-    epoch and, with `every_n_train_steps`, every that many steps as well (Lightning's own triggers are exclusive,
-    and its `save_last` writes only when a best checkpoint is written too)."""
+    """`last.ckpt`: where the run stopped, whatever the score, for `--ckpt_path last`. Written at each epoch's end
+    (after validation; when validation runs more often than once an epoch, after each validation) and, with
+    `every_n_train_steps`, every that many steps as well. (Lightning's own triggers are exclusive, and its
+    `save_last` writes only when a best checkpoint is written too.)"""
 
-    def __init__(self, every_n_train_steps: int | None = None, dirpath: str | None = None) -> None:
+    def __init__(
+        self, every_n_train_steps: int | None = None, at_epoch_end: bool = True, dirpath: str | None = None
+    ) -> None:
         """Args:
         every_n_train_steps: Also write last.ckpt every this many training steps (mid-epoch resumes).
+        at_epoch_end: Write it at each epoch's end; false with no every_n_train_steps never writes it (a sweep,
+            which restarts an unfinished run from scratch, needs none).
         dirpath: Where; None is the run's `checkpoints/` folder, beside the best checkpoint.
         """
         super().__init__(
@@ -41,13 +46,16 @@ class LastCheckpoint(ModelCheckpoint):
             monitor=None,
             save_top_k=1,
             every_n_train_steps=every_n_train_steps,
+            every_n_epochs=None if every_n_train_steps else int(at_epoch_end),
             enable_version_counter=False,
         )
+        self.at_epoch_end = at_epoch_end
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if (
             self._every_n_train_steps > 0
+            and self.at_epoch_end
             and not self._should_skip_saving_checkpoint(trainer)
             and self._last_global_step_saved != trainer.global_step
         ):

@@ -7,7 +7,6 @@ linked to the model's so a YAML names each once.
 """
 
 import dataclasses
-import difflib
 import inspect
 import re
 import sys
@@ -24,7 +23,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from compacter_pl.checkpoint_io import LastCheckpoint
 from compacter_pl.commands import COMMANDS, run_command
 from compacter_pl.data import TextToTextDataModule
-from compacter_pl.errors import UserError
+from compacter_pl.errors import UserError, did_you_mean
 from compacter_pl.host_memory import HostMemory
 from compacter_pl.module import TextToTextModule
 from compacter_pl.prediction_writer import PredictionWriter
@@ -62,10 +61,13 @@ def newest_last_checkpoint(root: str) -> Path:
 
 
 def continue_log_folder(config) -> None:
-    """A fit resumed from a checkpoint of `ROOT/lightning_logs/version_N/checkpoints/` logs on into version_N, so its
-    curves continue the killed run's in TensorBoard (only with the default logger; a configured one is kept)."""
+    """A fit resumed from `ROOT/lightning_logs/version_N/checkpoints/last.ckpt` logs on into version_N, so its curves
+    continue the killed run's in TensorBoard (only with the default logger; a configured one is kept). A new fit
+    started from another checkpoint (a best one) gets a folder of its own."""
+    if "://" in str(config.ckpt_path) or config.trainer.get("logger") not in (None, True):
+        return
     path = Path(config.ckpt_path).resolve()
-    if config.trainer.get("logger") not in (None, True) or path.parent.name != "checkpoints":
+    if path.name != "last.ckpt" or path.parent.name != "checkpoints":
         return
     run_dir = path.parent.parent
     if run_dir.parent.name != "lightning_logs" or not run_dir.name.startswith("version_"):
@@ -90,9 +92,9 @@ class OneLineErrorParser(LightningArgumentParser):
         text = re.sub(r"(Expected a )?<class '(?:\w+\.)*(\w+)'>", lambda m: ("expected " if m[1] else "") + m[2], text)
         bad_class = re.search(r"Problem with given class_path '([^']+)'", text)
         if bad_class:
-            from compacter_pl import methods
+            from compacter_pl.methods import registry
 
-            known = [n for n in methods.__all__ if isinstance(getattr(methods, n), type)]
+            known = registry.method_class_names()
             close = did_you_mean(bad_class.group(1).rpartition(".")[2], known)
             raise UserError(
                 f"unknown method class_path '{bad_class.group(1)}'{close} (known methods: {', '.join(known)})"
@@ -133,16 +135,6 @@ class OneLineErrorParser(LightningArgumentParser):
         key = re.search(r'Parser key "([^"]+)"', message)
         action = next((a for a in self._actions if key and a.dest == key.group(1)), None)
         return _typed_keys(getattr(action, "_typehint", None)) or _known_keys(self)
-
-
-def did_you_mean(word, known, negation: bool = False) -> str:
-    """`; did you mean 'KEY'?` for the known key closest to a misspelt `word` (`--no-flag`: `--flag false`)."""
-    word = str(word).lstrip("-")
-    negated = re.sub(r"^no[-_]", "", word)
-    if negation and negated != word and negated in known:  # --no-flag of the old argparse commands
-        return f"; did you mean '--{negated} false'?"
-    close = difflib.get_close_matches(word, [str(k) for k in known], n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _typed_keys(hint) -> list[str]:

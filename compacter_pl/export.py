@@ -120,8 +120,7 @@ def method_from_config(config: dict) -> Method:
         )
     init_args = config.get("init_args") or {}
     arguments = inspect.signature(method_class).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in arguments.values())
-    unknown = [] if takes_any else [name for name in init_args if name not in arguments]
+    unknown = [name for name in init_args if name not in arguments]
     if unknown:
         raise UserError(
             f"the export's method {method_class.__name__} has no argument {unknown[0]!r} (its "

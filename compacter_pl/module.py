@@ -123,12 +123,9 @@ class TextToTextModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
         if not torch.isfinite(loss):  # stop before the optimizer writes NaN into the weights
-            # the newest checkpoint written (last.ckpt's callback has no monitor: its "best" is the latest)
-            written = [c.best_model_path for c in self.trainer.checkpoint_callbacks if c.best_model_path]
-            latest = [
-                c.best_model_path for c in self.trainer.checkpoint_callbacks if c.monitor is None and c.best_model_path
-            ]
-            last_good = next(iter(latest + written), "")
+            # the newest checkpoint: last.ckpt's callback (no monitor: its "best" is the latest) before the best one
+            callbacks = sorted(self.trainer.checkpoint_callbacks, key=lambda c: c.monitor is not None)
+            last_good = next((c.best_model_path for c in callbacks if c.best_model_path), "")
             raise UserError(
                 f"the loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
                 f"training stopped, the last good checkpoint is {last_good or 'none yet'} (untouched). "

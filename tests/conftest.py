@@ -65,15 +65,20 @@ def in_process(capsys, *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def one_line_error(code: int, err: str, *fragments: str) -> str:
-    """The exit code 2 and the one `error:` line (no traceback) of bad input, holding every fragment."""
-    assert code == 2, err
+def error_line(err: str, *fragments: str) -> str:
+    """The one `error:` line of stderr (no traceback), holding every fragment."""
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err
+    assert len(errors) == 1, err[-2000:]
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
+
+
+def one_line_error(code: int, err: str, *fragments: str) -> str:
+    """The exit code 2 and the one `error:` line (no traceback) of bad input, holding every fragment."""
+    assert code == 2, err
+    return error_line(err, *fragments)
 
 
 def run_demo(cli, tmp_path: Path, *overrides: str, command: str = "fit", env: dict | None = None):

@@ -2,17 +2,15 @@
 trains, exports and serves from an AdapterBank like the built-in ones, and the abstract bases the CLI never offers.
 """
 
-import contextlib
 import inspect
-import io
 
 import pytest
 import torch
-from conftest import DEMO_DATA, DEMO_MODEL, ROOT
+from conftest import DEMO_DATA, DEMO_MODEL, ROOT, in_process, one_line_error
 from torch import nn
 
 from compacter_pl.adapter_bank import AdapterBank
-from compacter_pl.cli import build_cli, main
+from compacter_pl.cli import build_cli
 from compacter_pl.errors import UserError
 from compacter_pl.export import export_checkpoint, load_export, method_from_config, read_checkpoint
 from compacter_pl.hub import load_t5, load_tokenizer
@@ -215,15 +213,8 @@ def test_resolving_a_name_or_class_path_for_a_config(users_method):
 # --- the CLI offers no abstract base ---------------------------------------------------------------------------
 
 
-def run_main(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code, out.getvalue(), err.getvalue()
-
-
-def test_help_lists_the_registered_methods_and_no_abstract_base():
-    _, out, _ = run_main("fit", "--help")
+def test_help_lists_the_registered_methods_and_no_abstract_base(capsys):
+    _, out, _ = in_process(capsys, "fit", "--help")
     method_help = out.split("--model.method METHOD\n", 1)[1]
     listed = " ".join(method_help.split("known subclasses:", 1)[1].split(")", 1)[0].split())
     offered = {path.strip() for path in listed.split(",")}
@@ -238,8 +229,8 @@ def test_help_lists_the_registered_methods_and_no_abstract_base():
 @pytest.mark.parametrize(
     "class_path", ["compacter_pl.methods.Method", "compacter_pl.methods.adapters.AdapterMethod", "AdapterMethod"]
 )
-def test_picking_an_abstract_base_is_a_one_line_error(class_path):
-    code, _, err = run_main("fit", "--config", str(ROOT / "configs/demo.yaml"), "--model.method.class_path", class_path)
-    assert code == 2 and "Traceback" not in err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "is abstract" in errors[0], err
+def test_picking_an_abstract_base_is_a_one_line_error(capsys, class_path):
+    code, _, err = in_process(
+        capsys, "fit", "--config", str(ROOT / "configs/demo.yaml"), "--model.method.class_path", class_path
+    )
+    one_line_error(code, err, "is abstract")

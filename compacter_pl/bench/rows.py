@@ -19,15 +19,10 @@ from compacter_pl.methods.registry import RegisteredMethod
 # it costs beyond that row is the cost of its own layers.
 BENCH_ROWS: tuple[RegisteredMethod, ...] = registry.registered_methods()
 FLOOR: RegisteredMethod = next(row for row in BENCH_ROWS if row.bench_floor)
-REFERENCE = "full"  # Table 3 reports every method relative to T5 fine-tuning
+REFERENCE: str = next(row.key for row in BENCH_ROWS if row.bench_reference)  # Table 3: relative to T5 fine-tuning
 
 # SPEC section 5: adapter size 24, n 4, 100 prompt tokens, SAID d' 1,400; by __init__ argument name.
 TABLE3_SETTINGS = {"bottleneck": 24, "n": 4, "num_tokens": 100, "intrinsic_dim": 1400}
-
-# The paper's Table 3 (T5-base, one epoch of MNLI, a 24 GB GPU): (memory %, time %) relative to fine-tuning.
-PAPER_TABLE3: dict[str, tuple[float, float]] = {
-    row.key: (row.table3.memory_percent, row.table3.time_percent) for row in BENCH_ROWS if row.table3 is not None
-}
 
 
 def bench_row(key: str) -> RegisteredMethod:

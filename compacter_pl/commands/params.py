@@ -18,7 +18,7 @@ import torch
 from compacter_pl.architectures import build_t5, canonical_name, count_parameters, t5_config
 from compacter_pl.cli import run_command_line
 from compacter_pl.errors import UserError
-from compacter_pl.methods.paper import ALL_METHODS, MethodRow
+from compacter_pl.methods.paper import ALL_METHODS, MethodRow, report_methods
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MethodKey = Literal[tuple(row.key for row in ALL_METHODS)]
@@ -45,7 +45,7 @@ def parameter_report(model: str = "t5-base", methods: list[str] | None = None, d
     total = count_parameters(build_t5(config, device="meta"))
     element_size = torch.empty((), dtype=DTYPES[dtype]).element_size()
     is_paper_model = canonical_name(str(model)) == PAPER_MODEL
-    rows = [row for row in ALL_METHODS if methods is None or row.key in methods]
+    rows = [row for row in report_methods() if methods is None or row.key in methods]
     report = []
     for row in rows:
         entry = method_report(row, config)

@@ -12,9 +12,7 @@ each tokenized whole once and cut both ways (compacter_pl.data.truncation). Noth
 from collections import Counter
 
 from compacter_pl.data import TextToTextDataModule
-from compacter_pl.data.datamodule import SPLITS, original_splits, paper_splits, render
-from compacter_pl.data.sources import split_origin
-from compacter_pl.data.truncation import TRUNCATION_MODES, cut_sources, require_offsets
+from compacter_pl.data.truncation import TRUNCATION_MODES, cut_sources, encode_whole, require_offsets
 
 PROG = "python cli.py truncation"
 
@@ -25,17 +23,14 @@ def truncation_report(data: TextToTextDataModule) -> dict:
     examples cut at the end because the prefixes and EOS leave less than a token per field."""
     task, tokenizer = data.task, data.tokenizer
     require_offsets(tokenizer, f"`{PROG}`", "")
-    raw = paper_splits(
-        task, data.data_dir, data.revision, data.data_seed, data.train_size, data.seed, data.validation_size
-    )
     splits = {}
-    for split in SPLITS:
-        where = split_origin(task, original_splits(task)[split], data.data_dir)
-        examples = render(task, raw[split], split == "train", where)[:]
+    for split, rendered in data.rendered_splits():
+        examples = rendered[:]
         row = {"examples": len(examples["source"])}
+        whole = encode_whole(tokenizer, examples["source"]) if examples["source"] else None  # once for both modes
         for mode in TRUNCATION_MODES:
-            cuts = cut_sources(tokenizer, examples["source"], examples["spans"], data.max_source_length, mode)
-            row["truncated"] = sum(cut.truncated for cut in cuts)
+            cuts = cut_sources(tokenizer, examples["source"], examples["spans"], data.max_source_length, mode, whole)
+            row["truncated"] = sum(cut.truncated for cut in cuts)  # the same in both modes
             row[mode] = {
                 "lose_a_field": sum(bool(cut.lost) for cut in cuts),
                 "lost": dict(Counter(task.input_fields[i] for cut in cuts for i in cut.lost)),

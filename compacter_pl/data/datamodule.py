@@ -245,6 +245,16 @@ class TextToTextDataModule(L.LightningDataModule):
     def cache_path(self) -> Path:
         return self.cache_root / self.task.name / self.cache_key()
 
+    def rendered_splits(self):
+        """(split, its text-to-text examples) for train, validation and test: the paper's splits of the raw
+        records, rendered (what `prepare_data` tokenizes and caches, and `cli.py truncation` reports on)."""
+        raw = paper_splits(
+            self.task, self.data_dir, self.revision, self.data_seed, self.train_size, self.seed, self.validation_size
+        )
+        for split in SPLITS:
+            where = split_origin(self.task, original_splits(self.task)[split], self.data_dir)
+            yield split, render(self.task, raw[split], split == "train", where)
+
     def prepare_data(self) -> None:
         """Split, render and tokenize once; a finished cache entry is never rebuilt."""
         path = self.cache_path
@@ -252,16 +262,11 @@ class TextToTextDataModule(L.LightningDataModule):
             return
         if self.truncation == "fields":
             require_offsets(self.tokenizer)
-        raw = paper_splits(
-            self.task, self.data_dir, self.revision, self.data_seed, self.train_size, self.seed, self.validation_size
-        )
         staging = path.with_name(path.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         longest_target = 0
         sizes = {}
-        for split in SPLITS:
-            where = split_origin(self.task, original_splits(self.task)[split], self.data_dir)
-            examples = render(self.task, raw[split], split == "train", where)
+        for split, examples in self.rendered_splits():
             tokenized = examples.map(self._tokenize, batched=True, remove_columns=["source", "spans", "target"])
             longest_target = max(longest_target, max(tokenized["target_tokens"][:]))
             tokenized = tokenized.remove_columns("target_tokens")

@@ -113,20 +113,28 @@ def _counts(owners: Sequence[int | None], n: int) -> tuple[int, ...]:
     return tuple(counts)
 
 
-def _encode(tokenizer, sources: list[str], **kwargs) -> dict:
+def encode_whole(tokenizer, sources: list[str], **kwargs) -> dict:
+    """The sources tokenized with the offsets and special-token marks `cut_sources` reads (untruncated unless
+    `kwargs` say otherwise)."""
     return tokenizer(sources, return_offsets_mapping=True, return_special_tokens_mask=True, **kwargs)
 
 
 def cut_sources(
-    tokenizer, sources: Sequence[str], spans: Sequence[Sequence[Sequence[int]]], max_length: int, mode: str
+    tokenizer,
+    sources: Sequence[str],
+    spans: Sequence[Sequence[Sequence[int]]],
+    max_length: int,
+    mode: str,
+    whole: dict | None = None,
 ) -> list[Cut]:
-    """Every source cut to `max_length` tokens (EOS included) the way `mode` says, with what each value kept."""
+    """Every source cut to `max_length` tokens (EOS included) the way `mode` says, with what each value kept.
+    `whole`: the sources' `encode_whole`, when the caller cuts them more than one way."""
     check_truncation(mode)
     require_offsets(tokenizer)
     sources = list(sources)
     if not sources:
         return []
-    whole = _encode(tokenizer, sources)
+    whole = whole if whole is not None else encode_whole(tokenizer, sources)
     cuts: list[Cut | None] = []
     at_the_end = []  # sources end mode cuts: all too long ones in end mode, the fall-backs in fields mode
     for k, (source, value_spans) in enumerate(zip(sources, spans)):
@@ -151,7 +159,7 @@ def cut_sources(
             kept_ids.append(token)
         cuts.append(Cut(kept_ids, lengths, tuple(kept), truncated=True))
     if at_the_end:
-        ended = _encode(tokenizer, [sources[k] for k, _ in at_the_end], max_length=max_length, truncation=True)
+        ended = encode_whole(tokenizer, [sources[k] for k, _ in at_the_end], max_length=max_length, truncation=True)
         for j, (k, lengths) in enumerate(at_the_end):
             owners = value_of_tokens(sources[k], spans[k], ended["offset_mapping"][j], ended["special_tokens_mask"][j])
             cuts[k] = Cut(

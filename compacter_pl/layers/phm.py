@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from compacter_pl.layers.inits import GLOROT_INITS, glorot_
+from compacter_pl.layers.inits import glorot_
 
 LPHM_MODES = ("auto", "factored", "materialized")
 
@@ -66,11 +66,6 @@ def check_phm_shapes(in_features: int, out_features: int, n: int) -> None:
                 f"in_features={in_features} and out_features={out_features}: "
                 f"{_common_divisors(in_features, out_features)}"
             )
-
-
-def _check_w_init(w_init: str) -> None:
-    if w_init not in GLOROT_INITS:
-        raise ValueError(f"w_init={w_init!r} is not one of {GLOROT_INITS}")
 
 
 class SharedPHMRules(nn.Module):
@@ -150,7 +145,6 @@ class PHMLinear(_PHMRulesMixin, nn.Module):
     ):
         super().__init__()
         check_phm_shapes(in_features, out_features, n)
-        _check_w_init(w_init)
         self.in_features = in_features
         self.out_features = out_features
         self.n = n
@@ -238,7 +232,6 @@ class LowRankPHMLinear(_PHMRulesMixin, nn.Module):
     ):
         super().__init__()
         check_phm_shapes(in_features, out_features, n)
-        _check_w_init(w_init)
         if not isinstance(rank, int) or rank < 1:
             raise ValueError(f"rank={rank!r} must be an integer >= 1")
         if mode not in LPHM_MODES:

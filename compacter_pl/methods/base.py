@@ -65,7 +65,11 @@ class Method(abc.ABC):
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         init = vars(cls).get("__init__")
-        if init is not None:
+        # only an __init__ that passes **kwargs on: any other keeps its own signature, annotations unevaluated
+        takes_kwargs = init is not None and any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(init).parameters.values()
+        )
+        if takes_kwargs:
             init.__signature__ = with_inherited_arguments(init, super(cls, cls).__init__)
 
     def check(self, config: T5Config, max_source_length: int | None = None) -> None:
@@ -76,18 +80,21 @@ class Method(abc.ABC):
         """Change the model in place and set `requires_grad` on exactly the parameters that train."""
 
     def init_args(self) -> dict:
-        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         parameters = inspect.signature(type(self).__init__).parameters.values()
-        return {p.name: getattr(self, p.name) for p in parameters if p.name != "self" and p.kind in named}
+        return {p.name: getattr(self, p.name) for p in parameters if p.name != "self" and p.kind in _NAMED}
 
     def config(self) -> dict:
         """`class_path` and `init_args`, as in the YAML, so a checkpoint or export says how it was made."""
-        cls = type(self)
-        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": self.init_args()}
+        return {"class_path": class_path_of(type(self)), "init_args": self.init_args()}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.init_args().items())
         return f"{type(self).__name__}({args})"
+
+
+def class_path_of(cls: type) -> str:
+    """The dotted path a method's config, checkpoint and export name its class by."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def freeze(model: nn.Module) -> None:

@@ -20,4 +20,5 @@ register_method(
     name="T5 fine-tuning",
     t5_base_params=222_903_552,
     paper=PaperRow(position=1, percent=100.0, learning_rate=3e-4),
+    bench_reference=True,
 )

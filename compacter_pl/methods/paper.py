@@ -32,7 +32,6 @@ def __getattr__(name: str):
     views = {
         "PAPER_METHODS": paper_methods,
         "ALL_METHODS": report_methods,
-        "EXTRA_METHODS": lambda: tuple(e for e in report_methods() if e.paper is None),
     }
     if name in views:
         return views[name]()

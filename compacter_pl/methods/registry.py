@@ -16,7 +16,6 @@ that registers it is imported (`compacter_pl.methods` imports all of its own).
 from __future__ import annotations
 
 import copy
-import difflib
 import importlib
 import inspect
 import sys
@@ -24,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from compacter_pl.errors import UserError
-from compacter_pl.methods.base import Method
+from compacter_pl.errors import UserError, did_you_mean
+from compacter_pl.methods.base import Method, class_path_of
 
 PACKAGE = "compacter_pl.methods"  # its classes are also known by their short names (compacter_pl.methods.Compacter)
 
@@ -66,6 +65,7 @@ class RegisteredMethod:
     table3: its numbers in the paper's Table 3, None when the paper has none.
     bench_floor: the floor bench measures every method against (only the layer norms train); not a method the
         parameter report lists.
+    bench_reference: what Table 3's percentages are relative to (T5 fine-tuning), for bench's "vs full" column.
     """
 
     key: str
@@ -77,6 +77,7 @@ class RegisteredMethod:
     paper: PaperRow | None = None
     table3: Table3 | None = None
     bench_floor: bool = False
+    bench_reference: bool = False
 
     @property
     def class_path(self) -> str:
@@ -98,11 +99,6 @@ class RegisteredMethod:
 _METHODS: dict[str, RegisteredMethod] = {}  # by key, in registration order
 
 
-def class_path_of(cls: type) -> str:
-    """The dotted path a method's config, checkpoint and export name its class by."""
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def register_method(
     key: str,
     cls: type[Method],
@@ -114,6 +110,7 @@ def register_method(
     paper: PaperRow | None = None,
     table3: Table3 | None = None,
     bench_floor: bool = False,
+    bench_reference: bool = False,
 ) -> RegisteredMethod:
     """Register `cls` (a concrete `Method` subclass) under `key`; `name` defaults to the class name. Mistakes in
     the call (a taken key, an abstract class, an argument the class does not take) raise at import."""
@@ -143,6 +140,7 @@ def register_method(
         paper,
         table3,
         bench_floor,
+        bench_reference,
     )
     _METHODS[key] = entry
     return entry
@@ -164,7 +162,7 @@ def method_entry(key: str) -> RegisteredMethod:
     """The method registered under `key` (a one-line UserError naming the keys for any other)."""
     if key in _METHODS:
         return _METHODS[key]
-    raise UserError(f"unknown method key {key!r}{_did_you_mean(key, _METHODS)}; registered: {', '.join(_METHODS)}")
+    raise UserError(f"unknown method key {key!r}{did_you_mean(key, _METHODS)}; registered: {', '.join(_METHODS)}")
 
 
 def entries_of(cls: type) -> tuple[RegisteredMethod, ...]:
@@ -226,11 +224,6 @@ def resolve_method_class(name_or_path: str) -> type[Method]:
         names = method_class_names()
         short = str(name_or_path).rpartition(".")[2]
         raise UserError(
-            f"unknown method {name_or_path!r}{_did_you_mean(short, names)} (known methods: {', '.join(names)})"
+            f"unknown method {name_or_path!r}{did_you_mean(short, names)} (known methods: {', '.join(names)})"
         )
     return cls
-
-
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""

@@ -44,7 +44,7 @@ INVALID_VALUE = -1.0  # STS-B: the score an invalid generation counts as
 
 def _values(s: Scored) -> tuple:
     """Scores on the scale; an invalid generation is the value -1.0 (the authors' string_to_float default)."""
-    return torch.where(s.valid, s.pred_values, torch.full_like(s.pred_values, INVALID_VALUE)), s.target_values
+    return torch.nan_to_num(s.pred_values, nan=INVALID_VALUE), s.target_values
 
 
 METRICS: dict[str, MetricSpec] = {

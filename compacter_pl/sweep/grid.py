@@ -20,9 +20,7 @@ A run is `cli.py fit --config BASE` plus its overrides; the keys the grid itself
 """
 
 import hashlib
-import importlib
 import json
-import pkgutil
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,8 +30,9 @@ import yaml
 from jsonargparse import get_loader
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 
-from compacter_pl.cli import OneLineErrorParser, did_you_mean
-from compacter_pl.errors import UserError
+from compacter_pl.cli import OneLineErrorParser
+from compacter_pl.errors import UserError, did_you_mean
+from compacter_pl.methods.base import class_path_of
 
 FULL = "full"  # a size meaning "the whole training split" (the Table 1 runs)
 # Keys the grid sets for every run (from tasks, methods, sizes, seeds and the run's directory).
@@ -46,6 +45,7 @@ RESERVED_KEYS = {
     "model.method": "methods",
     "trainer.logger": "the run's directory",
     "checkpoint.dirpath": "the run's directory",
+    "last_checkpoint.at_epoch_end": "the sweep (an unfinished run restarts from scratch)",
     "ckpt_path": "the run's best checkpoint",
 }
 METHOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]*$")  # it names run directories
@@ -254,7 +254,7 @@ def _grid(path: Path, spec: SweepFile, out_dir: str | Path | None) -> Sweep:
         cls = resolve_method(entry["class_path"], f"methods.{name}.class_path")
         methods[name] = MethodSpec(
             name,
-            f"{cls.__module__}.{cls.__qualname__}",
+            class_path_of(cls),
             entry.get("init_args") or {},
             _overrides(entry.get("overrides"), f"methods.{name}.overrides"),
         )
@@ -310,49 +310,11 @@ def _overrides(value: dict | None, context: str) -> dict:
 # --- methods ---------------------------------------------------------------------------------------------------
 
 
-def known_methods() -> dict[str, str]:
-    """Every method class of `compacter_pl.methods` (and its modules): short name -> dotted class path."""
-    from compacter_pl import methods
-    from compacter_pl.methods.base import Method
-
-    found = {}
-    modules = [methods]
-    for info in pkgutil.iter_modules(methods.__path__):
-        try:
-            modules.append(importlib.import_module(f"{methods.__name__}.{info.name}"))
-        except Exception:  # a method module with a missing optional dependency still leaves the others
-            continue
-    for module in modules:
-        for name, obj in vars(module).items():
-            # base classes are named ...Method by convention (AdapterMethod): they are not methods one picks
-            if (
-                isinstance(obj, type)
-                and issubclass(obj, Method)
-                and not name.endswith("Method")
-                and not name.startswith("_")
-            ):
-                found.setdefault(name, f"{obj.__module__}.{obj.__qualname__}")
-    return found
-
-
 def resolve_method(class_path, context: str) -> type:
-    """The Method subclass named by a dotted class path or by its name in compacter_pl.methods."""
-    from compacter_pl.methods.base import Method
+    """The registered method class named by a dotted class path or by its name in compacter_pl.methods."""
+    from compacter_pl.methods import registry
 
-    cls = None
-    if isinstance(class_path, str) and class_path:
-        if "." not in class_path:
-            class_path = known_methods().get(class_path, f"compacter_pl.methods.{class_path}")
-        module_name, _, attribute = class_path.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module_name), attribute, None)
-        except ImportError:
-            cls = None
-    if not (isinstance(cls, type) and issubclass(cls, Method)):
-        known = known_methods()
-        short = str(class_path).rpartition(".")[2]
-        raise UserError(
-            f"unknown method {class_path!r} in {context}{did_you_mean(short, known)} "
-            f"(known methods: {', '.join(sorted(known))})"
-        )
-    return cls
+    try:
+        return registry.resolve_method_class(class_path)
+    except UserError as error:
+        raise UserError(f"{error} in {context}") from None

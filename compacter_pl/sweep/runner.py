@@ -98,7 +98,14 @@ def test_command(sweep: Sweep, directory: SweepDir, run: Run, checkpoint: str, p
 
 def _run_args(sweep: Sweep, directory: SweepDir, run: Run) -> list[str]:
     recorder = {"class_path": RECORDER, "init_args": {"out_dir": str(directory.run(run))}}
-    return ["--config", str(sweep.base_config), *run.args(), f"--trainer.callbacks+={json.dumps(recorder)}"]
+    # no last.ckpt: an unfinished run restarts from scratch, and pruning would delete it anyway
+    return [
+        "--config",
+        str(sweep.base_config),
+        *run.args(),
+        "--last_checkpoint.at_epoch_end=false",
+        f"--trainer.callbacks+={json.dumps(recorder)}",
+    ]
 
 
 def _progress(progress_bar: bool) -> list[str]:

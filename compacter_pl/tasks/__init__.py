@@ -12,8 +12,9 @@ TaskName = Literal[tuple(TASKS)]  # the tuple is unpacked into the Literal's val
 
 
 def register_task(task: Task) -> Task:
-    """Add a task of your own (a `Task` of a pinned `HubDataset`) by its name, for the Python API and the sweep;
-    the project's own tasks are the tuples in `glue` and `superglue` (CONTRIBUTING.md, "Add a task")."""
+    """Add a task of your own (a `Task` of a pinned `HubDataset`) by its name, for the Python API
+    (`TextToTextDataModule(task=...)`, `get_task`). The command line offers the project's own tasks, the tuples in
+    `glue` and `superglue` (CONTRIBUTING.md, "Add a task"), as `--data.task` choices."""
     if task.name in TASKS and TASKS[task.name] is not task:
         raise ValueError(f"a task named {task.name!r} is registered already")
     TASKS[task.name] = task

@@ -41,11 +41,6 @@ def render_fields_with_spans(
     return " ".join(parts), tuple(spans)
 
 
-def render_fields(record: dict, fields: Sequence[str], formats: dict[str, Callable[[Any], str]] | None = None) -> str:
-    """`field: value` pairs joined by spaces, as in the paper (SPEC section 3)."""
-    return render_fields_with_spans(record, fields, formats)[0]
-
-
 def index_target(record: dict) -> str:
     """The default target: the Hub's class id as a string ("0", "1", "2")."""
     value = record["label"]
@@ -76,12 +71,16 @@ class Scored:
 
     preds: torch.Tensor  # class index per example; len(task.targets) for an invalid generation
     target: torch.Tensor  # gold class index per example
-    valid: torch.Tensor  # bool: the generation is one of the task's labels (free text: always)
     pred_values: torch.Tensor  # float value of the predicted target (STS-B score; else the class index); NaN if invalid
     target_values: torch.Tensor
     groups: torch.Tensor
     exact_match: torch.Tensor  # free text: max over gold answers (1.0 / 0.0); closed set: preds == target
     token_f1: torch.Tensor  # free text: max token F1 over gold answers; closed set: same as exact_match
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """bool: the generation is one of the task's labels (free text: always)."""
+        return ~self.pred_values.isnan()
 
 
 @dataclass(frozen=True)
@@ -209,15 +208,14 @@ class Task:
                 )
             em = torch.tensor([best_exact_match(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
             f1 = torch.tensor([best_token_f1(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
-            valid = torch.ones(len(texts), dtype=torch.bool)
-            return Scored(labels, labels, valid, labels.float(), labels.float(), groups.cpu(), em, f1)
+            return Scored(labels, labels, labels.float(), labels.float(), groups.cpu(), em, f1)
         invalid = len(self.targets)  # the marker: one past the last class
         preds = torch.tensor([invalid if d is None else d for d in map(self.decode, texts)], dtype=torch.long)
         values = torch.tensor(
             [float(t) if self.ordinal else float(i) for i, t in enumerate(self.targets)] + [float("nan")]
         )
         correct = (preds == labels).float()
-        return Scored(preds, labels, preds != invalid, values[preds], values[labels], groups.cpu(), correct, correct)
+        return Scored(preds, labels, values[preds], values[labels], groups.cpu(), correct, correct)
 
 
 def _is_number(text: str) -> bool:
