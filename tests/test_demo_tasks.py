@@ -81,6 +81,29 @@ def test_the_prepared_cache_is_reused(tmp_path):
     assert other.cache_path != first.cache_path
 
 
+
+def test_an_entry_another_process_builds_meanwhile_is_kept(tmp_path, monkeypatch):
+    """Two builders of one entry at once (sweep shards sharing a cache directory): the one that finishes second
+    keeps the entry already there (the same content) and leaves no staging directory behind."""
+    from compacter_pl.data import datamodule
+
+    first, second = demo_module("rte", tmp_path), demo_module("rte", tmp_path)
+    splits, stamps = datamodule.paper_splits, []
+
+    def other_process_finishes_first(*args, **kwargs):
+        monkeypatch.setattr(datamodule, "paper_splits", splits)
+        first.prepare_data()  # while `second` is still splitting and tokenizing
+        stamps.append((first.cache_path / "meta.json").stat().st_mtime_ns)
+        return splits(*args, **kwargs)
+
+    monkeypatch.setattr(datamodule, "paper_splits", other_process_finishes_first)
+    second.prepare_data()
+    path = first.cache_path
+    assert second.cache_path == path and (path / "meta.json").stat().st_mtime_ns == stamps[0]  # kept, not replaced
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no .tmp left
+    second.setup("fit")
+    assert len(second.splits["train"]) > 0
+
 def test_demo_task_data_is_what_the_script_writes(tmp_path):
     spec = importlib.util.spec_from_file_location("make_task_data", ROOT / "demo" / "make_task_data.py")
     script = importlib.util.module_from_spec(spec)

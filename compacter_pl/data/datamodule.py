@@ -8,6 +8,7 @@ file's line number). How a source too long is cut is `truncation` (compacter_pl.
 
 import hashlib
 import json
+import os
 import shutil
 from functools import cached_property
 from pathlib import Path
@@ -262,7 +263,9 @@ class TextToTextDataModule(L.LightningDataModule):
             return
         if self.truncation == "fields":
             require_offsets(self.tokenizer)
-        staging = path.with_name(path.name + ".tmp")
+        # one staging directory per process: builders of the same entry at once (sweep shards sharing a cache
+        # directory) never write into each other's files
+        staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
         longest_target = 0
         sizes = {}
@@ -276,8 +279,14 @@ class TextToTextDataModule(L.LightningDataModule):
             longest_target = max(len(self.tokenizer(t)["input_ids"]) for t in self.task.targets)
         meta = {"sizes": sizes, "max_target_tokens": longest_target}
         (staging / "meta.json").write_text(json.dumps(meta))
-        shutil.rmtree(path, ignore_errors=True)
-        staging.rename(path)
+        try:
+            staging.rename(path)  # atomic: the entry is complete or absent
+        except OSError:  # the entry exists: built meanwhile by another process (the same content), or a leftover
+            if (path / "meta.json").exists():
+                shutil.rmtree(staging, ignore_errors=True)
+                return
+            shutil.rmtree(path, ignore_errors=True)
+            staging.rename(path)
 
     def _tokenize(self, batch: dict) -> dict:
         """Token ids of sources and targets, and the longest target or gold answer of each example in tokens
