@@ -81,7 +81,6 @@ def test_the_prepared_cache_is_reused(tmp_path):
     assert other.cache_path != first.cache_path
 
 
-
 def test_an_entry_another_process_builds_meanwhile_is_kept(tmp_path, monkeypatch):
     """Two builders of one entry at once (sweep shards sharing a cache directory): the one that finishes second
     keeps the entry already there (the same content) and leaves no staging directory behind."""
@@ -103,6 +102,7 @@ def test_an_entry_another_process_builds_meanwhile_is_kept(tmp_path, monkeypatch
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no .tmp left
     second.setup("fit")
     assert len(second.splits["train"]) > 0
+
 
 def test_demo_task_data_is_what_the_script_writes(tmp_path):
     spec = importlib.util.spec_from_file_location("make_task_data", ROOT / "demo" / "make_task_data.py")

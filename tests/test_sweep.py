@@ -118,6 +118,117 @@ def test_dry_run_lists_the_runs_of_a_shard(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
+SEARCHED = {
+    "class_path": "CompacterPlusPlus",
+    "init_args": {"bottleneck": 8, "sublayers": ["feed_forward"]},
+    "search": {"model.learning_rate": [3.0e-4, 3.0e-3], "init_args.n": [4, 8]},
+}
+
+
+def test_search_axes_make_one_named_configuration_per_combination(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path, methods={"cpp": SEARCHED}, sizes={100: None}, seeds=[0]))
+    runs = sweep.runs()
+    assert [r.name for r in runs] == [
+        "rte-cpp-lr3e-4_n4-n100-s0",
+        "rte-cpp-lr3e-4_n8-n100-s0",
+        "rte-cpp-lr3e-3_n4-n100-s0",
+        "rte-cpp-lr3e-3_n8-n100-s0",
+    ]
+    assert runs[3].config.values == {"model.learning_rate": 3e-3, "init_args.n": 8}
+    args = runs[3].args()
+    assert "--model.learning_rate=0.003" in args
+    method = json.loads(next(a for a in args if a.startswith("--model.method={")).split("=", 1)[1])
+    # the search's init_args join the method's own; a list in init_args is the argument's value, not an axis
+    assert method["init_args"] == {"bottleneck": 8, "sublayers": ["feed_forward"], "n": 8}
+    assert len({r.fingerprint(sweep.base_content()) for r in runs}) == 4
+
+
+def test_a_sweep_without_search_keeps_its_run_names_fingerprints_and_cells(tmp_path):
+    """Fingerprints computed by the sweep code before search axes existed: its results.jsonl still counts."""
+    base = tmp_path / "base.yaml"
+    base.write_text("model:\n  learning_rate: 0.003\ntrainer:\n  max_epochs: 2\n")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "base_config": str(base),
+                "tasks": ["rte", "cb"],
+                "sizes": {100: {"trainer.max_epochs": 3}, "full": None},
+                "methods": {
+                    "cpp": {"class_path": "CompacterPlusPlus", "init_args": {"n": 4, "sublayers": ["feed_forward"]}},
+                    "full": {"class_path": "FullFineTuning", "overrides": {"model.learning_rate": 3e-4}},
+                },
+                "seeds": [0, 1],
+            }
+        )
+    )
+    sweep = load_sweep(path)
+    runs = sweep.runs()
+    fingerprints = {r.name: r.fingerprint(sweep.base_content()) for r in runs}
+    assert {
+        name: fingerprints[name]
+        for name in ("rte-cpp-n100-s0", "rte-full-n100-s0", "rte-cpp-nfull-s0", "cb-full-nfull-s1")
+    } == {
+        "rte-cpp-n100-s0": "6937d8ce71484c49",
+        "rte-full-n100-s0": "c9c2825a7a36df19",
+        "rte-cpp-nfull-s0": "0f1711eb60089e59",
+        "cb-full-nfull-s1": "c83e5f506e45433f",
+    }
+    assert [r.cell for r in runs] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7]
+
+
+def test_shards_of_a_search_are_disjoint_cover_it_and_keep_a_configuration_of_a_cell_together(tmp_path):
+    rates = {"model.learning_rate": [3.0e-4, 3.0e-3]}
+    methods = {
+        "cpp": SEARCHED,
+        "full": {"class_path": "FullFineTuning", "search": rates},
+        "bitfit": {"class_path": "BitFit", "search": rates},
+    }
+    runs = load_sweep(write_sweep(tmp_path, methods=methods)).runs()
+    assert len(runs) == (4 + 2 + 2) * 2 * 2  # configurations x sizes x seeds
+    for count in range(1, 9):
+        shards = [shard_of(runs, (index, count)) for index in range(count)]
+        assert sorted(r.name for shard in shards for r in shard) == sorted(r.name for r in runs)
+        cells = [{(r.seed, r.task, r.size, r.config.name) for r in shard} for shard in shards]
+        assert sum(map(len, cells)) == len(set.union(*cells))  # the methods of one configuration: one shard
+    # a cell: one seed, task, size and configuration name: lr3e-4 holds full and bitfit, lr3e-4_n4 cpp alone
+    cells = {}
+    for run in runs:
+        cells.setdefault(run.cell, set()).add((run.seed, run.size, run.config.name, run.method.name))
+    assert len(cells) == (4 + 2) * 2 * 2
+    assert sorted(len(members) for members in cells.values()) == [1] * 16 + [2] * 8
+
+
+def test_a_finished_run_of_a_search_counts_on_resume(tmp_path, capsys):
+    path = write_sweep(tmp_path, methods={"cpp": SEARCHED}, sizes={100: None}, seeds=[0])
+    sweep = load_sweep(path)
+    run = sweep.runs()[2]
+    results = tmp_path / "out" / "results.jsonl"
+    results.parent.mkdir()
+    results.write_text(
+        json.dumps(
+            {
+                "run": run.name,
+                "task": "rte",
+                "method": "cpp",
+                "size": 100,
+                "seed": 0,
+                "config": run.config.name,
+                "val": {"score": 1.0},
+                "test": {"score": 1.0},
+                "fingerprint": run.fingerprint(sweep.base_content()),
+            }
+        )
+        + "\n"
+    )
+    code, out, _ = sweep_in_process(capsys, "--config", str(path), "--dry_run")
+    assert code == 0 and "4 runs in the grid, 1 finished, 3 to run" in out
+    assert "rte cpp lr3e-3_n4 n=100 seed=0 (finished)" in out
+    counts = out[out.index("runs per method and task") :].splitlines()
+    assert counts[1].split() == ["method", "configurations", "rte", "total"]
+    assert counts[2].split() == ["cpp", "4", "4", "4"] and counts[3].split() == ["total", "4", "4"]
+
+
 @pytest.mark.parametrize(
     "seconds, text",
     [
@@ -165,6 +276,37 @@ def test_durations_read_as_seconds_minutes_or_hours(seconds, text):
         (
             {"sizes": {100: None, 1000: None}},
             ["size 1000 is larger than the training split of rte (600 examples)", "exclude"],
+        ),
+        (
+            {"methods": {"cpp": {**SEARCHED, "search": {"model.learning_rate": 3.0e-4}}}},
+            [
+                "methods.cpp.search.model.learning_rate must be a list of values, got 0.0003",
+                "belongs in the method's overrides",
+            ],
+        ),
+        (
+            {"methods": {"cpp": {**SEARCHED, "search": {"init_args.n": []}}}},
+            ["methods.cpp.search.init_args.n must list distinct values"],
+        ),
+        (
+            {"methods": {"cpp": {**SEARCHED, "search": {"init_args.bottleneck": [8, 16]}}}},
+            ["methods.cpp.search.init_args.bottleneck is also set in init_args: set it in one place"],
+        ),
+        (
+            {"methods": {"cpp": {**SEARCHED, "search": {"model.method.init_args.n": [4]}}}},
+            ["cannot search model.method.init_args.n: write it as init_args.n"],
+        ),
+        (
+            {"methods": {"cpp": {**SEARCHED, "search": {"data.seed": [1, 2]}}}},
+            ["methods.cpp.search cannot set data.seed: the sweep sets it from seeds"],
+        ),
+        (
+            {"methods": {"cpp": {**SEARCHED, "search": {"init_args.nn": [4]}}}},
+            ["does not parse (check methods.cpp)", "unknown key 'nn'", "did you mean 'n'?"],
+        ),
+        (
+            {"methods": {"cpp": {**SEARCHED, "search": {"model.learning_rat": [0.1]}}}},
+            ["does not parse (check methods.cpp.search)", "model.learning_rat"],
         ),
     ],
 )

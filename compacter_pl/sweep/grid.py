@@ -9,6 +9,10 @@ an unknown key gets the closest one, a wrong type names the key), then checked b
         class_path: compacter_pl.methods.FullFineTuning
         init_args: {}
         overrides: {model.learning_rate: 3.0e-4}
+      compacter:
+        class_path: compacter_pl.methods.Compacter
+        init_args: {sublayers: [feed_forward]}          # a list here is the argument's value, never searched
+        search: {model.learning_rate: [3.0e-4, 3.0e-3], init_args.n: [4, 8]}   # 4 configurations
     sizes: {100: {trainer.max_epochs: 1000}, full: {}}   # training examples -> overrides; full = the whole split
     seeds: [0, 1]                       # each seeds both the subsample (data.seed) and training (seed_everything)
     overrides: {data.batch_size: 40}    # every run
@@ -17,9 +21,14 @@ an unknown key gets the closest one, a wrong type names the key), then checked b
 
 Overrides are `cli.py` keys, dotted as on its command line; a later level wins: overrides < task < method < size.
 A run is `cli.py fit --config BASE` plus its overrides; the keys the grid itself sets cannot be overridden.
+
+Search axes: only a method's `search` holds them, each a key (`init_args.<argument>` or a `cli.py` key) and the list
+of its values; the method's configurations are their product, each named by its values (`lr3e-4_n8`), and each is
+a run of every task, size and seed. A key is set in one place only: in `search` or at a level of overrides.
 """
 
 import hashlib
+import itertools
 import json
 import re
 from dataclasses import dataclass, field, fields
@@ -49,6 +58,8 @@ RESERVED_KEYS = {
     "ckpt_path": "the run's best checkpoint",
 }
 METHOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]*$")  # it names run directories
+INIT_ARGS = "init_args."  # a search axis over an argument of the method
+SHORT_AXIS = {"learning_rate": "lr", "bottleneck": "d", "reduction_factor": "rf"}  # in configuration names
 load_yaml = get_loader("yaml")  # as cli.py reads its configs (YAML 1.2 numbers: `3e-4` is a float)
 Overrides = Optional[dict[str, Any]]  # noqa: UP045  dotted cli.py keys -> values
 Size = PositiveInt | Literal["full"]
@@ -64,6 +75,7 @@ class MethodEntry(_MethodClass, total=False):
 
     init_args: dict[str, Any]
     overrides: Overrides
+    search: Optional[dict[str, Any]]  # axis -> the list of its values; the configurations are their product
 
 
 class ExcludeRule(TypedDict, total=False):
@@ -97,17 +109,32 @@ def cli_value(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Config:
+    """One configuration of a method's search: its name (empty without a search) and the value of each axis."""
+
+    name: str = ""
+    values: dict = field(default_factory=dict)  # axis -> value, e.g. {"model.learning_rate": 3e-4, "init_args.n": 8}
+
+    def init_args(self) -> dict:
+        return {k[len(INIT_ARGS) :]: v for k, v in self.values.items() if k.startswith(INIT_ARGS)}
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in self.values.items() if not k.startswith(INIT_ARGS)}
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """One method of the grid: the reports' name for it, its class and arguments, its own overrides
-    (e.g. the paper's learning rate of the method)."""
+    (e.g. the paper's learning rate of the method), and the configurations of its search."""
 
     name: str
     class_path: str
     init_args: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
+    configs: tuple[Config, ...] = (Config(),)
 
-    def config(self) -> dict:
-        return {"class_path": self.class_path, "init_args": dict(self.init_args)}
+    def config(self, config: Config = Config()) -> dict:
+        return {"class_path": self.class_path, "init_args": {**self.init_args, **config.init_args()}}
 
 
 @dataclass(frozen=True)
@@ -115,19 +142,22 @@ class Run:
     """One cell of the grid: `cli.py fit --config BASE ARGS`, then a test of its best checkpoint."""
 
     index: int  # position in the grid
-    cell: int  # position of its (seed, task, size) in the grid: the runs of one cell share a shard
+    cell: int  # position of its (seed, task, size, configuration name) in the grid: one cell runs in one shard
     task: str
     method: MethodSpec
     size: int | None  # None: the whole training split
     seed: int
-    overrides: dict  # the merged user overrides (overrides < task < method < size)
+    overrides: dict  # the merged user overrides (overrides < task < method < size < the configuration's)
+    config: Config = Config()
 
     @property
     def name(self) -> str:
-        return f"{self.task}-{self.method.name}-n{self.size or FULL}-s{self.seed}"
+        config = f"-{self.config.name}" if self.config.name else ""
+        return f"{self.task}-{self.method.name}{config}-n{self.size or FULL}-s{self.seed}"
 
     def describe(self) -> str:
-        return f"{self.task} {self.method.name} n={self.size or FULL} seed={self.seed}"
+        config = f" {self.config.name}" if self.config.name else ""
+        return f"{self.task} {self.method.name}{config} n={self.size or FULL} seed={self.seed}"
 
     def args(self) -> list[str]:
         """The `cli.py fit` arguments that make this run, after `--config BASE`. The method is reset first, so
@@ -139,7 +169,7 @@ class Run:
             "seed_everything": self.seed,
             "model.method": None,
         }
-        values = [*values.items(), ("model.method", self.method.config()), *self.overrides.items()]
+        values = [*values.items(), ("model.method", self.method.config(self.config)), *self.overrides.items()]
         return [f"--{key}={cli_value(value)}" for key, value in values]
 
     def fingerprint(self, base_content: Any) -> str:
@@ -166,19 +196,30 @@ class Sweep:
         return load_yaml(self.base_config.read_text())
 
     def runs(self) -> list[Run]:
-        """Every run of the grid, seeds outermost: the first pass over the seeds already gives every curve."""
+        """Every run of the grid, seeds outermost: the first pass over the seeds already gives every curve. A cell
+        is the runs of one seed, task, size and configuration name (every method that has it; without a search,
+        every method)."""
         runs, cells = [], 0
         for seed in self.seeds:
             for task, task_overrides in self.tasks.items():
                 for size, size_overrides in self.sizes.items():
-                    in_cell = 0
+                    by_config = {}
                     for method in self.methods.values():
                         if self._excluded(task, method.name, size, seed):
                             continue
-                        merged = {**self.overrides, **task_overrides, **method.overrides, **size_overrides}
-                        runs.append(Run(len(runs), cells, task, method, size, seed, merged))
-                        in_cell += 1
-                    cells += in_cell > 0
+                        for config in method.configs:
+                            merged = {
+                                **self.overrides,
+                                **task_overrides,
+                                **method.overrides,
+                                **size_overrides,
+                                **config.overrides(),
+                            }
+                            by_config.setdefault(config.name, []).append((method, merged, config))
+                    for cell in by_config.values():
+                        for method, merged, config in cell:
+                            runs.append(Run(len(runs), cells, task, method, size, seed, merged, config))
+                        cells += 1
         return runs
 
     def _excluded(self, task: str, method: str, size: int | None, seed: int) -> bool:
@@ -257,6 +298,7 @@ def _grid(path: Path, spec: SweepFile, out_dir: str | Path | None) -> Sweep:
             class_path_of(cls),
             entry.get("init_args") or {},
             _overrides(entry.get("overrides"), f"methods.{name}.overrides"),
+            _configs(entry, f"methods.{name}.search", spec),
         )
     sizes = {}
     given = spec.sizes if isinstance(spec.sizes, dict) else dict.fromkeys(spec.sizes or [FULL])
@@ -297,6 +339,59 @@ def _grid(path: Path, spec: SweepFile, out_dir: str | Path | None) -> Sweep:
     if not sweep.runs():
         raise UserError("the grid is empty (exclude leaves no run)")
     return sweep
+
+
+def _configs(entry: MethodEntry, context: str, spec: SweepFile) -> tuple[Config, ...]:
+    """The product of a method's search axes, in the order of the file (the last axis varies fastest)."""
+    search = entry.get("search") or {}
+    if not search:
+        return (Config(),)
+    levels = {
+        "init_args": {f"{INIT_ARGS}{k}" for k in entry.get("init_args") or {}},
+        "overrides": set(spec.overrides or {}),
+        "overrides of the method": set(entry.get("overrides") or {}),
+        "tasks": {k for o in (spec.tasks.values() if isinstance(spec.tasks, dict) else []) for k in o or {}},
+        "sizes": {k for o in (spec.sizes.values() if isinstance(spec.sizes, dict) else []) for k in o or {}},
+    }
+    for key, values in search.items():
+        if key.startswith("model.method."):
+            raise UserError(f"{context} cannot search {key}: write it as {INIT_ARGS}{key.rpartition('.')[2]}")
+        if not key.startswith(INIT_ARGS):
+            _overrides({key: None}, context)
+        elif not key[len(INIT_ARGS) :].isidentifier():
+            raise UserError(f"{context}.{key} must be {INIT_ARGS}<argument>, e.g. {INIT_ARGS}n")
+        if not isinstance(values, list):
+            raise UserError(
+                f"{context}.{key} must be a list of values, got {values!r} (a single value belongs in "
+                f"the method's {'init_args' if key.startswith(INIT_ARGS) else 'overrides'})"
+            )
+        if not values or len({json.dumps(v, sort_keys=True) for v in values}) < len(values):
+            raise UserError(f"{context}.{key} must list distinct values, got {values}")
+        for level, keys in levels.items():
+            if key in keys:
+                raise UserError(f"{context}.{key} is also set in {level}: set it in one place")
+    configs = [
+        Config("_".join(_short(key, value) for key, value in zip(search, combination)), dict(zip(search, combination)))
+        for combination in itertools.product(*search.values())
+    ]
+    names = [c.name for c in configs]
+    for name in names:
+        if names.count(name) > 1:
+            raise UserError(
+                f"{context}: two configurations are named {name!r}; make their values differ in their first digits"
+            )
+    return tuple(configs)
+
+
+def _short(key: str, value: Any) -> str:
+    """`model.learning_rate`, 3e-4 -> `lr3e-4`; `init_args.n`, 8 -> `n8`: a configuration's part of its name."""
+    axis = key.rpartition(".")[2]
+    if isinstance(value, float) and value and not value.is_integer() and abs(value) < 1:
+        mantissa, _, exponent = f"{value:.6e}".partition("e")
+        text = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    else:
+        text = cli_value(value)
+    return SHORT_AXIS.get(axis, axis) + re.sub(r"[^A-Za-z0-9+._-]+", "-", text).strip("-")
 
 
 def _overrides(value: dict | None, context: str) -> dict:

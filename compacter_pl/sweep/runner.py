@@ -1,9 +1,9 @@
 """Runs a sweep: each run is `cli.py fit` then `cli.py test` of its best checkpoint, each in a subprocess.
 
-A run lives in `<sweep>/runs/<task>-<method>-n<size>-s<seed>/`: its TensorBoard events, the config LightningCLI
-resolved (`config.yaml`), its checkpoints, `fit.log` and `test.log` (everything the subprocesses printed),
-`command.txt` (how to redo it by hand). A run is finished once its line is in `<sweep>/results.jsonl`; re-running
-the sweep skips finished runs and restarts any other run from scratch (its directory is wiped first), so a
+A run lives in `<sweep>/runs/<task>-<method>[-<configuration>]-n<size>-s<seed>/`: its TensorBoard events, the
+config LightningCLI resolved (`config.yaml`), its checkpoints, `fit.log` and `test.log` (everything the subprocesses
+printed), `command.txt` (how to redo it by hand). A run is finished once its line is in `<sweep>/results.jsonl`;
+re-running the sweep skips finished runs and restarts any other run from scratch (its directory is wiped first), so a
 killed sweep resumes where it stopped. While a run executes, its lock in `<sweep>/.locks/` is held by the
 sweep and by its subprocess (a second sweep on the same directory skips it), and the subprocess is killed with
 its sweep (Linux), so a killed sweep leaves nothing running.
@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -116,14 +117,19 @@ def _progress(progress_bar: bool) -> list[str]:
 
 
 def resolved_configs(sweep: Sweep) -> dict[str, dict]:
-    """Parse runs that together use every task, method and size with cli.py's own parser (in this process, no
-    model is built): an unknown or ill-typed override fails here, naming where the sweep file sets it.
-    Returns each task's resolved config."""
+    """Parse runs that together use every task, method, size and searched value with cli.py's own parser (in
+    this process, no model is built): an unknown or ill-typed override fails here, naming where the sweep file
+    sets it. Returns each task's resolved config."""
     from compacter_pl.cli import parse_run
 
     configs, seen = {}, set()
     for run in sweep.runs():
-        coordinates = {("task", run.task), ("method", run.method.name), ("size", run.size)}
+        coordinates = {
+            ("task", run.task),
+            ("method", run.method.name),
+            ("size", run.size),
+            *((key, json.dumps(value, sort_keys=True)) for key, value in run.config.values.items()),
+        }
         if coordinates <= seen:
             continue
         seen |= coordinates
@@ -143,6 +149,7 @@ def _set_where(sweep: Sweep, run: Run, message: str) -> str:
         (f"tasks.{run.task}", sweep.tasks[run.task]),
         (f"methods.{run.method.name}.overrides", run.method.overrides),
         (f"sizes.{run.size or FULL}", sweep.sizes[run.size]),
+        (f"methods.{run.method.name}.search", run.config.overrides()),
     ]
     for context, overrides in reversed(levels):
         if any(f"--{key}=" in message or f"'{key}'" in message for key in overrides):
@@ -220,6 +227,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
             print(f"[{k}/{len(mine)}] {run.describe()} ({status}) -> {directory.run(run)}: {shlex.join(run.args())}")
         if mine:
             print(f"the first run's fit command: {shlex.join(fit_command(sweep, directory, mine[0], tty))}")
+            print(run_counts(mine))
         return 0
     if todo:
         check_sizes(sweep, configs)
@@ -272,6 +280,30 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
         flush=True,
     )
     return 0
+
+
+def run_counts(runs: list[Run]) -> str:
+    """The number of runs per method (rows) and task (columns), with each method's number of configurations."""
+    tasks = list(dict.fromkeys(run.task for run in runs))
+    methods = list(dict.fromkeys(run.method.name for run in runs))
+    count = Counter((run.method.name, run.task) for run in runs)
+    rows = [["method", "configurations", *tasks, "total"]]
+    rows += [
+        [
+            m,
+            str(len({r.config.name for r in runs if r.method.name == m})),
+            *(str(count[m, t]) for t in tasks),
+            str(sum(count[m, t] for t in tasks)),
+        ]
+        for m in methods
+    ]
+    rows.append(["total", "", *(str(sum(count[m, t] for m in methods)) for t in tasks), str(len(runs))])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in rows
+    ]
+    return "runs per method and task (configurations x sizes x seeds, after exclude):\n" + "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -355,6 +387,9 @@ def _fit_test_record(
         "log_dir": _relative(run_dir, directory.root),
         "best_checkpoint": _relative(Path(checkpoint), directory.root) if checkpoint else None,
         "class_path": run.method.class_path,
+        "init_args": run.method.config(run.config)["init_args"],
+        "config": run.config.name or None,
+        "search": run.config.values,
         "fingerprint": run.fingerprint(base_content),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -437,7 +472,13 @@ def log_hparams(run_dir: Path, run: Run, fit_summary: dict, test_metrics: dict) 
 
     config_path = run_dir / "config.yaml"
     config = (yaml.safe_load(config_path.read_text()) or {}) if config_path.exists() else {}
-    params = {"task": run.task, "method": run.method.name, "train_size": run.size or FULL, "seed": run.seed}
+    params = {
+        "task": run.task,
+        "method": run.method.name,
+        "config": run.config.name,
+        "train_size": run.size or FULL,
+        "seed": run.seed,
+    }
     params.update(_flatten({k: v for k, v in (config.get("model") or {}).items() if k != "task"}, "model"))
     data = config.get("data") or {}
     params.update({f"data.{k}": data[k] for k in DATA_HPARAMS if data.get(k) is not None})
