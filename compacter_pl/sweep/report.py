@@ -8,15 +8,22 @@ as columns, the trainable share and the benchmark average. Scores are shown x 10
 Averages, as the paper computes them: for each seed, the mean over the benchmark's tasks (Table 1: over every
 metric shown, so MRPC's accuracy and F1 count once each), then mean and standard deviation over the seeds that
 every averaged task has.
+
+Selection, as the paper does it: a method with search axes ran several configurations; per task, method and size
+the report keeps the configuration with the best mean validation score over seeds (`select`), and every table
+shows that configuration's numbers. Only validation can select (`check_selection`). Full-data tables also go
+beside the paper's published numbers (`paper_results.yaml` in this package).
 """
 
 import csv
 import io
+import json
 import math
 import statistics
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
@@ -26,7 +33,9 @@ from compacter_pl.sweep.results import RESULTS_FILE, read_results
 
 SCALE = 100.0  # scores in percent, as the paper prints them
 FIGURE_FILE, TABLE_FILE, CSV_FILE = "figure4.png", "report.md", "report.csv"
-CSV_COLUMNS = ("table", "method", "size", "task", "metric", "mean", "std", "runs")
+CSV_COLUMNS = ("table", "method", "size", "task", "metric", "mean", "std", "runs", "config")
+SELECT_ON = "val/score"  # what chooses a configuration: the mean of the task's metrics on validation
+PAPER_FILE = "paper_results.yaml"
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,89 @@ def check_metric(records: list[dict], metric: str) -> None:
         raise UserError(f"no result has {metric}; the results have {', '.join(available)}")
 
 
+# --- selection -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The configuration chosen for a task, method and size, its validation Stat, how many were compared, and
+    those left out for having fewer seeds than the most any configuration of the cell has: (name, seeds)."""
+
+    task: str
+    method: str
+    size: int | None
+    config: str
+    val: Stat
+    compared: int
+    left_out: tuple[tuple[str, int], ...]
+
+
+def check_selection(select_on: str) -> None:
+    """Validation selects, never test: a configuration chosen on test scores would report an optimistic score."""
+    stage, _, name = select_on.partition("/")
+    if stage != "val" or not name:
+        raise UserError(
+            f"--select_on must be val/<name> (e.g. val/score), got {select_on!r}: configurations are "
+            f"chosen on validation, as in the paper; one chosen on its test score would report an "
+            f"optimistic test score"
+        )
+
+
+def select(records: list[dict], select_on: str = SELECT_ON) -> tuple[list[dict], list[Selection]]:
+    """Per task, method and size: the records of the configuration with the best mean `select_on` over its seeds,
+    and a Selection where there was a search. Only configurations with the most seeds of the cell compete (one
+    missing a seed, unfinished or failed, is left out rather than compared on other seeds); a tie goes to the
+    smaller values, axis by axis in the order of the sweep file's search."""
+    check_selection(select_on)
+    cells = defaultdict(lambda: defaultdict(dict))  # (task, method, size) -> config -> {seed: record}
+    for record in records:
+        cells[(record["task"], record["method"], record.get("size"))][record.get("config") or ""][record["seed"]] = (
+            record
+        )
+    kept, selections = [], []
+    for (task, method, size), configs in cells.items():
+        if list(configs) == [""]:  # no search: nothing to choose
+            kept += configs[""].values()
+            continue
+        scores = {
+            c: [v for v in (metric_value(r, select_on) for r in seeds.values()) if v is not None]
+            for c, seeds in configs.items()
+        }
+        most = max(map(len, scores.values()))
+        if not most:
+            raise UserError(f"no result of {task} {method} has {select_on} to choose a configuration on")
+        candidates = [c for c, values in scores.items() if len(values) == most]
+        best = min(candidates, key=lambda c: (-_finite(statistics.fmean(scores[c])), _order(configs[c])))
+        kept += configs[best].values()
+        selections.append(
+            Selection(
+                task,
+                method,
+                size,
+                best,
+                Stat.of(scores[best]),
+                len(candidates),
+                tuple((c, len(v)) for c, v in scores.items() if len(v) < most),
+            )
+        )
+    return kept, selections
+
+
+def _finite(value: float) -> float:
+    return -math.inf if math.isnan(value) else value  # a diverged configuration loses
+
+
+def _order(by_seed: dict[int, dict]) -> tuple:
+    """A configuration's values as a sort key: numbers by value, anything else by its JSON text."""
+    values = next(iter(by_seed.values())).get("search") or {}
+    return tuple(
+        (0, float(v), "")
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+        else (1, 0.0, json.dumps(v, sort_keys=True))
+        for v in values.values()
+    )
+
+
 # --- aggregation -----------------------------------------------------------------------------------------------
 
 
@@ -194,7 +286,7 @@ class FullData:
     tasks: list[str]
     metrics: dict[str, list[str]]  # task -> its metrics, in order
     cells: dict[tuple, Stat]  # (method, task, metric) -> Stat
-    trainable: dict[str, tuple[int, float]]  # method -> (trainable parameters, percent of all)
+    trainable: dict[str, tuple[list[int], float]]  # method -> (its trainable parameter counts, mean percent)
     averages: dict[tuple, tuple[Stat, int]]  # (method, benchmark) -> (Stat, number of tasks averaged)
     benchmarks: dict[str, list[str]]
 
@@ -215,9 +307,9 @@ def full_data(records: list[dict], methods: list[str], stage: str) -> FullData |
     trainable = {}
     for method in methods:
         counted = [r for r in full if r["method"] == method and r.get("total_params")]
-        if counted:
+        if counted:  # configurations chosen per task may differ in size (e.g. the adapters' bottleneck)
             trainable[method] = (
-                counted[0]["trainable_params"],
+                sorted({r["trainable_params"] for r in counted}),
                 statistics.fmean(SCALE * r["trainable_params"] / r["total_params"] for r in counted),
             )
     benchmarks = defaultdict(list)
@@ -292,8 +384,9 @@ def full_data_markdown(table: FullData) -> str:
         "|" + "---|" * len(header),
     ]
     for method in table.methods:
-        count, share = table.trainable.get(method, (None, None))
-        row = [method, f"{count:,}" if count is not None else "—", f"{share:.3g}" if share is not None else "—"]
+        counts, share = table.trainable.get(method, (None, None))
+        count = "—" if not counts else "–".join(f"{c:,}" for c in sorted({counts[0], counts[-1]}))
+        row = [method, count, f"{share:.3g}" if share is not None else "—"]
         for task in table.tasks:
             stats = [table.cells.get((method, task, name)) for name in table.metrics[task]]
             row.append(" / ".join(s.cell() if s else "—" for s in stats) if any(stats) else "—")
@@ -309,8 +402,139 @@ def full_data_markdown(table: FullData) -> str:
     return "\n".join(lines)
 
 
-def csv_rows(low: LowResource | None, full: FullData | None) -> list[dict]:
-    rows = []
+def selection_markdown(selections: list[Selection], select_on: str) -> str:
+    tasks = task_order(s.task for s in selections)
+    chosen = {(s.method, s.size, s.task): s for s in selections}
+    header = ["method", "n", *map(display, tasks)]
+    lines = [
+        f"## Configurations chosen on validation: the best mean {select_on} x 100 over seeds",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for method, size in dict.fromkeys((s.method, s.size) for s in selections):
+        cells = [chosen.get((method, size, task)) for task in tasks]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    method,
+                    "full" if size is None else str(size),
+                    *(f"{c.config}: {c.val.cell()} (best of {c.compared})" if c else "—" for c in cells),
+                ]
+            )
+            + " |"
+        )
+    left_out = [
+        f"{s.task} {s.method} n={s.size or 'full'}: "
+        + ", ".join(f"{c} ({n} of {s.val.n} seeds)" for c, n in s.left_out)
+        for s in selections
+        if s.left_out
+    ]
+    lines += [
+        "",
+        "Each cell: the chosen configuration, its mean ± std over seeds and how many configurations were "
+        "compared; the other tables show its numbers. A tie goes to the smaller values. Only configurations "
+        "with the most seeds of their cell compete" + (": left out " + "; ".join(left_out) if left_out else "") + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def paper_tables() -> list[dict]:
+    """The paper's published numbers shipped with the package (paper_results.yaml)."""
+    return yaml.safe_load(files("compacter_pl.sweep").joinpath(PAPER_FILE).read_text())["tables"]
+
+
+def paper_row(table: dict, record: dict) -> dict | None:
+    """The row of a paper table for the method of `record`: its class name and the init_args the row names."""
+    name = str(record.get("class_path") or "").rpartition(".")[2]
+    init_args = record.get("init_args") or {}
+    return next(
+        (
+            row
+            for row in table["rows"]
+            if row["method"] == name and all(init_args.get(k) == v for k, v in (row.get("init_args") or {}).items())
+        ),
+        None,
+    )
+
+
+def beside_paper(full: FullData, records: list[dict]) -> tuple[str, list[dict]]:
+    """Per method the paper has: our full-data test numbers, the paper's and the difference (markdown), and the
+    paper's numbers shown (CSV rows). Cells the paper file lacks stay empty."""
+    first = {}
+    for record in records:
+        first.setdefault(record["method"], record)
+    parts, rows = [], []
+    for table in paper_tables() if full.stage == "test" else []:
+        benchmark = table["benchmark"]
+        tasks = [t for t in full.tasks if benchmark_of(t) == benchmark]
+        header = ["method", "", *(f"{display(t)} ({'/'.join(full.metrics[t])})" for t in tasks), f"{benchmark} avg"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for method, row in ((m, paper_row(table, first[m])) for m in (full.methods if tasks else [])):
+            if row is None:
+                continue
+            scores = row.get("scores") or {}
+            ours = [full.cells.get((method, t, n)) for t in tasks for n in full.metrics[t]]
+            paper = [scores.get(t, {}).get(n) for t in tasks for n in full.metrics[t]]
+            delta = [None if o is None or v is None else o.mean - v for o, v in zip(ours, paper)]
+            average = full.averages.get((method, benchmark))
+            # the paper's average is over all of its tasks: a difference only when ours is over them too
+            complete = average and average[1] == len(tasks) and set(table["tasks"]) <= set(tasks)
+            mean_delta = average[0].mean - row["average"] if complete and row.get("average") else None
+            label = row["name"] + (f" ({row['note']})" if row.get("note") else "")
+            for name, values, last in (
+                ("ours", [o and o.cell() for o in ours], _average_cell(average, len(table["tasks"]))),
+                (f"paper: {label}", [_number(v) for v in paper], _number(row.get("average"))),
+                ("difference", [_number(d, "+") for d in delta], _number(mean_delta, "+")),
+            ):
+                cells = [method if name == "ours" else "", name, *_cells(values, full, tasks), last or ""]
+                lines.append("| " + " | ".join(cells) + " |")
+            rows += [
+                {
+                    "table": f"paper {table['table']}",
+                    "method": method,
+                    "size": "full",
+                    "task": t,
+                    "metric": f"test/{n}",
+                    "mean": f"{scores[t][n]:.6f}",
+                    "runs": 0,
+                }
+                for t in tasks
+                for n in full.metrics[t]
+                if scores.get(t, {}).get(n) is not None
+            ]
+        if len(lines) > 2:
+            parts += [
+                f"## Beside the paper: {benchmark} test x 100, ours and the paper's {table['table']}",
+                "",
+                *lines,
+                "",
+                f"The paper's numbers: compacter_pl/sweep/{PAPER_FILE}, which names the source of each; an "
+                "empty cell is one it does not have (—: a metric it lacks). Difference: ours − the paper's; "
+                "for the average only when ours is over all of the paper's tasks.",
+                "",
+            ]
+    return "\n".join(parts), rows
+
+
+def _number(value: float | None, sign: str = "") -> str | None:
+    return None if value is None else f"{value:{sign}.2f}"
+
+
+def _cells(values: list[str | None], full: FullData, tasks: list[str]) -> list[str]:
+    """A table cell per task from its metrics' values: empty if it has none, — for each missing one."""
+    cells, values = [], iter(values)
+    for task in tasks:
+        own = [next(values) for _ in full.metrics[task]]
+        cells.append("" if all(v is None for v in own) else " / ".join(v or "—" for v in own))
+    return cells
+
+
+def csv_rows(low: LowResource | None, full: FullData | None, chosen: dict | None = None) -> list[dict]:
+    """Every number of the tables; `chosen` gives (method, size, task) -> the configuration shown."""
+    rows, chosen = [], chosen or {}
 
     def add(table, method, size, task, metric, stat: Stat) -> None:
         rows.append(
@@ -323,6 +547,7 @@ def csv_rows(low: LowResource | None, full: FullData | None) -> list[dict]:
                 "mean": f"{stat.mean:.6f}",
                 "std": "" if stat.std is None else f"{stat.std:.6f}",
                 "runs": stat.n,
+                "config": chosen.get((method, size, task), ""),
             }
         )
 
@@ -341,8 +566,8 @@ def csv_rows(low: LowResource | None, full: FullData | None) -> list[dict]:
     if full:
         for method in full.methods:
             if method in full.trainable:
-                count, share = full.trainable[method]
-                add("table1", method, None, "", "trainable_params", Stat(count, None, 1))
+                counts, share = full.trainable[method]
+                add("table1", method, None, "", "trainable_params", Stat.of(counts))
                 add("table1", method, None, "", "trainable_percent", Stat(share, None, 1))
             for task in full.tasks:
                 for name in full.metrics[task]:
@@ -426,11 +651,15 @@ def figure(table: LowResource, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def write_report(paths: list[str | Path], out: str | Path | None = None, metric: str = "test/score") -> dict:
+def write_report(
+    paths: list[str | Path], out: str | Path | None = None, metric: str = "test/score", select_on: str = SELECT_ON
+) -> dict:
     """Write report.md, report.csv and (with low-resource runs) figure4.png; returns what was written."""
+    check_selection(select_on)
     records, methods = load_records(paths)
     if not records:
         raise UserError(f"no finished runs in {', '.join(map(str, paths))}: nothing to report yet")
+    records, selections = select(records, select_on)
     check_metric(records, metric)
     out = Path(out) if out else (Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent)
     out.mkdir(parents=True, exist_ok=True)
@@ -439,19 +668,42 @@ def write_report(paths: list[str | Path], out: str | Path | None = None, metric:
     sources = ", ".join(map(str, paths))
     runs = f"{len(records)} finished run{'' if len(records) == 1 else 's'}"
     parts = [f"# Report of {sources}", "", f"{runs}. Scores x 100.", ""]
-    written = {}
+    written, paper = {}, ("", [])
+    if selections:
+        parts.append(selection_markdown(selections, select_on))
     if low:
         figure(low, out / FIGURE_FILE)
         written["figure"] = out / FIGURE_FILE
         parts += [low_resource_markdown(low), f"![Figure 4]({FIGURE_FILE})", ""]
     if full:
-        parts.append(full_data_markdown(full))
+        paper = beside_paper(full, records)
+        parts += [full_data_markdown(full), paper[0]]
     markdown = "\n".join(parts)
     (out / TABLE_FILE).write_text(markdown)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n", restval="")
     writer.writeheader()
-    writer.writerows(csv_rows(low, full))
+    chosen = {(s.method, s.size, s.task): s.config for s in selections}
+    writer.writerows(
+        [
+            *csv_rows(low, full, chosen),
+            *paper[1],
+            *(
+                {
+                    "table": "selection",
+                    "method": s.method,
+                    "size": "full" if s.size is None else s.size,
+                    "task": s.task,
+                    "metric": select_on,
+                    "mean": f"{s.val.mean:.6f}",
+                    "std": "" if s.val.std is None else f"{s.val.std:.6f}",
+                    "runs": s.val.n,
+                    "config": s.config,
+                }
+                for s in selections
+            ),
+        ]
+    )
     (out / CSV_FILE).write_text(buffer.getvalue())
     written.update({"markdown": out / TABLE_FILE, "csv": out / CSV_FILE, "text": markdown})
     return written
