@@ -223,10 +223,10 @@ def test_concurrent_appends_never_interleave(tmp_path):
 # --- choosing a configuration on validation ----------------------------------------------------------------------
 
 
-def searched(task, config, seed, val, test, method="cpp", size=None, class_path="CompacterPlusPlus", **extra):
+def searched(task, config, seed, val, test, method="cpp", size=None, class_path="CompacterPlusPlus", n=4, **metrics):
     """A results line of one configuration of a search: `config` is {name: {axis: value}}."""
     ((name, values),) = config.items()
-    line = record(task, method, size, seed, test, **extra)
+    line = record(task, method, size, seed, test, **metrics)
     return {
         **line,
         "run": f"{task}-{method}-{name}-n{size or 'full'}-s{seed}",
@@ -234,7 +234,7 @@ def searched(task, config, seed, val, test, method="cpp", size=None, class_path=
         "config": name,
         "search": values,
         "class_path": f"compacter_pl.methods.compacter.{class_path}",
-        "init_args": {"n": 4},
+        "init_args": {"n": n},
     }
 
 
@@ -308,7 +308,28 @@ def test_full_data_goes_beside_the_papers_numbers(tmp_path):
     lines = [
         searched("rte", LR_LARGE, 0, 0.8, 0.75, class_path="Compacter", method="compacter"),
         searched(
-            "cb", LR_LARGE, 0, 0.8, None, class_path="Compacter", method="compacter", accuracy=0.90, macro_f1=0.80
+            "cb",
+            LR_LARGE,
+            0,
+            0.8,
+            None,
+            class_path="Compacter",
+            method="compacter-n12",
+            n=12,
+            accuracy=0.90,
+            macro_f1=0.80,
+        ),
+        searched(
+            "cb",
+            LR_LARGE,
+            0,
+            0.8,
+            None,
+            class_path="Compacter",
+            method="compacter-n8",
+            n=8,
+            accuracy=0.90,
+            macro_f1=0.80,
         ),
         {**record("rte", "lora", None, 0, 0.70), "class_path": "compacter_pl.methods.hf_peft.Peft"},
         {**record("rte", "adapter", None, 0, 0.72), "class_path": "compacter_pl.methods.adapters.Adapter"},
@@ -326,10 +347,12 @@ def test_full_data_goes_beside_the_papers_numbers(tmp_path):
     ]  # a row the paper file has no numbers for
     assert "lora" not in glue  # not in the paper
     superglue = markdown[markdown.index("## Beside the paper: SuperGLUE") :]
+    assert table_rows(superglue, "compacter-n12") == [["compacter-n12", "ours", "90.00 / 80.00", "85.00 (1/6 tasks)"]]
     assert table_rows(superglue, "")[:2] == [
         ["", "paper: Compacter (n = 12)", "96.43 / —", "71.57"],
         ["", "difference", "-6.43 / —", ""],
     ]
+    assert "compacter-n8" not in superglue and "(n = 4)" not in superglue  # the paper has no n = 8
 
 
 def test_the_shipped_paper_numbers_are_sourced_and_average_as_published():

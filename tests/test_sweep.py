@@ -20,6 +20,7 @@ from compacter_pl.sweep.grid import load_sweep, shard_of
 from compacter_pl.sweep.report import write_report
 from compacter_pl.sweep.results import read_results
 from compacter_pl.sweep.runner import duration, resolved_configs
+from compacter_pl.tasks import TASKS
 
 DEMO_SWEEP = ROOT / "configs" / "sweeps" / "demo.yaml"
 SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
@@ -73,6 +74,27 @@ def test_the_low_resource_sweep_is_the_papers_figure_4_grid():
     assert rates == {"t5-finetune": 3e-4, "compacter++": 3e-3}
     assert sweep.methods["compacter++"].class_path.endswith("CompacterPlusPlus")
     assert len(sweep.runs()) == 8 * 5 * 2 * 5 - 2 * 2 * 5  # RTE and MRPC have fewer than 4000 examples
+
+
+PAPER_RATES = [3e-5, 3e-4, 3e-3, 3e-2, 3e-1]  # Appendix A
+
+
+@pytest.mark.parametrize("name, runs, methods", [("table1", 1040, 12), ("table2", 210, 3), ("appendix_b", 360, 9)])
+def test_the_protocol_sweeps_search_the_papers_space_and_say_their_size(name, runs, methods):
+    path = ROOT / "configs" / "sweeps" / f"{name}.yaml"
+    sweep = load_sweep(path)
+    assert len(sweep.runs()) == runs and len(sweep.methods) == methods and sweep.sizes == {None: {}}
+    assert f"{runs:,} runs" in path.read_text().split("\n\n")[0]  # the header says how many
+    for method in sweep.methods.values():
+        axes = {key: sorted({c.values[key] for c in method.configs}) for key in method.configs[0].values}
+        assert axes.pop("model.learning_rate") == PAPER_RATES
+        adapter_based = not method.class_path.endswith(("FullFineTuning", "PromptTuning", "IntrinsicSAID", "BitFit"))
+        assert axes == ({"init_args.bottleneck": [24, 48, 96]} if adapter_based and name != "appendix_b" else {})
+    benchmark = "SuperGLUE" if name == "table2" else "GLUE"
+    assert [t for t, task in TASKS.items() if task.benchmark == benchmark] == list(sweep.tasks)
+    base_epochs = yaml.safe_load(sweep.base_config.read_text())["trainer"]["max_epochs"]
+    epochs = {t: o.get("trainer.max_epochs", base_epochs) for t, o in sweep.tasks.items()}
+    assert epochs == {t: 20 if TASKS[t].small else 3 for t in sweep.tasks}  # SPEC section 4
 
 
 def test_runs_carry_their_coordinates_and_overrides(tmp_path):

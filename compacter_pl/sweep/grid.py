@@ -75,7 +75,7 @@ class MethodEntry(_MethodClass, total=False):
 
     init_args: dict[str, Any]
     overrides: Overrides
-    search: Optional[dict[str, Any]]  # axis -> the list of its values; the configurations are their product
+    search: dict[str, Any] | None  # axis -> the list of its values; the configurations are their product
 
 
 class ExcludeRule(TypedDict, total=False):

@@ -227,7 +227,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
             print(f"[{k}/{len(mine)}] {run.describe()} ({status}) -> {directory.run(run)}: {shlex.join(run.args())}")
         if mine:
             print(f"the first run's fit command: {shlex.join(fit_command(sweep, directory, mine[0], tty))}")
-            print(run_counts(mine))
+            print(run_counts(sweep, mine))
         return 0
     if todo:
         check_sizes(sweep, configs)
@@ -282,10 +282,10 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
     return 0
 
 
-def run_counts(runs: list[Run]) -> str:
+def run_counts(sweep: Sweep, runs: list[Run]) -> str:
     """The number of runs per method (rows) and task (columns), with each method's number of configurations."""
     tasks = list(dict.fromkeys(run.task for run in runs))
-    methods = list(dict.fromkeys(run.method.name for run in runs))
+    methods = [name for name in sweep.methods if any(run.method.name == name for run in runs)]
     count = Counter((run.method.name, run.task) for run in runs)
     rows = [["method", "configurations", *tasks, "total"]]
     rows += [
