@@ -435,6 +435,37 @@ def test_demo_sweep_end_to_end(tmp_path, cli):
 
 
 @pytest.mark.slow
+def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
+    """Two learning rates on the demo data, one that learns (the demo's) and one that cannot: the report chooses the
+    first from validation alone and puts its test score beside the paper's (T5 fine-tuning, RTE)."""
+    method = {"class_path": "compacter_pl.methods.FullFineTuning", "search": {"model.learning_rate": [1.0e-9, 3.0e-3]}}
+    path = write_sweep(tmp_path, methods={"t5-finetune": method}, sizes=["full"], seeds=[0],
+                       overrides={"data.batch_size": 16, "model.warmup_steps": 5, "trainer.max_epochs": 1})
+    out = tmp_path / "out"
+    result = cli("sweep", "--config", str(path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.findall(r"^\[(\d)/2\] rte t5-finetune (lr\S+) n=full seed=0: done", result.stdout, re.M) == [
+        ("1", "lr1e-9"), ("2", "lr3e-3")], result.stdout
+    records = {r["config"]: r for r in read_results(out / "results.jsonl").records}
+    assert {c: r["search"] for c, r in records.items()} == {"lr1e-9": {"model.learning_rate": 1e-9},
+                                                            "lr3e-3": {"model.learning_rate": 3e-3}}
+    assert records["lr3e-3"]["val"]["score"] > records["lr1e-9"]["val"]["score"]
+    assert records["lr3e-3"]["log_dir"] == "runs/rte-t5-finetune-lr3e-3-nfull-s0"
+
+    again = cli("sweep", "--config", str(path))  # resumes: nothing left to run
+    assert again.returncode == 0 and "2 runs in the grid, 2 finished, 0 to run" in again.stdout, again.stdout
+
+    report = cli("report", str(out))
+    assert report.returncode == 0, report.stderr[-3000:]
+    val, test = (f"{100 * records['lr3e-3'][stage]['accuracy']:.2f}" for stage in ("val", "test"))
+    assert f"| t5-finetune | full | lr3e-3: {val} (best of 2) |" in report.stdout, report.stdout
+    beside = report.stdout[report.stdout.index("## Beside the paper: GLUE"):]
+    assert f"| t5-finetune | ours | {test} | {test} (1/8 tasks) |" in beside, beside
+    assert "|  | paper: T5 fine-tuning | 71.94 | 86.50 |" in beside  # from the shipped paper_results.yaml
+    assert f"|  | difference | {float(test) - 71.94:+.2f} |  |" in beside
+
+
+@pytest.mark.slow
 @pytest.mark.faults
 def test_sigkill_mid_sweep_then_rerun_records_every_run_exactly_once(tmp_path):
     path = small_sweep(tmp_path, methods=("t5-finetune",), seeds=(0, 1))
