@@ -249,6 +249,10 @@ def test_a_finished_run_of_a_search_counts_on_resume(tmp_path, capsys):
     counts = out[out.index("runs per method and task") :].splitlines()
     assert counts[1].split() == ["method", "configurations", "rte", "total"]
     assert counts[2].split() == ["cpp", "4", "4", "4"] and counts[3].split() == ["total", "4", "4"]
+    wider = {**SEARCHED, "search": {"model.learning_rate": [3.0e-4, 3.0e-3, 3.0e-2], "init_args.n": [4, 8]}}
+    path = write_sweep(tmp_path, methods={"cpp": wider}, sizes={100: None}, seeds=[0])
+    code, out, _ = sweep_in_process(capsys, "--config", str(path), "--dry_run")  # a value more: 2 runs more
+    assert code == 0 and "6 runs in the grid, 1 finished, 5 to run" in out
 
 
 @pytest.mark.parametrize(
@@ -312,11 +316,15 @@ def test_durations_read_as_seconds_minutes_or_hours(seconds, text):
         ),
         (
             {"methods": {"cpp": {**SEARCHED, "search": {"init_args.bottleneck": [8, 16]}}}},
-            ["methods.cpp.search.init_args.bottleneck is also set in init_args: set it in one place"],
+            ["methods.cpp.search.init_args.bottleneck is also set in init_args or overrides: set it in one place"],
         ),
         (
+            {"methods": {"cpp": {**SEARCHED, "search": {"trainer.max_epochs": [1, 2]}}}},
+            ["methods.cpp.search.trainer.max_epochs is also set in init_args or overrides"],
+        ),  # by sizes
+        (
             {"methods": {"cpp": {**SEARCHED, "search": {"model.method.init_args.n": [4]}}}},
-            ["cannot search model.method.init_args.n: write it as init_args.n"],
+            ["methods.cpp.search cannot set model.method.init_args.n: the sweep sets it from methods"],
         ),
         (
             {"methods": {"cpp": {**SEARCHED, "search": {"data.seed": [1, 2]}}}},
@@ -439,16 +447,25 @@ def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
     """Two learning rates on the demo data, one that learns (the demo's) and one that cannot: the report chooses the
     first from validation alone and puts its test score beside the paper's (T5 fine-tuning, RTE)."""
     method = {"class_path": "compacter_pl.methods.FullFineTuning", "search": {"model.learning_rate": [1.0e-9, 3.0e-3]}}
-    path = write_sweep(tmp_path, methods={"t5-finetune": method}, sizes=["full"], seeds=[0],
-                       overrides={"data.batch_size": 16, "model.warmup_steps": 5, "trainer.max_epochs": 1})
+    path = write_sweep(
+        tmp_path,
+        methods={"t5-finetune": method},
+        sizes=["full"],
+        seeds=[0],
+        overrides={"data.batch_size": 16, "model.warmup_steps": 5, "trainer.max_epochs": 1},
+    )
     out = tmp_path / "out"
     result = cli("sweep", "--config", str(path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert re.findall(r"^\[(\d)/2\] rte t5-finetune (lr\S+) n=full seed=0: done", result.stdout, re.M) == [
-        ("1", "lr1e-9"), ("2", "lr3e-3")], result.stdout
+        ("1", "lr1e-9"),
+        ("2", "lr3e-3"),
+    ], result.stdout
     records = {r["config"]: r for r in read_results(out / "results.jsonl").records}
-    assert {c: r["search"] for c, r in records.items()} == {"lr1e-9": {"model.learning_rate": 1e-9},
-                                                            "lr3e-3": {"model.learning_rate": 3e-3}}
+    assert {c: r["search"] for c, r in records.items()} == {
+        "lr1e-9": {"model.learning_rate": 1e-9},
+        "lr3e-3": {"model.learning_rate": 3e-3},
+    }
     assert records["lr3e-3"]["val"]["score"] > records["lr1e-9"]["val"]["score"]
     assert records["lr3e-3"]["log_dir"] == "runs/rte-t5-finetune-lr3e-3-nfull-s0"
 
@@ -459,7 +476,7 @@ def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
     assert report.returncode == 0, report.stderr[-3000:]
     val, test = (f"{100 * records['lr3e-3'][stage]['accuracy']:.2f}" for stage in ("val", "test"))
     assert f"| t5-finetune | full | lr3e-3: {val} (best of 2) |" in report.stdout, report.stdout
-    beside = report.stdout[report.stdout.index("## Beside the paper: GLUE"):]
+    beside = report.stdout[report.stdout.index("## Beside the paper: GLUE") :]
     assert f"| t5-finetune | ours | {test} | {test} (1/8 tasks) |" in beside, beside
     assert "|  | paper: T5 fine-tuning | 71.94 | 86.50 |" in beside  # from the shipped paper_results.yaml
     assert f"|  | difference | {float(test) - 71.94:+.2f} |  |" in beside

@@ -346,20 +346,23 @@ def _configs(entry: MethodEntry, context: str, spec: SweepFile) -> tuple[Config,
     search = entry.get("search") or {}
     if not search:
         return (Config(),)
-    levels = {
-        "init_args": {f"{INIT_ARGS}{k}" for k in entry.get("init_args") or {}},
-        "overrides": set(spec.overrides or {}),
-        "overrides of the method": set(entry.get("overrides") or {}),
-        "tasks": {k for o in (spec.tasks.values() if isinstance(spec.tasks, dict) else []) for k in o or {}},
-        "sizes": {k for o in (spec.sizes.values() if isinstance(spec.sizes, dict) else []) for k in o or {}},
+    elsewhere = {
+        *(f"{INIT_ARGS}{k}" for k in entry.get("init_args") or {}),
+        *(entry.get("overrides") or {}),
+        *(spec.overrides or {}),
+        *(
+            k
+            for level in (spec.tasks, spec.sizes)
+            if isinstance(level, dict)
+            for overrides in level.values()
+            for k in overrides or {}
+        ),
     }
     for key, values in search.items():
-        if key.startswith("model.method."):
-            raise UserError(f"{context} cannot search {key}: write it as {INIT_ARGS}{key.rpartition('.')[2]}")
         if not key.startswith(INIT_ARGS):
             _overrides({key: None}, context)
-        elif not key[len(INIT_ARGS) :].isidentifier():
-            raise UserError(f"{context}.{key} must be {INIT_ARGS}<argument>, e.g. {INIT_ARGS}n")
+        if key in elsewhere:
+            raise UserError(f"{context}.{key} is also set in init_args or overrides: set it in one place")
         if not isinstance(values, list):
             raise UserError(
                 f"{context}.{key} must be a list of values, got {values!r} (a single value belongs in "
@@ -367,9 +370,6 @@ def _configs(entry: MethodEntry, context: str, spec: SweepFile) -> tuple[Config,
             )
         if not values or len({json.dumps(v, sort_keys=True) for v in values}) < len(values):
             raise UserError(f"{context}.{key} must list distinct values, got {values}")
-        for level, keys in levels.items():
-            if key in keys:
-                raise UserError(f"{context}.{key} is also set in {level}: set it in one place")
     configs = [
         Config("_".join(_short(key, value) for key, value in zip(search, combination)), dict(zip(search, combination)))
         for combination in itertools.product(*search.values())

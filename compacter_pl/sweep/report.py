@@ -655,7 +655,6 @@ def write_report(
     paths: list[str | Path], out: str | Path | None = None, metric: str = "test/score", select_on: str = SELECT_ON
 ) -> dict:
     """Write report.md, report.csv and (with low-resource runs) figure4.png; returns what was written."""
-    check_selection(select_on)
     records, methods = load_records(paths)
     if not records:
         raise UserError(f"no finished runs in {', '.join(map(str, paths))}: nothing to report yet")
