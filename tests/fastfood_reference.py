@@ -28,8 +28,9 @@ def reference_walsh_hadamard(x: Tensor) -> Tensor:
     return x
 
 
-def reference_fastfood(z: Tensor, signs: Tensor, permutation: Tensor, gaussian: Tensor, scaling: Tensor,
-                       output_dim: int) -> Tensor:
+def reference_fastfood(
+    z: Tensor, signs: Tensor, permutation: Tensor, gaussian: Tensor, scaling: Tensor, output_dim: int
+) -> Tensor:
     """``P z`` with ``P = S H G Pi H B`` from the full factors (each of the padded length L, except that ``signs``
     and ``scaling`` may be shorter: only their first d and D entries matter): z (..., d) -> (..., D)."""
     length = permutation.numel()

@@ -299,10 +299,18 @@ def test_fastfood_is_reproducible_from_seed_and_keeps_no_state():
     assert torch.equal(a(z), b(z))
     assert not torch.allclose(a(z), c(z))
     assert len(a.state_dict()) == 0
-    assert dict(a.named_buffers()).keys() == {"binary_diagonal", "permutation", "gaussian_diagonal", "scaling_diagonal"}
-    assert a.binary_diagonal.dtype == torch.int8 and a.permutation.dtype == torch.int32
+    assert dict(a.named_buffers()).keys() == {
+        "binary_diagonal",
+        "gather_index",
+        "gaussian_diagonal",
+        "scaling_diagonal",
+    }
+    assert a.binary_diagonal.dtype == torch.int8 and a.gather_index.dtype == torch.int32
     assert a.gaussian_diagonal.dtype == a.scaling_diagonal.dtype == torch.float32
     assert a.padded_dim == 256
+    # Only what the projection uses: d signs, permutation mod d2 (d2 = 32 >= d = 30), L Gaussians, D scalings.
+    assert a.binary_diagonal.numel() == 30 and a.scaling_diagonal.numel() == 200
+    assert a.gather_index.numel() == a.gaussian_diagonal.numel() == 256 and int(a.gather_index.max()) < 32
 
 
 def test_fastfood_is_differentiable_in_z():
