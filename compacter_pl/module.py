@@ -218,6 +218,16 @@ class TextToTextModule(L.LightningModule):
                 f"{len(missing)} missing, {len(unexpected)} unexpected): load it with the config "
                 f"it was trained with"
             )
+        saved = checkpoint.get("hyper_parameters", {}).get("method", {})
+        if saved.get("class_path") == self.method.config()["class_path"]:
+            recorded, current = saved.get("init_args", {}), self.method.init_args()
+            for key, value in type(self.method).saved_init_args(recorded).items():
+                if key not in recorded and key in current and current[key] != value:  # saved before `key` existed
+                    raise UserError(
+                        f"the checkpoint's method was saved before it recorded {key}, which then was "
+                        f"{value!r}; this run has {current[key]!r}: pass "
+                        f"--model.method.init_args.{key} {value}"
+                    )
         self.best_val_score = checkpoint.get("best_val_score", float("-inf"))
         if "torch_rng_state" in checkpoint and self._trainer is not None and self._trainer.state.fn == "fit":
             torch.set_rng_state(checkpoint["torch_rng_state"])

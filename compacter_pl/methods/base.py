@@ -79,6 +79,13 @@ class Method(abc.ABC):
     def apply(self, model: T5ForConditionalGeneration) -> None:
         """Change the model in place and set `requires_grad` on exactly the parameters that train."""
 
+    @classmethod
+    def saved_init_args(cls, init_args: dict) -> dict:
+        """The init_args of a checkpoint's or export's method config completed with the values that arguments
+        added since meant before they existed (a saved config names only the arguments of its time). Default: as
+        saved. A method whose behaviour changed behind a new argument returns the old value for it here."""
+        return dict(init_args)
+
     def init_args(self) -> dict:
         parameters = inspect.signature(type(self).__init__).parameters.values()
         return {p.name: getattr(self, p.name) for p in parameters if p.name != "self" and p.kind in _NAMED}
