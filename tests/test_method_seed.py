@@ -192,3 +192,36 @@ def test_checkpoint_and_export_reload_with_the_recorded_seed(tmp_path, method):
     )
     assert cli.model.method.seed == 7
     assert torch.equal(logits(cli.model.model, batch), expected)
+
+
+def test_said_saved_before_projection_version_rebuilds_or_is_refused(tmp_path):
+    # Checkpoints and exports from before projection_version was recorded were drawn from stream 1.
+    method = {**METHODS["said"], "init_args": {**METHODS["said"]["init_args"], "projection_version": 1}}
+    module, ckpt = fit_two_steps(tmp_path, method)
+    batch = tiny_batch()
+    expected = logits(module.model, batch)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    del checkpoint["hyper_parameters"]["method"]["init_args"]["projection_version"]
+    old_ckpt = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old_ckpt)
+
+    base = load_t5(str(DEMO_MODEL))
+    apply_export(base, load_export(export_checkpoint(old_ckpt, tmp_path / "export")))  # rebuilt with stream 1
+    assert base.intrinsic_said.projection_version == 1
+    assert torch.equal(logits(base, batch), expected)
+
+    args = [
+        "test",
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        f"--model.method={json.dumps(METHODS['said'])}",
+        "--ckpt_path",
+        str(old_ckpt),
+        "--trainer.limit_test_batches=1",
+        "--data.eval_batch_size=2",
+        *local_args(tmp_path),
+    ]
+    with pytest.raises(UserError, match="saved before it recorded projection_version.*projection_version 1"):
+        build_cli(args)
+    cli = build_cli([*args, "--model.method.init_args.projection_version=1"])
+    assert torch.equal(logits(cli.model.model, batch), expected)

@@ -418,6 +418,49 @@ def test_said_per_tensor_projections_also_work():
     assert model.intrinsic_said.buffer_bytes() > 0
 
 
+def test_said_chunked_projection_equals_each_tensor_alone():
+    # In a forward, each size's tensors are projected together (one batched call per chunk); outside one, alone.
+    model = applied("intrinsic_said")
+    state = model.intrinsic_said
+    with torch.no_grad():
+        state.z.normal_()
+        state.lambdas.uniform_(0.5, 2.0)
+    weights = [torch.randn(shape) for shape in state.shapes]
+    state.begin_forward()
+    chunked = [state.delta(i, w) for i, w in enumerate(weights)]
+    sum((d * w).sum() for d, w in zip(chunked, weights)).backward()
+    state.end_forward()
+    assert len(state._chunks) < len(state.shapes)  # tensors of a size share a call
+    grads = state.z.grad.clone(), state.lambdas.grad.clone()
+    state.z.grad = state.lambdas.grad = None
+    alone = [state.delta(i, w) for i, w in enumerate(weights)]  # no forward: no cache, one tensor at a time
+    sum((d * w).sum() for d, w in zip(alone, weights)).backward()
+    for a, b in zip(chunked, alone):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(grads[0], state.z.grad, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(grads[1], state.lambdas.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_said_projection_version_1_rebuilds_the_original_stream():
+    def start(version):
+        model = tiny_model("original")
+        IntrinsicSAID(intrinsic_dim=500, seed=3, projection_version=version).apply(model)
+        state = model.intrinsic_said
+        with torch.no_grad():
+            state.z.copy_(torch.linspace(-1, 1, state.z.numel()))
+            return state, torch.cat([state.project(i) for i in range(len(state.shapes))])
+
+    old, old_start = start(1)
+    new, new_start = start(2)
+    assert not torch.allclose(old_start, new_start)
+    # Version 1 draws each tensor's signs exactly as the original code did.
+    generator = torch.Generator().manual_seed(3 * 1_000_003 + 5)
+    expected = torch.randint(0, 2, (old.z.numel(),), generator=generator, dtype=torch.int8) * 2 - 1
+    assert torch.equal(old.projections()[5][1], expected)
+    assert IntrinsicSAID(intrinsic_dim=500).config()["init_args"]["projection_version"] == 2
+    assert IntrinsicSAID.saved_init_args({"intrinsic_dim": 500})["projection_version"] == 1  # saved before it
+
+
 def test_said_is_cheap_to_apply_on_t5_base_and_counts_d_prime():
     model = build_t5("t5-base", device="meta")
     IntrinsicSAID().apply(model)
@@ -470,6 +513,7 @@ TINY = T5Config.from_pretrained(DEMO_MODEL)
         (lambda: PfeifferAdapter(sublayers=[]).check(TINY), "no sublayers"),
         (lambda: PromptTuning(init="vocabulary"), "unknown prompt init"),
         (lambda: IntrinsicSAID(intrinsic_dim=30).check(TINY), "must exceed the number of weight tensors"),
+        (lambda: IntrinsicSAID(projection_version=3), "projection_version=3 must be one of 1, 2"),
     ],
 )
 def test_bad_hyper_parameters_are_one_line_user_errors(make, fragment):
