@@ -2,7 +2,9 @@
 against the pure-autograd oracle (tests/fastfood_reference.py), its own backward checked by gradcheck, and the two
 versions of the random stream pinned (version 1 bit-identical to the original code)."""
 
+import copy
 import hashlib
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -172,6 +174,8 @@ def test_workspace_is_reused_and_a_nested_borrow_gets_its_own():
     with workspace.borrow(50, torch.float32, torch.device("cpu")) as (again, _):
         assert again.data_ptr() == a.data_ptr()
     assert workspace.nbytes() == 2 * 100 * 4
+    for twin in (copy.deepcopy(workspace), pickle.loads(pickle.dumps(workspace))):  # a copied model's: empty
+        assert twin.nbytes() == 0
 
 
 def test_unknown_version_is_refused():

@@ -233,6 +233,12 @@ class FastfoodWorkspace:
     def nbytes(self) -> int:
         return sum(b.numel() * b.element_size() for pair in self._buffers.values() for b in pair)
 
+    def __getstate__(self) -> dict:  # a copy or a pickled model (deepcopy, ddp_spawn) starts with no scratch
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
     def clear(self) -> None:
         self._buffers.clear()
 
