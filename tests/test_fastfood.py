@@ -36,7 +36,7 @@ def buffers_of(length: int, n: int, dtype=torch.float64):
     return torch.empty(length * n, dtype=dtype), torch.empty(length * n, dtype=dtype)
 
 
-@pytest.mark.parametrize("length,keep", [(1, 1), (2, 1), (16, 9), (64, 64), (1024, 577), (2**15, 2**14 + 3)])
+@pytest.mark.parametrize("length,keep", [(1, 1), (2, 1), (16, 9), (64, 64), (1024, 577), (2**12, 2**11 + 3)])
 def test_truncated_and_pruned_transforms_are_h_and_its_transpose(length, keep):
     plan = HadamardPlan(length, keep)
     H = hadamard_matrix(length, torch.float64)
@@ -89,12 +89,14 @@ def test_forward_and_backward_equal_the_pure_autograd_oracle(version, output_dim
         assert torch.allclose(z.grad, oracle_z.grad, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("output_dim,input_dim", [(100, 7), (5, 40), (3000, 50)])
+@pytest.mark.parametrize("output_dim,input_dim", [(100, 7), (5, 40), (600, 12)])  # 600: lead pass of 10 rows
 def test_gradcheck_of_the_autograd_function(output_dim, input_dim):
     projection = FastfoodProjection(output_dim, input_dim, seed=5)
     z = torch.randn(2, input_dim, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda v: FastfoodFunction.apply(v, projection, None), (z,))
-    assert torch.autograd.gradcheck(lambda v: FastfoodFunction.apply(v, projection, FastfoodWorkspace()), (z,))
+    fast = output_dim > 100  # the full check perturbs every input and reads every output: slow at that size
+    assert torch.autograd.gradcheck(lambda v: FastfoodFunction.apply(v, projection, None), (z,), fast_mode=fast)
+    assert torch.autograd.gradcheck(lambda v: FastfoodFunction.apply(v, projection, FastfoodWorkspace()), (z,),
+                                    fast_mode=fast)
 
 
 def test_float32_is_within_rounding_of_float64_and_autocast_does_not_round_it():
