@@ -8,6 +8,7 @@ path is looked up, never imported.
 """
 
 import copy
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch import nn
 from transformers import T5Config
 
 from compacter_pl.errors import UserError
-from compacter_pl.methods import Method, trainable_names
+from compacter_pl.methods import Method, registry, trainable_names
 
 WEIGHTS_FILE = "adapter.safetensors"
 CONFIG_FILE = "adapter_config.json"
@@ -108,20 +109,25 @@ def load_export(export_dir: str | Path) -> AdapterExport:
 
 
 def method_from_config(config: dict, saved: bool = False) -> Method:
-    """Rebuild a method from `class_path` and `init_args`; only classes of compacter_pl.methods are allowed.
+    """Rebuild a method from `class_path` and `init_args`; only registered method classes are allowed.
     `saved`: the config was read from an export or checkpoint, whose init_args may predate newer arguments
     (`Method.saved_init_args` completes them)."""
-    class_path = str(config.get("class_path", ""))
-    module_name, _, class_name = class_path.rpartition(".")
-    method_class = None
-    if module_name.startswith("compacter_pl.methods"):
-        try:
-            method_class = getattr(importlib.import_module(module_name), class_name, None)
-        except ImportError:
-            method_class = None
-    if not (isinstance(method_class, type) and issubclass(method_class, Method)):
-        raise UserError(f"unknown method {class_path!r}: an export must name a class of compacter_pl.methods")
-    init_args = config.get("init_args", {})
+    class_path = config.get("class_path", "")
+    method_class = registry.method_class(class_path)
+    if method_class is None:
+        raise UserError(
+            f"unknown method {class_path!r}: an export must name a registered method "
+            f"({', '.join(registry.method_class_names())}); for a method of your own, import the module "
+            f"that registers it before loading"
+        )
+    init_args = config.get("init_args") or {}
+    arguments = inspect.signature(method_class).parameters
+    unknown = [name for name in init_args if name not in arguments]
+    if unknown:
+        raise UserError(
+            f"the export's method {method_class.__name__} has no argument {unknown[0]!r} (its "
+            f"arguments: {', '.join(arguments)}); re-export it with this version"
+        )
     return method_class(**(method_class.saved_init_args(init_args) if saved else init_args))
 
 

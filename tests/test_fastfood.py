@@ -95,8 +95,9 @@ def test_gradcheck_of_the_autograd_function(output_dim, input_dim):
     z = torch.randn(2, input_dim, dtype=torch.float64, requires_grad=True)
     fast = output_dim > 100  # the full check perturbs every input and reads every output: slow at that size
     assert torch.autograd.gradcheck(lambda v: FastfoodFunction.apply(v, projection, None), (z,), fast_mode=fast)
-    assert torch.autograd.gradcheck(lambda v: FastfoodFunction.apply(v, projection, FastfoodWorkspace()), (z,),
-                                    fast_mode=fast)
+    assert torch.autograd.gradcheck(
+        lambda v: FastfoodFunction.apply(v, projection, FastfoodWorkspace()), (z,), fast_mode=fast
+    )
 
 
 def test_float32_is_within_rounding_of_float64_and_autocast_does_not_round_it():
