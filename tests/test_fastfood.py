@@ -184,3 +184,16 @@ def test_workspace_is_reused_and_a_nested_borrow_gets_its_own():
 def test_unknown_version_is_refused():
     with pytest.raises(ValueError, match="projection version"):
         FastfoodProjection(10, 3, seed=0, version=3)
+
+
+def test_a_workspace_first_used_under_inference_mode_serves_later_calls():
+    """`trainer.test` runs in inference mode; a later no_grad or training forward reuses the same scratch."""
+    projection, workspace = FastfoodProjection(300, 7, seed=3), FastfoodWorkspace()
+    z = torch.randn(7)
+    with torch.inference_mode():
+        first = projection(z, workspace)
+    with torch.no_grad():
+        assert torch.equal(projection(z, workspace), first)
+    trained = z.clone().requires_grad_()
+    projection(trained, workspace).sum().backward()
+    assert trained.grad is not None

@@ -195,7 +195,10 @@ def pruned_rows(u: Tensor, plan: HadamardPlan, buffers: tuple[Tensor, Tensor]) -
 
 
 def _fresh_buffers(numel: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    return torch.empty(numel, dtype=dtype, device=device), torch.empty(numel, dtype=dtype, device=device)
+    # normal tensors even under inference mode (`trainer.test`): a workspace keeps them for later calls, which
+    # may write into them outside it
+    with torch.inference_mode(False):
+        return torch.empty(numel, dtype=dtype, device=device), torch.empty(numel, dtype=dtype, device=device)
 
 
 class FastfoodWorkspace:
