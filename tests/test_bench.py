@@ -405,3 +405,40 @@ def test_validation_runs_one_bounded_pass_per_batch_and_no_teacher_forced_loss(t
         assert generate_calls == [longest_label] * batches
     else:  # one forward per batch: the encoder once, then every label packed into one decoder pass
         assert generate_calls == [] and len(forward_calls) == batches
+
+
+def paired_result(key: str, steps: list[float], floor_steps: list[float]) -> dict:
+    result = fake_result(key, statistics.median(steps), 210 * MiB)
+    result["step_seconds_all"], result["floor_step_seconds_all"] = steps, floor_steps
+    result["step_cpu_seconds_all"], result["floor_step_cpu_seconds_all"] = [2 * t for t in steps], floor_steps
+    return result
+
+
+def test_step_times_and_ratios_in_the_table_come_from_the_same_pairs():
+    """A busy machine once printed the floor at 6.2 s, Compacter at 1.6 s and -2.6% vs the floor: separate runs
+    minutes apart. Every number of a paired row now comes from that row's pairs."""
+    entries = [
+        aggregate("full", [paired_result("full", [2.0, 2.0, 2.0], [1.0, 1.0, 1.0])], "wall"),
+        aggregate("ln_only", [fake_result("ln_only", 6.2, 200 * MiB)], "wall"),  # its own run: loaded
+        aggregate("compacter", [paired_result("compacter", [1.6, 1.7, 1.5], [1.5, 1.6, 1.4])], "wall"),
+        aggregate("compacter++", [paired_result("compacter++", [1.0, 3.0, 1.2], [1.0, 2.0, 1.0])], "wall"),
+    ]
+    add_ratios(entries)
+    full, floor, compacter, noisy = entries
+    assert compacter["step_seconds"] == 1.6 and compacter["floor_step_seconds"] == 1.5
+    ratio = statistics.median([1.6 / 1.5, 1.7 / 1.6, 1.5 / 1.4])
+    assert compacter["step_vs_floor_percent"] == pytest.approx(100 * (ratio - 1))
+    assert compacter["step_vs_full_percent"] == pytest.approx(100 * (ratio / 2.0 - 1))  # full is 2x its floor
+    assert floor["step_vs_full_percent"] == pytest.approx(-50.0)  # not 6.2 s / 2.0 s
+    assert compacter["step_vs_floor_paired_cpu_percent"] == pytest.approx(100 * (2 * ratio - 1))
+    assert not compacter["noisy"] and noisy["noisy"]  # pairs 1.0, 1.5, 1.2: the quartiles span 25% of 1.2
+    options = {
+        "model": "tiny", "batch_size": 8, "source_length": 128, "target_length": 3, "device": "cpu",
+        "precision": "32-true", "clock": "wall", "steps": 3, "warmup": 1, "rounds": 1,
+        "gradient_checkpointing": False, "compile": False, "num_labels": 2, "pair_with_floor": True,
+    }  # fmt: skip
+    text = format_report({"options": options, "methods": entries, "padding": {}})
+    row = next(line.split() for line in text.splitlines() if line.startswith("Compacter "))
+    assert row[2:7] == ["1.600", "1.500", f"{100 * (ratio / 2 - 1):+.1f}%", f"{100 * (ratio - 1):+.1f}%",
+                        f"{100 * (2 * ratio - 1):+.1f}%"]  # fmt: skip
+    assert "warning: the pairs of Compacter++ (marked ?)" in text and "+20.0%?" in text

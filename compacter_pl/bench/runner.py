@@ -34,6 +34,7 @@ from compacter_pl.bench.worker import resolve_device
 ROOT = Path(__file__).resolve().parents[2]
 PADDING_TOKENIZER = ROOT / "demo" / "tiny-t5"  # the tokenizer that is there offline
 MiB = 2**20
+NOISY_SPREAD = 0.10  # pairs whose interquartile range exceeds 10% of their median ratio: too noisy to conclude
 
 
 def _worker_env(options: BenchOptions) -> dict:
@@ -121,13 +122,25 @@ def aggregate(key: str, results: list[dict], clock: str) -> dict:
         entry["note"] = "; ".join(notes)
     entry["step_seconds"] = entry[f"step_seconds_{clock}"]
     ratios = [ratio for r in good for ratio in paired_ratios(r, clock)]
-    if ratios:
+    if ratios:  # the step time, the floor's and their ratio all from the same pairs of steps
+        entry["step_seconds"] = statistics.median(t for r in good for t in _step_times(r, clock))
+        entry["floor_step_seconds"] = statistics.median(t for r in good for t in _step_times(r, clock, "floor_"))
         entry["paired_step_ratios"] = ratios
         entry["step_vs_floor_paired_percent"] = 100.0 * (statistics.median(ratios) - 1.0)
         if len(ratios) >= 2:  # the spread of single pairs: how much one step's ratio says on this machine
             low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
             entry["step_vs_floor_paired_iqr_percent"] = [100.0 * (low - 1.0), 100.0 * (high - 1.0)]
+            entry["noisy"] = (high - low) / statistics.median(ratios) > NOISY_SPREAD
+        other = "cpu" if clock == "wall" else "wall"
+        other_ratios = [ratio for r in good for ratio in paired_ratios(r, other)]
+        if other_ratios:
+            entry[f"step_vs_floor_paired_{other}_percent"] = 100.0 * (statistics.median(other_ratios) - 1.0)
+        entry[f"step_vs_floor_paired_{clock}_percent"] = entry["step_vs_floor_paired_percent"]
     return entry
+
+
+def _step_times(result: dict, clock: str, prefix: str = "") -> list[float]:
+    return result.get(f"{prefix}step{'' if clock == 'wall' else '_cpu'}_seconds_all", [])
 
 
 def add_ratios(entries: list[dict]) -> None:
@@ -148,6 +161,16 @@ def add_ratios(entries: list[dict]) -> None:
         entry["step_vs_floor_separate_percent"] = entry["step_vs_floor_percent"]
         if "step_vs_floor_paired_percent" in entry:  # steps alternating in one process beat runs minutes apart
             entry["step_vs_floor_percent"] = entry["step_vs_floor_paired_percent"]
+        full = by_key.get(REFERENCE)
+        full_ratio = _paired_ratio(full) if full else None
+        own_ratio = 1.0 if entry["key"] == FLOOR.key else _paired_ratio(entry)
+        if full_ratio and own_ratio:  # both paired with the floor: method / full = (method / floor) / (full / floor)
+            entry["step_vs_full_percent"] = 100.0 * (own_ratio / full_ratio - 1.0)
+
+
+def _paired_ratio(entry: dict) -> float | None:
+    percent = entry.get("step_vs_floor_paired_percent")
+    return None if percent is None else 1.0 + percent / 100.0
 
 
 def machine_info(device: str) -> dict:
@@ -236,6 +259,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def format_report(report: dict) -> str:
     """Training (Table 3), evaluation and padding, as aligned text."""
     o, entries = report["options"], report["methods"]
+    other = "cpu" if o["clock"] == "wall" else "wall"
     total = next((e["total_parameters"] for e in entries if "total_parameters" in e), None)
     threads = next((e["threads"] for e in entries if "threads" in e), None)
     lines = [
@@ -252,18 +276,22 @@ def format_report(report: dict) -> str:
         "step vs floor: "
         + (
             "the median ratio over steps alternating with an LN-only model in the same process "
-            "(paired: immune to the machine's drift between runs)"
+            f"(paired: immune to the machine's drift between runs; floor s: that model's steps in the same pairs; "
+            f"vs full FT: the two rows' paired ratios divided; ({other}): the same pairs in {other} time)"
             if o.get("pair_with_floor")
             else "the ratio of the two rows' step times"
         ),
         "",
     ]
+    paired = any("floor_step_seconds" in e for e in entries)
     header = [
         "method",
         "trainable",
         "step s",
+        *(["floor s"] if paired else []),
         "vs full FT",
         "vs floor",
+        *([f"({other})"] if paired else []),
         "peak MiB",
         "vs full FT",
         "vs floor",
@@ -280,8 +308,10 @@ def format_report(report: dict) -> str:
                 e["name"],
                 f"{e['trainable']:,}",
                 f"{e['step_seconds']:.3f}",
+                *([_num(e.get("floor_step_seconds"), ".3f")] if paired else []),
                 _pct(e["step_vs_full_percent"]),
-                _pct(e["step_vs_floor_percent"]),
+                _pct(e["step_vs_floor_percent"]) + ("?" if e.get("noisy") else ""),
+                *([_pct(e.get(f"step_vs_floor_paired_{other}_percent"))] if paired else []),
                 f"{e['peak_memory_bytes'] / MiB:,.0f}",
                 _pct(e["memory_vs_full_percent"]),
                 _pct(e["memory_vs_floor_percent"]),
@@ -300,6 +330,13 @@ def format_report(report: dict) -> str:
     ]
     if spreads:
         lines.append("step vs floor, interquartile range of single pairs (pairs): " + "; ".join(spreads))
+    noisy = [e["name"] for e in entries if e.get("noisy")]
+    if noisy:
+        lines.append(
+            f"warning: the pairs of {', '.join(noisy)} (marked ?) spread over more than {NOISY_SPREAD:.0%} of their "
+            f"median: the machine's load changed too much within the run to trust differences of that size; "
+            f"re-run on an idle machine, with more --steps or --rounds, or with --clock cpu"
+        )
     faults = [f"{e['name']} {e['step_page_faults']:,.0f}" for e in entries if e.get("step_page_faults") is not None]
     if faults and o["device"] == "cpu":
         lines.append(
