@@ -5,6 +5,7 @@ Efficiency options live here too, because they wrap the whole model whatever the
 (also with a frozen base), an opt-in `torch.compile` of the training forward, fused AdamW.
 """
 
+import json
 from typing import Literal
 
 import lightning as L
@@ -163,12 +164,12 @@ class TextToTextModule(L.LightningModule):
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
-        """One prediction per input: its id, the label in the task's terms (None if the generation is not a
-        valid label) and the generated (or, ranking, the chosen) text."""
+        """One prediction per input: its record's id (its `idx`, carried as JSON text), the label in the task's
+        terms (None if the generation is not a valid label) and the generated (or, ranking, the chosen) text."""
         texts = self.outputs(batch)
         return [
-            {"id": int(i), "prediction": self.task.prediction(t), "generated": t}
-            for i, t in zip(batch["id"].tolist(), texts)
+            {"id": json.loads(i), "prediction": self.task.prediction(t), "generated": t}
+            for i, t in zip(batch["id"], texts)
         ]
 
     def _log_epoch_metrics(self, stage: str) -> float:

@@ -8,7 +8,8 @@ IGNORE_INDEX = -100  # positions of the target that the loss skips
 
 
 class TextToTextCollator:
-    """Pads `input_ids` with the tokenizer's pad id and `labels` with -100; keeps the evaluation fields."""
+    """Pads `input_ids` with the tokenizer's pad id and `labels` with -100; keeps the evaluation fields (and each
+    example's record id, JSON text that `predict` writes)."""
 
     def __init__(self, pad_token_id: int) -> None:
         self.pad_token_id = pad_token_id
@@ -30,5 +31,5 @@ class TextToTextCollator:
             "label": torch.tensor([r["label"] for r in rows]),
             "group": torch.tensor([r["group"] for r in rows]),
             "answers": [list(r["answers"]) for r in rows],
-            "id": torch.tensor([r["id"] for r in rows]),
+            "id": [r["id"] for r in rows],
         }

@@ -18,7 +18,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from compacter_pl.data.collate import TextToTextCollator
-from compacter_pl.data.predict_inputs import read_predict_file
+from compacter_pl.data.predict_inputs import read_predict_file, record_id
 from compacter_pl.data.samplers import EvalBatchSampler, TrainBatchSampler
 from compacter_pl.data.sources import load_split, source_fingerprint, split_origin
 from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, split_validation_in_half, subsample
@@ -28,7 +28,7 @@ from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import Task, TaskName, get_task
 
 SPLITS = ("train", "validation", "test")
-CACHE_FORMAT = 3  # bump when the rendering or the split rules change
+CACHE_FORMAT = 4  # bump when the rendering or the split rules change
 ROW = "__row__"  # the position of a record in its original split, carried through the splits for messages
 
 
@@ -102,16 +102,18 @@ def _numbered(records: datasets.Dataset) -> datasets.Dataset:
 
 
 def render(task: Task, records: datasets.Dataset, training: bool, where: str) -> datasets.Dataset:
-    """Text-to-text examples of a split; a record the task cannot use (a label outside its classes, a missing
-    answer) is named by its row in `where`, counted from 1."""
+    """Text-to-text examples of a split, each with the id of its record (`record_id`: the record's `idx`, else its
+    row in the original split, counted from 1); a record the task cannot use (a label outside its classes, a
+    missing answer) is named by its row in `where`, counted from 1."""
     rows = {"id": [], "source": [], "spans": [], "target": [], "label": [], "group": [], "answers": []}
     for i, record in enumerate(rows_of(records)):
+        row = record.get(ROW, i) + 1
         try:
             examples = task.examples(record, training)
         except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{where}, row {record.get(ROW, i) + 1}: {error}") from None
+            raise UserError(f"{where}, row {row}: {error}") from None
         for example in examples:
-            rows["id"].append(i)
+            rows["id"].append(record_id(record, row))
             rows["source"].append(example.source)
             rows["spans"].append([list(span) for span in example.spans])
             rows["target"].append(example.target)

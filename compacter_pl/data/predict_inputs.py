@@ -8,8 +8,21 @@ from pathlib import Path
 from compacter_pl.tasks import Task
 
 
-def read_predict_file(path: str | Path, task: Task) -> tuple[list[dict], list[int]]:
-    """The usable records and their ids (the record's integer `idx`, else its line number from 1)."""
+def record_id(record: dict, fallback: int) -> str:
+    """The id `predict` writes for a record, as JSON text: its `idx` as the Hub's schema gives it (an integer;
+    MultiRC's and ReCoRD's an object of integers, e.g. {"passage": 0, "query": 3}), else `fallback`."""
+    idx = record.get("idx")
+    if _is_integer(idx) or (isinstance(idx, dict) and idx and all(map(_is_integer, idx.values()))):
+        return json.dumps(idx)
+    return json.dumps(fallback)
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def read_predict_file(path: str | Path, task: Task) -> tuple[list[dict], list[str]]:
+    """The usable records and their ids (`record_id`: the record's `idx`, else its line number from 1)."""
     records, ids, bad = [], [], 0
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
@@ -33,8 +46,7 @@ def read_predict_file(path: str | Path, task: Task) -> tuple[list[dict], list[in
                 bad += _report(path, number, str(error))
                 continue
             records.append(record)
-            idx = record.get("idx")
-            ids.append(idx if isinstance(idx, int) and not isinstance(idx, bool) else number)
+            ids.append(record_id(record, number))
     if bad:
         print(f"warning: {path}: skipped {bad} bad line(s); predicted the other {len(records)}", file=sys.stderr)
     return records, ids
