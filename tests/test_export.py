@@ -92,6 +92,40 @@ def test_adapter_bank_serves_two_adapters_on_one_base(tmp_path):
         assert bank.generate(name, texts) == expected
 
 
+def test_adapter_bank_takes_a_tasks_records_and_answers_in_its_terms(tmp_path):
+    _, dm, ckpt = fit_briefly(tmp_path, steps=30)  # enough for the tiny model to generate labels
+    export_checkpoint(ckpt, tmp_path / "rte_export")
+    bank = AdapterBank(load_t5(str(DEMO_MODEL)), load_tokenizer(str(DEMO_MODEL)))
+    bank.add("rte", str(tmp_path / "rte_export"))
+    raw = {r["idx"]: r for r in map(json.loads, (DEMO_DATA / "rte" / "validation.jsonl").read_text().splitlines())}
+    validation = dm.splits["validation"][:16]
+    records = [  # the validation records as a user has them: the task's fields, no label
+        {"sentence1": raw[json.loads(i)]["sentence1"], "sentence2": raw[json.loads(i)]["sentence2"]}
+        for i in validation["id"]
+    ]
+    # rendered as training renders them: the same tokens as the data module's validation examples
+    reference = load_t5(str(DEMO_MODEL)).eval()
+    apply_export(reference, load_export(tmp_path / "rte_export"))
+    inputs = bank.tokenizer.pad({"input_ids": validation["input_ids"]}, return_tensors="pt")
+    expected = bank.tokenizer.batch_decode(
+        reference.generate(**inputs, max_new_tokens=16, do_sample=False), skip_special_tokens=True
+    )
+    assert bank.generate("rte", records) == expected
+    assert bank.generate("rte", [dm.task.source(r) for r in records]) == expected  # strings: as before
+    # labels in the task's terms, as `cli.py predict` writes them (None: not a label)
+    predictions = bank.predict("rte", records)
+    assert predictions == [{"0": "entailment", "1": "not_entailment"}.get(t.strip()) for t in expected]
+    assert set(predictions) & {"entailment", "not_entailment"}
+
+    with pytest.raises(UserError) as error:
+        bank.generate("cola", records)
+    assert str(error.value) == "no adapter named 'cola' in this AdapterBank; it has: rte (add one with bank.add)"
+    with pytest.raises(UserError) as error:
+        bank.predict("rte", [{"sentence1": "The cat sold a garden."}])
+    assert "\n" not in str(error.value) and "input 0 lacks field 'sentence2'" in str(error.value)
+    assert "rte reads sentence1, sentence2" in str(error.value)
+
+
 def test_corrupt_and_mismatched_exports_are_refused(tmp_path):
     _, _, ckpt = fit_briefly(tmp_path, steps=1)
     out = export_checkpoint(ckpt, tmp_path / "export")
