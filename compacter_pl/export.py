@@ -10,6 +10,7 @@ path is looked up, never imported.
 import copy
 import inspect
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,8 +88,18 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    # safetensors writes a private temporary file (0600) and renames it; an export is shared like any file the
+    # user writes, so it gets the mode of one (0666 less the umask), as its JSON does
+    os.chmod(out / WEIGHTS_FILE, 0o666 & ~_umask())
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return out
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: it is set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_export(export_dir: str | Path) -> AdapterExport:

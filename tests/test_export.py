@@ -1,11 +1,13 @@
 """Small checkpoints, exports that reload bit-identically, many adapters on one base, safe loading."""
 
 import json
+import os
+import stat
 
 import lightning as L
 import pytest
 import torch
-from conftest import DEMO_DATA, DEMO_MODEL
+from conftest import DEMO_DATA, DEMO_MODEL, in_process
 
 from compacter_pl.adapter_bank import AdapterBank
 from compacter_pl.data import TextToTextDataModule
@@ -62,6 +64,20 @@ def test_export_reloads_onto_the_base_model_with_identical_predictions(tmp_path)
     )
     assert torch.equal(expected.sequences, actual.sequences)
     assert all(torch.equal(a, b) for a, b in zip(expected.scores, actual.scores))
+
+
+def test_export_files_are_written_with_the_users_umask(tmp_path, capsys):
+    _, _, ckpt = fit_briefly(tmp_path, steps=1)
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        out = tmp_path / f"exports-{umask:03o}" / "rte"
+        previous = os.umask(umask)  # as the user's shell sets it for `python cli.py export`
+        try:
+            code, _, err = in_process(capsys, "export", "--ckpt_path", str(ckpt), "--out", str(out))
+        finally:
+            os.umask(previous)
+        assert code == 0, err
+        for name in ("adapter.safetensors", "adapter_config.json"):
+            assert stat.S_IMODE((out / name).stat().st_mode) == mode, (name, oct(umask))
 
 
 def test_checkpoints_load_without_pickled_code(tmp_path):
