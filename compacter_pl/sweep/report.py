@@ -7,7 +7,8 @@ as columns, the trainable share and the benchmark average. Scores are shown x 10
 
 Averages, as the paper computes them: for each seed, the mean over the benchmark's tasks (Table 1: over every
 metric shown, so MRPC's accuracy and F1 count once each), then mean and standard deviation over the seeds that
-every averaged task has.
+every averaged task has. An average over only some of a benchmark's tasks says how many (`GLUE avg (1/8 tasks)`:
+a sweep of RTE alone); `GLUE avg` is over all of them.
 
 Selection, as the paper does it: a method with search axes ran several configurations; per task, method and size
 the report keeps the configuration with the best mean validation score over seeds (`select`), and every table
@@ -65,6 +66,16 @@ def benchmark_of(task: str) -> str:
     from compacter_pl.tasks import TASKS
 
     return TASKS[task].benchmark if task in TASKS else "other"
+
+
+def average_label(benchmark: str, tasks: list[str]) -> str:
+    """The name of a benchmark's average over `tasks` (tables, CSV, figure): `GLUE avg` over all of the
+    benchmark's tasks, else how many of them it averages (`GLUE avg (1/8 tasks)`), so that an average over RTE
+    alone never reads as GLUE's."""
+    from compacter_pl.tasks import TASKS
+
+    total = sum(task.benchmark == benchmark for task in TASKS.values())
+    return f"{benchmark} avg" + (f" ({len(tasks)}/{total} tasks)" if 0 < len(tasks) < total else "")
 
 
 def task_order(tasks) -> list[str]:
@@ -340,7 +351,8 @@ def _average_cell(entry: tuple[Stat, int] | None, of: int) -> str:
 
 
 def low_resource_markdown(table: LowResource) -> str:
-    header = ["method", "n", "seeds", *map(display, table.tasks), *(f"{b} avg" for b in table.benchmarks)]
+    averages = [average_label(b, members) for b, members in table.benchmarks.items()]
+    header = ["method", "n", "seeds", *map(display, table.tasks), *averages]
     lines = [
         f"## Low-resource (the paper's Figure 4): {table.metric} x 100 by training size",
         "",
@@ -376,7 +388,7 @@ def low_resource_markdown(table: LowResource) -> str:
 
 def full_data_markdown(table: FullData) -> str:
     columns = [f"{display(t)} ({'/'.join(table.metrics[t])})" for t in table.tasks]
-    header = ["method", "trainable", "%", *columns, *(f"{b} avg" for b in table.benchmarks)]
+    header = ["method", "trainable", "%", *columns, *(average_label(b, m) for b, m in table.benchmarks.items())]
     lines = [
         f"## Full data (the paper's Table 1): {table.stage} metrics x 100",
         "",
@@ -562,7 +574,7 @@ def csv_rows(low: LowResource | None, full: FullData | None, chosen: dict | None
         ):
             add("figure4", method, size, task, low.metric, stat)
         for (method, size, benchmark), (stat, _) in low.averages.items():
-            add("figure4", method, size, f"{benchmark} avg", low.metric, stat)
+            add("figure4", method, size, average_label(benchmark, low.benchmarks[benchmark]), low.metric, stat)
     if full:
         for method in full.methods:
             if method in full.trainable:
@@ -573,13 +585,13 @@ def csv_rows(low: LowResource | None, full: FullData | None, chosen: dict | None
                 for name in full.metrics[task]:
                     if (method, task, name) in full.cells:
                         add("table1", method, None, task, f"{full.stage}/{name}", full.cells[(method, task, name)])
-            for benchmark in full.benchmarks:
+            for benchmark, members in full.benchmarks.items():
                 if (method, benchmark) in full.averages:
                     add(
                         "table1",
                         method,
                         None,
-                        f"{benchmark} avg",
+                        average_label(benchmark, members),
                         f"{full.stage}/*",
                         full.averages[(method, benchmark)][0],
                     )
@@ -612,7 +624,7 @@ def figure(table: LowResource, path: Path) -> None:
             if (m, n, benchmark) in table.averages
         }
         partial = not all(complete for _, complete in stats.values())
-        panels.append((f"{benchmark} average" + (" (hollow: some tasks)" if partial else ""), stats))
+        panels.append((average_label(benchmark, members) + (" (hollow: some tasks)" if partial else ""), stats))
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     fig = Figure(figsize=(4.2 * columns, 3.3 * rows + 0.4), layout="constrained")
