@@ -3,6 +3,7 @@
 import re
 
 import pytest
+import torch
 from conftest import ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -34,6 +35,11 @@ def test_demo_fits_learns_and_tests_its_best_checkpoint(cli, tmp_path):
     assert scalars(run_dir, "lr-AdamW"), "the learning rate is logged"
     assert max(scalars(run_dir, "hp_metric")) >= 0.9
     assert (run_dir / "hparams.yaml").read_text().count("learning_rate") == 1
+    # last.ckpt is where the run stopped (for --ckpt_path last), not the best epoch
+    checkpoints = run_dir / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (5, 6 * 19)  # 6 epochs of 19 steps
+    assert torch.load(best, weights_only=True)["global_step"] < last["global_step"]  # the demo peaks early
 
     test = cli("test", *common, "--ckpt_path", best)
     assert test.returncode == 0, test.stderr[-3000:]

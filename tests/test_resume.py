@@ -5,7 +5,7 @@ import signal
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 COMMON = ["--config", str(ROOT / "configs/demo.yaml"), "--trainer.max_epochs", "2"]  # the shipped checkpoints
@@ -28,6 +28,16 @@ def final_scores(run_dir) -> list[float]:
     return [e.value for e in EventAccumulator(str(run_dir)).Reload().Scalars("val/accuracy")]
 
 
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """One uninterrupted run, the reference of every kill-and-resume case (a checkpoint interval does not change
+    the weights)."""
+    root = tmp_path_factory.mktemp("resume") / "straight"
+    result = fit(run_cli, root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return root
+
+
 @pytest.mark.slow
 @pytest.mark.faults
 @pytest.mark.parametrize(
@@ -35,9 +45,7 @@ def final_scores(run_dir) -> list[float]:
     [([], 19), (["--last_checkpoint.every_n_train_steps", "9"], 27)],
     ids=["shipped-settings", "mid-epoch-interval"],
 )
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_path, interval, saved_at):
-    straight = fit(cli, tmp_path / "straight")
-    assert straight.returncode == 0, straight.stderr[-2000:]
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_path, straight, interval, saved_at):
 
     killed = fit(
         cli,
@@ -55,14 +63,14 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_pat
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout
 
-    expected = torch.load(tmp_path / "straight/lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    expected = torch.load(straight / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
     actual = torch.load(tmp_path / "killed/lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
     assert not (tmp_path / "killed/lightning_logs/version_1").exists()  # the resumed run logs on in version_0
     assert expected["global_step"] == actual["global_step"] == 38
     assert expected["state_dict"].keys() == actual["state_dict"].keys()
     assert all(torch.equal(expected["state_dict"][k], actual["state_dict"][k]) for k in expected["state_dict"])
     assert (
-        final_scores(tmp_path / "straight/lightning_logs/version_0")[-1]
+        final_scores(straight / "lightning_logs/version_0")[-1]
         == final_scores(tmp_path / "killed/lightning_logs/version_0")[-1]
     )
 
@@ -71,23 +79,3 @@ def test_ckpt_path_last_without_any_run_is_one_line(cli, tmp_path):
     result = fit(cli, tmp_path / "empty", "--ckpt_path", "last")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "error: --ckpt_path last: no last.ckpt under" in result.stderr
-
-
-@pytest.mark.slow
-def test_last_checkpoint_is_the_end_of_the_run_whatever_the_best_score(cli, tmp_path):
-    """The shipped demo config as the README runs it: last.ckpt is where the run stopped, not the best epoch."""
-    result = cli(
-        "fit",
-        "--config",
-        str(ROOT / "configs/demo.yaml"),
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    checkpoints = tmp_path / "lightning_logs/version_0/checkpoints"
-    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
-    assert (last["epoch"], last["global_step"]) == (5, 6 * 19)  # 6 epochs of 19 steps
-    (best,) = checkpoints.glob("best-*.ckpt")
-    assert torch.load(best, weights_only=True)["global_step"] < last["global_step"]  # the demo peaks early
