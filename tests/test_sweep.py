@@ -1,24 +1,14 @@
-"""`cli.py sweep`: the grid read from YAML, shards, bad input as one-line errors, the demo sweep end to end, and a
-sweep killed with SIGKILL mid-run that resumes with every run in results.jsonl exactly once."""
+"""`cli.py sweep`: the grid read from YAML, search axes, shards, resuming, and bad input as one-line errors (the
+runs end to end: test_sweep_end_to_end.py)."""
 
-import fcntl
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
-import matplotlib.image
 import pytest
 import yaml
 from conftest import DURATION, ROOT, in_process, one_line_error
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from compacter_pl.sweep.grid import load_sweep, shard_of
-from compacter_pl.sweep.report import write_report
-from compacter_pl.sweep.results import read_results
 from compacter_pl.sweep.runner import duration, resolved_configs
 from compacter_pl.tasks import TASKS
 
@@ -381,147 +371,3 @@ def test_a_finished_run_with_other_settings_is_an_error(tmp_path, capsys):
     results.write_text(json.dumps(line) + "\n")
     code, _, err = sweep_in_process(capsys, "--config", str(path), "--dry_run")
     one_line_error(code, err, "holds run rte-t5-finetune-n100-s0 made with other settings", "--out")
-
-
-# --- end to end ------------------------------------------------------------------------------------------------
-
-
-def small_sweep(tmp_path, methods=("t5-finetune", "compacter++"), seeds=(0, 1)):
-    demo = yaml.safe_load(DEMO_SWEEP.read_text())
-    return write_sweep(
-        tmp_path,
-        methods={m: demo["methods"][m] for m in methods},
-        seeds=list(seeds),
-        sizes={40: {"trainer.max_epochs": 1}},
-    )
-
-
-def sweep_command(path, *args):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return [sys.executable, str(ROOT / "cli.py"), "sweep", "--config", str(path), *args], env
-
-
-@pytest.mark.slow
-def test_demo_sweep_end_to_end(tmp_path, cli):
-    path = small_sweep(tmp_path, seeds=(0,))  # the demo's two methods, one small size and seed: 2 runs
-    out = tmp_path / "out"
-    result = cli("sweep", "--config", str(path))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    lines = re.findall(
-        rf"^\[(\d)/2\] rte (\S+) n=40 seed=0: done in {DURATION}, test score [\d.]+ "
-        rf"\(elapsed {DURATION}, ~{DURATION} left\)$",
-        result.stdout,
-        re.M,
-    )
-    assert lines == [("1", "t5-finetune"), ("2", "compacter++")], result.stdout
-
-    records = read_results(out / "results.jsonl").records
-    names = {"rte-t5-finetune-n40-s0", "rte-compacter++-n40-s0"}
-    assert sorted(r["run"] for r in records) == sorted(names)
-    by_name = {r["run"]: r for r in records}
-    full, cpp = by_name["rte-t5-finetune-n40-s0"], by_name["rte-compacter++-n40-s0"]
-    assert 0 < cpp["trainable_params"] < full["trainable_params"] == full["total_params"]
-    for r in records:
-        assert {"score", "accuracy"} <= set(r["val"]) and {"score", "accuracy"} <= set(r["test"])
-        assert r["size"] == 40 and r["wall_time_s"] > 0 and r["log_dir"] == f"runs/{r['run']}"
-        run_dir = out / r["log_dir"]
-        assert (run_dir / "config.yaml").is_file() and (run_dir / "fit.log").is_file()
-        assert [p.name for p in (run_dir / "checkpoints").iterdir()] == [r["best_checkpoint"].split("/")[-1]]
-        assert "it/s]" not in (run_dir / "fit.log").read_text()  # no progress bars when output is not a terminal
-        events = EventAccumulator(str(run_dir)).Reload()
-        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")  # the HParams tab
-        assert {"hp/best_val_score", "hp/test_score", "test/score", "val/score"} <= set(events.Tags()["scalars"])
-
-    again = cli("sweep", "--config", str(path))
-    assert again.returncode == 0 and "2 finished, 0 to run" in again.stdout, again.stdout + again.stderr
-    assert len(read_results(out / "results.jsonl").records) == 2
-
-    written = write_report([out])
-    assert written["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert matplotlib.image.imread(written["figure"]).ndim == 3
-    assert "| t5-finetune | 40 | 1 |" in written["text"] and "| compacter++ | 40 | 1 |" in written["text"]
-
-
-@pytest.mark.slow
-def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
-    """Two learning rates on the demo data, one that learns (the demo's) and one that cannot: the report chooses the
-    first from validation alone and puts its test score beside the paper's (T5 fine-tuning, RTE)."""
-    method = {"class_path": "compacter_pl.methods.FullFineTuning", "search": {"model.learning_rate": [1.0e-9, 3.0e-3]}}
-    path = write_sweep(
-        tmp_path,
-        methods={"t5-finetune": method},
-        sizes=["full"],
-        seeds=[0],
-        overrides={"data.batch_size": 16, "model.warmup_steps": 5, "trainer.max_epochs": 1},
-    )
-    out = tmp_path / "out"
-    result = cli("sweep", "--config", str(path))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert re.findall(r"^\[(\d)/2\] rte t5-finetune (lr\S+) n=full seed=0: done", result.stdout, re.M) == [
-        ("1", "lr1e-9"),
-        ("2", "lr3e-3"),
-    ], result.stdout
-    records = {r["config"]: r for r in read_results(out / "results.jsonl").records}
-    assert {c: r["search"] for c, r in records.items()} == {
-        "lr1e-9": {"model.learning_rate": 1e-9},
-        "lr3e-3": {"model.learning_rate": 3e-3},
-    }
-    assert records["lr3e-3"]["val"]["score"] > records["lr1e-9"]["val"]["score"]
-    assert records["lr3e-3"]["log_dir"] == "runs/rte-t5-finetune-lr3e-3-nfull-s0"
-
-    again = cli("sweep", "--config", str(path))  # resumes: nothing left to run
-    assert again.returncode == 0 and "2 runs in the grid, 2 finished, 0 to run" in again.stdout, again.stdout
-
-    report = cli("report", str(out))
-    assert report.returncode == 0, report.stderr[-3000:]
-    val, test = (f"{100 * records['lr3e-3'][stage]['accuracy']:.2f}" for stage in ("val", "test"))
-    assert f"| t5-finetune | full | lr3e-3: {val} (best of 2) |" in report.stdout, report.stdout
-    beside = report.stdout[report.stdout.index("## Beside the paper: GLUE") :]
-    assert f"| t5-finetune | ours | {test} | {test} (1/8 tasks) |" in beside, beside
-    assert "|  | paper: T5 fine-tuning | 71.94 | 86.50 |" in beside  # from the shipped paper_results.yaml
-    assert f"|  | difference | {float(test) - 71.94:+.2f} |  |" in beside
-
-
-@pytest.mark.slow
-@pytest.mark.faults
-def test_sigkill_mid_sweep_then_rerun_records_every_run_exactly_once(tmp_path):
-    path = small_sweep(tmp_path, methods=("t5-finetune",), seeds=(0, 1))
-    out = tmp_path / "out"
-    command, env = sweep_command(path)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while not (out / "results.jsonl").exists() or not (out / "results.jsonl").read_bytes().count(b"\n"):
-        assert process.poll() is None, process.stdout.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "no run finished in time"
-        time.sleep(0.2)
-    second_log = out / "runs" / "rte-t5-finetune-n40-s1" / "fit.log"
-    while not second_log.exists() or second_log.stat().st_size == 0:  # the second run's fit is under way
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    process.stdout.close()
-    killed_with = len(read_results(out / "results.jsonl").records)
-    assert killed_with == 1
-
-    # the killed sweep's fit subprocess dies with it: every run's lock is free again within seconds
-    for lock in (out / ".locks").iterdir():
-        fd = os.open(lock, os.O_RDWR)
-        try:
-            for _ in range(50):
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    time.sleep(0.2)
-            else:
-                pytest.fail(f"{lock.name} is still held: the killed sweep left its subprocess running")
-        finally:
-            os.close(fd)
-
-    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    assert "1 finished, 1 to run" in rerun.stdout, rerun.stdout
-    runs = [r["run"] for r in read_results(out / "results.jsonl").records]
-    assert sorted(runs) == ["rte-t5-finetune-n40-s0", "rte-t5-finetune-n40-s1"]  # each exactly once
-    assert read_results(out / "results.jsonl").problems == []
