@@ -1,31 +1,79 @@
-"""Loading T5 and its tokenizer from a Hub name or a local directory, with errors a user can act on."""
+"""Loading T5 and its tokenizer from a Hub name or a local directory, with errors a user can act on.
 
+Before a Hub name loads, one request to the Hub's endpoint (once per process) tells whether the Hub can be reached.
+If it cannot, the name loads from the Hub cache only, so a machine without a network gets the model or the error at
+once: huggingface_hub otherwise retries every file it finds neither online nor in the cache (transformers asks for
+several that no model has, e.g. adapter_config.json) five times, 1 + 2 + 4 + 8 + 8 seconds apart. With
+HF_HUB_OFFLINE=1 nothing is requested; with a reachable Hub, loading is transformers' own.
+"""
+
+import functools
 from pathlib import Path
 
+import huggingface_hub
+from huggingface_hub import constants
+from huggingface_hub.file_download import repo_folder_name
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
 
 
-def _not_found(name: str, what: str, error: Exception) -> UserError:
-    first_line = (str(error).splitlines() or [type(error).__name__])[0]
-    if Path(name).exists():
-        return UserError(f"cannot load the {what} from directory {name}: {first_line}")
-    return UserError(
-        f"model {name!r} is neither a local directory nor reachable on the Hugging Face Hub "
-        f"({first_line}); pass a local model directory, e.g. model.model_name_or_path=demo/tiny-t5"
+def _first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+@functools.cache
+def hub_connection_error(endpoint: str) -> str | None:
+    """None if `endpoint` answers at all (any HTTP status), else why it cannot be reached: one request through
+    huggingface_hub's own session (its proxies and certificates), with its metadata timeout (HF_HUB_ETAG_TIMEOUT)."""
+    try:
+        huggingface_hub.get_session().head(endpoint, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception as error:  # connection refused, no DNS, a timeout, a proxy or TLS failure: all unreachable
+        return _first_line(error) or type(error).__name__
+    return None
+
+
+def how_to_work_offline(name: str) -> str:
+    """The two ways to make a Hub model loadable on a machine without the Hub."""
+    folder = repo_folder_name(repo_id=name, repo_type="model")
+    return (
+        f"to run without the Hub, on a machine with it save the model and its tokenizer into one directory "
+        f"(T5ForConditionalGeneration.from_pretrained({name!r}).save_pretrained(DIR), the same with "
+        f"AutoTokenizer) and pass --model.model_name_or_path DIR, or copy that machine's Hub cache folder "
+        f"{folder} into {constants.HF_HUB_CACHE}"
     )
 
 
-def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+def _load(load, name: str, what: str):
+    """`load(name)` (a from_pretrained), from the Hub cache only when offline or the Hub is unreachable."""
+    if Path(name).exists():
+        try:
+            return load(name)
+        except Exception as error:  # OSError for missing files, ValueError for unrecognised ones, ...
+            raise UserError(f"cannot load the {what} from directory {name}: {_first_line(error)}") from None
+    offline = huggingface_hub.is_offline_mode()
+    unreachable = None if offline else hub_connection_error(constants.ENDPOINT)
     try:
-        return AutoTokenizer.from_pretrained(name)
-    except Exception as error:  # OSError offline, ValueError for unrecognised files, ...
-        raise _not_found(name, "tokenizer", error) from None
+        return load(name, local_files_only=offline or unreachable is not None)
+    except Exception as error:
+        if offline:
+            why = "HF_HUB_OFFLINE is set and the Hub cache does not hold it"
+        elif unreachable is not None:
+            why = (
+                f"the Hugging Face Hub ({constants.ENDPOINT}) cannot be reached ({unreachable}) and its cache lacks it"
+            )
+        else:  # the Hub answered: no such model, or no access to it
+            raise UserError(
+                f"{what} {name!r} is neither a local directory nor a model on the Hugging Face Hub "
+                f"({_first_line(error)}); check the name, or pass a directory saved with save_pretrained: "
+                f"--model.model_name_or_path DIR"
+            ) from None
+        raise UserError(f"{what} {name!r} is not a local directory, and {why}; {how_to_work_offline(name)}") from None
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    return _load(AutoTokenizer.from_pretrained, name, "tokenizer")
 
 
 def load_t5(name: str) -> T5ForConditionalGeneration:
-    try:
-        return T5ForConditionalGeneration.from_pretrained(name)
-    except Exception as error:
-        raise _not_found(name, "model", error) from None
+    return _load(T5ForConditionalGeneration.from_pretrained, name, "model")

@@ -1,12 +1,14 @@
 """Bad input ends in one line that says what was wrong, a non-zero exit and no traceback, for every command."""
 
+import socket
+
 import pytest
 import yaml
 from conftest import DEMO_DATA, ROOT, error_line, in_process, one_line_error, run_demo
 
 
-def fast_run(cli, tmp_path, *overrides):
-    return run_demo(cli, tmp_path, "--trainer.fast_dev_run", "true", *overrides)
+def fast_run(cli, tmp_path, *overrides, env: dict | None = None):
+    return run_demo(cli, tmp_path, "--trainer.fast_dev_run", "true", *overrides, env=env)
 
 
 def assert_one_line_error(result, *fragments: str) -> str:
@@ -15,10 +17,25 @@ def assert_one_line_error(result, *fragments: str) -> str:
     return error_line(result.stderr, *fragments)
 
 
+HOW_TO_WORK_OFFLINE = ["save_pretrained(DIR)", "--model.model_name_or_path DIR", "models--no-such-org--no-such-t5"]
+
+
 @pytest.mark.slow
 def test_unreachable_model_says_how_to_pass_a_local_directory(cli, tmp_path):
-    result = fast_run(cli, tmp_path, "--model.model_name_or_path", "no-such-org/no-such-t5")
-    assert_one_line_error(result, "no-such-org/no-such-t5", "local")
+    result = fast_run(cli, tmp_path, "--model.model_name_or_path", "no-such-org/no-such-t5")  # HF_HUB_OFFLINE=1
+    line = assert_one_line_error(result, "no-such-org/no-such-t5", "local directory", *HOW_TO_WORK_OFFLINE)
+    assert "model.model_name_or_path=" not in line  # a syntax the CLI does not accept
+
+
+@pytest.mark.slow
+def test_without_a_network_the_model_error_comes_at_once_without_retries(cli, tmp_path):
+    with socket.socket() as probe:  # a port of this machine that refuses connections: the Hub is unreachable
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_ENDPOINT": endpoint}
+    result = fast_run(cli, tmp_path, "--model.model_name_or_path", "no-such-org/no-such-t5", env=env)
+    assert_one_line_error(result, f"the Hugging Face Hub ({endpoint}) cannot be reached", *HOW_TO_WORK_OFFLINE)
+    assert "Retrying" not in result.stderr and "thrown while requesting" not in result.stderr
 
 
 @pytest.mark.slow

@@ -379,5 +379,5 @@ def test_an_unreachable_hub_says_how_to_use_local_files(monkeypatch):
         raise ConnectionError("Couldn't reach 'aps/super_glue' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(sources.datasets, "load_dataset", offline)
-    with pytest.raises(UserError, match=r"cannot load aps/super_glue \(cb, train\) .* pass data\.data_dir=DIR"):
+    with pytest.raises(UserError, match=r"cannot load aps/super_glue \(cb, train\) .* pass --data\.data_dir DIR"):
         sources.load_split(get_task("cb"), "train", data_dir=None, revision=None)

@@ -55,7 +55,7 @@ def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dat
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(
             f"cannot load {task.hub_path} ({task.hub_config}, {split}) from the Hugging Face Hub: "
-            f"{first_line}. Offline, pass data.data_dir=DIR holding {split}.parquet/.jsonl/.csv "
+            f"{first_line}. Offline, pass --data.data_dir DIR holding {split}.parquet/.jsonl/.csv "
             f"in the Hub's schema"
         ) from None
     check_columns(task, dataset, f"{task.hub_path}/{task.hub_config}/{split}")
