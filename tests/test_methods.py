@@ -8,6 +8,7 @@ Intrinsic-SAID's reparameterisation; PEFT; bad hyper-parameters as one-line User
 
 import copy
 import inspect
+import re
 
 import pytest
 import torch
@@ -514,6 +515,15 @@ TINY = T5Config.from_pretrained(DEMO_MODEL)
         (lambda: PromptTuning(init="vocabulary"), "unknown prompt init"),
         (lambda: IntrinsicSAID(intrinsic_dim=30).check(TINY), "must exceed the number of weight tensors"),
         (lambda: IntrinsicSAID(projection_version=3), "projection_version=3 must be one of 1, 2"),
+        # a check names the full command-line option to change
+        (lambda: Compacter(n=5, bottleneck=10).check(TINY), "set --model.method.init_args.n to one of 1, 2 "),
+        (lambda: Compacter(n=4, bottleneck=6).check(TINY), "or --model.method.init_args.bottleneck to a multiple of 4"),
+        (lambda: Compacter().check(TINY), "--model.method.init_args.bottleneck"),
+        (lambda: Adapter(reduction_factor=128).check(TINY), "lower --model.method.init_args.reduction_factor"),
+        (lambda: AdapterDrop().check(TINY), "--model.method.init_args.dropped_blocks"),
+        (lambda: PfeifferAdapter(sublayers=[]).check(TINY), "--model.method.init_args.sublayers"),
+        (lambda: PromptTuning().check(TINY, 50), "lower --model.method.init_args.num_tokens or raise --data.max_"),
+        (lambda: IntrinsicSAID(intrinsic_dim=30).check(TINY), "raise --model.method.init_args.intrinsic_dim"),
     ],
 )
 def test_bad_hyper_parameters_are_one_line_user_errors(make, fragment):
@@ -521,6 +531,17 @@ def test_bad_hyper_parameters_are_one_line_user_errors(make, fragment):
         make()
     assert fragment in str(error.value)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("n, bottleneck", [(4, 6), (5, 10), (4, 2), (8, 12), (16, 24)])
+def test_the_n_hint_offers_only_values_dividing_both_d_model_and_the_bottleneck(n, bottleneck):
+    with pytest.raises(UserError) as error:
+        Compacter(n=n, bottleneck=bottleneck).check(TINY)  # d_model 64
+    offered = re.search(r"--model\.method\.init_args\.n to one of ([\d, ]+)", str(error.value)).group(1)
+    values = [int(v) for v in offered.split(", ")]
+    assert values == [k for k in range(1, bottleneck + 1) if 64 % k == 0 and bottleneck % k == 0], str(error.value)
+    for k in values:  # each value offered passes the check
+        Compacter(n=k, bottleneck=bottleneck).check(TINY)
 
 
 def cli_help_of(cls: type) -> dict[str, str]:

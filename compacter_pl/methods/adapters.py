@@ -31,7 +31,7 @@ from compacter_pl.errors import UserError
 from compacter_pl.layers.adapter import BottleneckAdapter, LowRankLinear, houlsby_linear
 from compacter_pl.layers.inits import GLOROT_INITS
 from compacter_pl.methods import t5_parts
-from compacter_pl.methods.base import Method, freeze
+from compacter_pl.methods.base import Method, freeze, option
 from compacter_pl.methods.registry import PaperRow, Table3, register_method
 
 SUBLAYERS = ("self_attention", "feed_forward")
@@ -117,14 +117,17 @@ class AdapterMethod(Method):
         self.train_output_layer = bool(train_output_layer)
 
     @staticmethod
-    def _check_n_fits_bottleneck(n: int, bottleneck: int, where: str) -> None:
-        if bottleneck < n:
-            raise UserError(
-                f"{where} is smaller than n={n}: a PHM layer needs bottleneck >= n; lower n or raise the bottleneck"
-            )
-        if bottleneck % n:
-            divisors = [k for k in range(1, bottleneck + 1) if bottleneck % k == 0]
-            raise UserError(f"n={n} does not divide the {where}: choose n among {divisors} or change the bottleneck")
+    def _n_hint(n: int, d_model: int, bottleneck: int) -> str:
+        """What to change when n does not fit: the values of n that divide both widths, and (when n divides d_model)
+        a bottleneck that n divides."""
+        choices = [k for k in range(1, min(d_model, bottleneck) + 1) if d_model % k == 0 and bottleneck % k == 0]
+        hint = (
+            f"set {option('n')} to one of {', '.join(map(str, choices))} (the values dividing both d_model "
+            f"{d_model} and the bottleneck {bottleneck})"
+        )
+        if d_model % n == 0:
+            hint += f", or {option('bottleneck')} to a multiple of {n}"
+        return hint
 
     def bottleneck_size(self, d_model: int) -> int:
         """The bottleneck d: `bottleneck` if given, else d_model // reduction_factor."""
@@ -143,21 +146,31 @@ class AdapterMethod(Method):
             else f"bottleneck {d} (d_model {d_model} // reduction_factor {self.reduction_factor})"
         )
         if d < 1:
-            raise UserError(f"{where} is empty: lower reduction_factor or set bottleneck")
+            raise UserError(f"{where} is empty: lower {option('reduction_factor')} or set {option('bottleneck')}")
         if not self.sublayers:
-            raise UserError(f"no sublayers given: choose among {', '.join(SUBLAYERS)}")
+            raise UserError(f"no sublayers given: set {option('sublayers')} to some of {', '.join(SUBLAYERS)}")
         n = self.phm_n
         if n is not None:
             if d_model % n:
-                divisors = [k for k in range(1, min(d_model, d) + 1) if d_model % k == 0 and d % k == 0]
-                raise UserError(f"n={n} does not divide the model width d_model={d_model}: choose n among {divisors}")
-            self._check_n_fits_bottleneck(n, d, where)
+                raise UserError(
+                    f"n={n} does not divide the model width d_model={d_model}: {self._n_hint(n, d_model, d)}"
+                )
+            if d < n:
+                raise UserError(
+                    f"{where} is smaller than n={n}: a PHM layer needs bottleneck >= n; {self._n_hint(n, d_model, d)}"
+                )
+            if d % n:
+                raise UserError(f"n={n} does not divide the {where}: {self._n_hint(n, d_model, d)}")
         counts = (config.num_layers, config.num_decoder_layers)
         if not any(self.adapted_blocks(count) for count in counts):
             raise UserError(
                 f"{type(self).__name__} places no adapter in a model of {counts[0]} encoder and "
-                f"{counts[1]} decoder blocks: drop fewer blocks"
+                f"{counts[1]} decoder blocks{self.no_adapter_hint()}"
             )
+
+    def no_adapter_hint(self) -> str:
+        """What to change when `adapted_blocks` leaves no block (a subclass that drops blocks names its option)."""
+        return ""
 
     @abc.abstractmethod
     def projection(self, in_features: int, out_features: int) -> nn.Module:
@@ -242,6 +255,9 @@ class AdapterDrop(Adapter):
 
     def adapted_blocks(self, num_blocks: int) -> list[int]:
         return [i for i in range(num_blocks) if i not in self.dropped_blocks]
+
+    def no_adapter_hint(self) -> str:
+        return f": drop fewer blocks with {option('dropped_blocks')}"
 
 
 class AdapterLowRank(Adapter):

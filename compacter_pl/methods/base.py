@@ -17,6 +17,11 @@ from compacter_pl.errors import UserError
 MAX_SEED = 2**32 - 1  # seed_everything's range
 
 
+def option(argument: str) -> str:
+    """The command-line option of a method's argument, as `check`'s messages name what to change."""
+    return f"--model.method.init_args.{argument}"
+
+
 def resolve_seed(seed: int | None) -> int:
     """A method's own seed: `seed` if given, else the run's. The run's is `torch.initial_seed()`, which
     `seed_everything` sets (LightningCLI calls it before it builds the model; a sweep sets it per run), folded into

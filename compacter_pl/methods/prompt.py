@@ -23,7 +23,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
 from compacter_pl.layers.prompt import SoftPrompt
-from compacter_pl.methods.base import Method, freeze, resolve_seed
+from compacter_pl.methods.base import Method, freeze, option, resolve_seed
 from compacter_pl.methods.registry import PaperRow, Table3, register_method
 
 INITS = ("random", "vocab")
@@ -116,7 +116,7 @@ class PromptTuning(Method):
         if max_source_length is not None and self.num_tokens > max_source_length:
             raise UserError(
                 f"the prompt of {self.num_tokens} tokens is longer than the source length "
-                f"{max_source_length}: lower num_tokens or raise data.max_source_length"
+                f"{max_source_length}: lower {option('num_tokens')} or raise --data.max_source_length"
             )
 
     def vocab_ids(self, vocab_size: int) -> torch.Tensor:

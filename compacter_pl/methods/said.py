@@ -25,7 +25,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from compacter_pl.errors import UserError
 from compacter_pl.layers.fastfood import CURRENT_PROJECTION_VERSION, PROJECTION_VERSIONS
 from compacter_pl.layers.intrinsic_said import IntrinsicSAIDState, SAIDWeight
-from compacter_pl.methods.base import Method, freeze, resolve_seed
+from compacter_pl.methods.base import Method, freeze, option, resolve_seed
 from compacter_pl.methods.registry import PaperRow, Table3, register_method
 
 STATE = "intrinsic_said"  # the attribute of the model that holds z and the lambdas
@@ -107,7 +107,7 @@ class IntrinsicSAID(Method):
         if self.intrinsic_dim <= tensors:
             raise UserError(
                 f"intrinsic_dim={self.intrinsic_dim} must exceed the number of weight tensors "
-                f"({tensors}, one lambda each): raise intrinsic_dim"
+                f"({tensors}, one lambda each): raise {option('intrinsic_dim')}"
             )
 
     def check(self, config: T5Config, max_source_length: int | None = None) -> None:
