@@ -275,6 +275,45 @@ def configure_runtime() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
+PAPER = "Karimi Mahabadi, Henderson and Ruder: Compacter: Efficient Low-Rank Hypercomplex Adapter Layers, NeurIPS 2021"
+METHOD_HELP = "python cli.py fit --model.method.help Compacter"
+LIGHTNING_COMMANDS = {  # LightningCLI's own, with the project's one-line summaries
+    "fit": "Train a method on a task (resume a run with --ckpt_path).",
+    "validate": "Score a checkpoint (--ckpt_path) on the validation split.",
+    "test": "Score a checkpoint (--ckpt_path) on the test split.",
+    "predict": "Write a checkpoint's predictions as JSON lines (--predictions.output FILE).",
+}
+
+
+def command_summaries() -> dict[str, str]:
+    return {**LIGHTNING_COMMANDS, **{name: command.summary for name, command in COMMANDS.items()}}
+
+
+def overview() -> str:
+    """`python cli.py --help`: every command with its line, and where to read more."""
+    summaries = command_summaries()
+    width = max(map(len, summaries))
+    return "\n".join(
+        [
+            "usage: python cli.py COMMAND [OPTIONS]",
+            "",
+            "Fine-tune T5 on GLUE and SuperGLUE with Compacter and the baselines of its paper",
+            f"({PAPER}).",
+            "",
+            "commands:",
+            *(f"  {name:<{width}}  {summary}" for name, summary in summaries.items()),
+            "",
+            "python cli.py COMMAND --help documents a command's options (--key value, or from --config FILE.yaml);",
+            f"{METHOD_HELP} (or any method's class name) a method's own arguments.",
+        ]
+    )
+
+
+def _subcommand_descriptions() -> dict[str, dict]:
+    pointer = f"A method's own arguments (its init_args): {METHOD_HELP} (or any method's class name)."
+    return {name: {"description": f"{summary} {pointer}"} for name, summary in LIGHTNING_COMMANDS.items()}
+
+
 CLI_SETTINGS = {
     "model_class": TextToTextModule,
     "datamodule_class": TextToTextDataModule,
@@ -283,6 +322,7 @@ CLI_SETTINGS = {
     "parser_class": OneLineErrorParser,
     "auto_configure_optimizers": False,
     "trainer_defaults": TRAINER_DEFAULTS,
+    "parser_kwargs": _subcommand_descriptions(),
 }
 
 
@@ -315,9 +355,20 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> CompacterCLI:
 
 def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else args
+    if not argv or argv[0] in ("-h", "--help"):
+        print(overview())
+        if not argv:
+            print("error: choose a command (see `python cli.py --help`)", file=sys.stderr)
+            sys.exit(2)
+        return
     configure_runtime()
     try:
-        if argv and argv[0] in COMMANDS:
+        if not argv[0].startswith("-") and argv[0] not in command_summaries():  # options come before a command
+            raise UserError(
+                f"unknown command {argv[0]!r}{did_you_mean(argv[0], command_summaries())} (commands: "
+                f"{', '.join(command_summaries())}; see `python cli.py --help`)"
+            )
+        if argv[0] in COMMANDS:
             run_command(argv[0], argv[1:])
             return
         build_cli(args)

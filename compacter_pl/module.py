@@ -40,7 +40,8 @@ class TextToTextModule(L.LightningModule):
 
     Args:
         model_name_or_path: Hub name (e.g. google-t5/t5-base) or local directory of a T5 model.
-        method: The fine-tuning method (class_path and init_args), e.g. compacter_pl.methods.Compacter.
+        method: The fine-tuning method (class_path and init_args), e.g. compacter_pl.methods.Compacter;
+            `--model.method.help Compacter` (or any method's class name) lists its arguments.
         task: The task whose metrics and label set are used (linked to data.task by the CLI).
         learning_rate: Peak learning rate of AdamW.
         warmup_steps: Linear warm-up steps, after which the rate decays linearly to 0 at the last step.

@@ -1,5 +1,6 @@
 """Bad input ends in one line that says what was wrong, a non-zero exit and no traceback, for every command."""
 
+import re
 import socket
 
 import pytest
@@ -120,3 +121,61 @@ def test_bench_takes_the_readme_flags_and_a_yaml_config(capsys, tmp_path):
 def test_a_value_outside_a_closed_set_names_the_set_and_the_closest_value(capsys, option, value, fragments):
     code, _, err = in_process(capsys, "fit", "--config", str(ROOT / "configs/demo.yaml"), option, value)  # parsing
     one_line_error(code, err, *fragments)
+
+
+# --- discoverable commands: the overview, fit's pointer to method arguments, help text that cites what exists ------
+
+EVERY_COMMAND = ["fit", "validate", "test", "predict", "params", "export", "sweep", "report", "bench", "truncation"]
+
+
+def listed_commands(text: str) -> dict[str, str]:
+    """{command: its one line} of the overview's command list."""
+    return dict(re.findall(r"^  (\w+) {2,}(\S.*)$", text, re.M))
+
+
+def test_help_lists_every_command_with_one_line_each(capsys):
+    code, out, _ = in_process(capsys, "--help")
+    assert code == 0
+    listed = listed_commands(out)
+    assert list(listed) == EVERY_COMMAND, out
+    assert all(line.strip() for line in listed.values())
+    assert "python cli.py COMMAND --help" in out and "--model.method.help Compacter" in out
+
+
+def test_a_bare_cli_lists_every_command_and_says_to_choose_one(capsys):
+    code, out, err = in_process(capsys)
+    assert list(listed_commands(out)) == EVERY_COMMAND, out
+    one_line_error(code, err, "choose a command")
+
+
+def test_an_unknown_command_names_the_closest_and_lists_them_all(capsys):
+    code, _, err = in_process(capsys, "fitt", "--config", "x.yaml")
+    line = one_line_error(code, err, "unknown command 'fitt'", "did you mean 'fit'?", "python cli.py --help")
+    assert all(command in line for command in EVERY_COMMAND)
+
+
+def test_fit_help_says_how_to_see_a_methods_arguments(capsys):
+    code, out, _ = in_process(capsys, "fit", "--help")
+    assert code == 0 and "python cli.py fit --model.method.help Compacter" in " ".join(out.split())
+
+
+def every_help_text(capsys) -> dict[str, str]:
+    """What `--help` prints: the overview, every command's and every method's (`--model.method.help NAME`)."""
+    from compacter_pl.methods import registry
+
+    runs = [["--help"]] + [[command, "--help"] for command in EVERY_COMMAND]
+    runs += [["fit", "--model.method.help", name] for name in registry.method_class_names()]
+    texts = {}
+    for args in runs:
+        code, out, err = in_process(capsys, *args)
+        assert code == 0, err
+        texts[" ".join(args)] = out
+    return texts
+
+
+def test_help_texts_cite_the_paper_never_a_file_outside_the_repository(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "10000")  # no line wrapping: a path stays one word
+    for args, text in every_help_text(capsys).items():
+        assert "SPEC" not in text, (args, re.findall(r".{80}SPEC.{40}", text))
+        for path in re.findall(r"[\w.-]+(?:/[\w.+-]+)+\.(?:py|md|yaml|yml|json|txt)\b", text):
+            assert (ROOT / path).exists(), (args, path)

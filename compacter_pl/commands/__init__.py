@@ -1,16 +1,27 @@
 """Commands beyond LightningCLI's fit / validate / test / predict: a table, one module each, imported lazily."""
 
 import importlib
+from typing import NamedTuple
+
+
+class Command(NamedTuple):
+    module: str
+    summary: str  # its line in `python cli.py --help`
+
 
 COMMANDS = {
-    "params": "compacter_pl.commands.params",
-    "export": "compacter_pl.commands.export",
-    "sweep": "compacter_pl.commands.sweep",
-    "report": "compacter_pl.commands.report",
-    "bench": "compacter_pl.commands.bench",
-    "truncation": "compacter_pl.commands.truncation",
+    "params": Command(
+        "compacter_pl.commands.params", "Trainable parameters of every method on a T5 architecture (offline)."
+    ),
+    "export": Command("compacter_pl.commands.export", "A checkpoint's trained parameters as a small export."),
+    "sweep": Command("compacter_pl.commands.sweep", "Run a grid of fits and tests: tasks x methods x sizes x seeds."),
+    "report": Command("compacter_pl.commands.report", "The paper's tables and figure from sweeps' results."),
+    "bench": Command("compacter_pl.commands.bench", "The paper's Table 3 on this machine: step time and memory."),
+    "truncation": Command(
+        "compacter_pl.commands.truncation", "How many sources each data.truncation mode cuts, per split of a task."
+    ),
 }
 
 
 def run_command(name: str, argv: list[str]) -> None:
-    importlib.import_module(COMMANDS[name]).main(argv)
+    importlib.import_module(COMMANDS[name].module).main(argv)

@@ -133,7 +133,8 @@ class TextToTextDataModule(L.LightningDataModule):
         data_dir: A local folder with train and validation files (.parquet, .jsonl or .csv) in the Hub's
             schema, named after the Hub's splits (MNLI: validation_matched); None loads the task from the Hub.
         revision: The Hub revision of the dataset; None uses the pinned one.
-        max_source_length: Source tokens kept per example; None uses the task's default (SPEC section 3).
+        max_source_length: Source tokens kept per example; None uses the task's default (128 for GLUE, 256 for
+            SuperGLUE, 512 for ReCoRD).
         max_target_length: Target tokens kept per example.
         truncation: How a source longer than max_source_length is cut to fit (EOS included). `end` (the
             paper's): its tokens are cut at the end, so a long first field can leave none of the later ones
