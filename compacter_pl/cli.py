@@ -8,6 +8,7 @@ linked to the model's so a YAML names each once.
 
 import dataclasses
 import inspect
+import logging
 import re
 import sys
 import typing
@@ -17,7 +18,7 @@ from pathlib import Path
 import docstring_parser
 from jsonargparse import ActionConfigFile
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from compacter_pl.checkpoint_io import LastCheckpoint
@@ -27,6 +28,7 @@ from compacter_pl.errors import UserError, did_you_mean
 from compacter_pl.host_memory import HostMemory
 from compacter_pl.module import TextToTextModule
 from compacter_pl.prediction_writer import PredictionWriter
+from compacter_pl.progress import default_progress_bar
 
 
 def run_seed(seed_everything) -> int:
@@ -225,6 +227,12 @@ class CompacterCLI(LightningCLI):
             )
 
     def instantiate_trainer(self, **kwargs):
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = config.get("trainer") or {}
+        callbacks = trainer.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs.setdefault("callbacks", [*callbacks, default_progress_bar()])  # the user's callbacks, and the bar
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, MisconfigurationException) as error:  # e.g. FSDP asked for on a CPU
@@ -259,12 +267,23 @@ QUIET_WARNINGS = (
     # the training batch sampler resumes mid-epoch exactly (data.samplers), which Lightning cannot know
     "You're resuming from a checkpoint that ended before the epoch ended",
     "You are using a custom batch sampler",
+    # Lightning's own call into torch's pytree (lightning.pytorch.utilities._pytree), not ours
+    "`isinstance\\(treespec, LeafSpec\\)` is deprecated",
 )
+
+# Lightning's info lines that are not about the run: its tips (adverts for its cloud products, "💡 Tip: ..."), and
+# the note that configure_optimizers's schedule asked for the number of training steps.
+QUIET_INFO = ("💡", "Loading `train_dataloader` to estimate number of stepping batches")
+LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+def _not_quiet_info(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(QUIET_INFO)
 
 
 def configure_runtime() -> None:
     """What the command line sets for its process (never at import, so a library user keeps their own settings):
-    Hugging Face progress bars and info logging off, the warnings above silenced."""
+    Hugging Face progress bars and info logging off, the warnings and Lightning's info lines above silenced."""
     import datasets
     import transformers
 
@@ -273,6 +292,9 @@ def configure_runtime() -> None:
     datasets.disable_progress_bars()
     for message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+    for name in LIGHTNING_INFO_LOGGERS:
+        if _not_quiet_info not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_not_quiet_info)
 
 
 PAPER = "Karimi Mahabadi, Henderson and Ruder: Compacter: Efficient Low-Rank Hypercomplex Adapter Layers, NeurIPS 2021"

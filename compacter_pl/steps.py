@@ -119,7 +119,7 @@ def label_log_likelihoods(
             config=model.decoder.config,
             inputs_embeds=embeds.expand(stop - start, -1, -1),
             attention_mask=None,
-            past_key_values=None,
+            cache=None,  # transformers' name since it deprecated past_key_values here (removed in 5.40)
             and_mask_function=same_candidate,
         )
         chunk = type(encoder_outputs)(last_hidden_state=hidden[start:stop])

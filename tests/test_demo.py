@@ -45,3 +45,33 @@ def test_demo_fits_learns_and_tests_its_best_checkpoint(cli, tmp_path):
     assert test.returncode == 0, test.stderr[-3000:]
     match = re.search(r"test/accuracy\s*│\s*([0-9.]+)", test.stdout)
     assert match and float(match.group(1)) >= 0.9, test.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_a_short_demo_fit_prints_no_deprecation_of_our_calls_no_tips_and_an_integer_v_num(cli, tmp_path):
+    """The README's demo config for a few steps, validated on ranked labels too (the code path that builds masks),
+    with every DeprecationWarning and FutureWarning shown: none is issued at a line of this repository."""
+    fit = cli(
+        "fit",
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--trainer.max_steps",
+        "4",
+        "--trainer.val_check_interval",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--model.eval_mode",
+        "rank",
+        env={"PYTHONWARNINGS": "always::DeprecationWarning,always::FutureWarning"},
+    )
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    ours = re.compile(rf"^{re.escape(str(ROOT))}/\S+:\d+: \w*(Deprecation|Future)Warning", re.M)
+    assert not ours.findall(fit.stderr), [line for line in fit.stderr.splitlines() if ours.match(line)]
+    output = fit.stdout + fit.stderr
+    assert "💡" not in output and "Tip:" not in output, [line for line in output.splitlines() if "Tip" in line]
+    assert "v_num: 0.000" not in output and re.search(r"v_num[:=] ?0\b", output), output[-2000:]
