@@ -4,7 +4,7 @@ import re
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, run_demo
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
@@ -51,14 +51,9 @@ def test_demo_fits_learns_and_tests_its_best_checkpoint(cli, tmp_path):
 def test_a_short_demo_fit_prints_no_deprecation_of_our_calls_no_tips_and_an_integer_v_num(cli, tmp_path):
     """The README's demo config for a few steps, validated on ranked labels too (the code path that builds masks),
     with every DeprecationWarning and FutureWarning shown: none is issued at a line of this repository."""
-    fit = cli(
-        "fit",
-        "--config",
-        str(ROOT / "configs/demo.yaml"),
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
+    fit = run_demo(
+        cli,
+        tmp_path,
         "--trainer.max_steps",
         "4",
         "--trainer.val_check_interval",

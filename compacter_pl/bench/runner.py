@@ -83,11 +83,7 @@ def _median(values: list) -> float | None:
 
 def paired_ratios(result: dict, clock: str = "wall") -> list[float]:
     """A worker's step times over the floor's, pair by pair (empty when it ran unpaired)."""
-    suffix = "" if clock == "wall" else "_cpu"
-    return [
-        x / f
-        for x, f in zip(result.get(f"step{suffix}_seconds_all", []), result.get(f"floor_step{suffix}_seconds_all", []))
-    ]
+    return [x / f for x, f in zip(_step_times(result, clock), _step_times(result, clock, "floor_"))]
 
 
 def aggregate(key: str, results: list[dict], clock: str) -> dict:
@@ -135,7 +131,6 @@ def aggregate(key: str, results: list[dict], clock: str) -> dict:
         other_ratios = [ratio for r in good for ratio in paired_ratios(r, other)]
         if other_ratios:
             entry[f"step_vs_floor_paired_{other}_percent"] = 100.0 * (statistics.median(other_ratios) - 1.0)
-        entry[f"step_vs_floor_paired_{clock}_percent"] = entry["step_vs_floor_paired_percent"]
     return entry
 
 
