@@ -17,6 +17,7 @@ from pathlib import Path
 
 import docstring_parser
 from jsonargparse import ActionConfigFile
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -62,22 +63,37 @@ def newest_last_checkpoint(root: str) -> Path:
     return candidates[-1]
 
 
-def continue_log_folder(config) -> None:
-    """A fit resumed from `ROOT/lightning_logs/version_N/checkpoints/last.ckpt` logs on into version_N, so its curves
-    continue the killed run's in TensorBoard (only with the default logger; a configured one is kept). A new fit
-    started from another checkpoint (a best one) gets a folder of its own."""
-    if "://" in str(config.ckpt_path) or config.trainer.get("logger") not in (None, True):
+LOGGER = "compacter_pl.tensorboard.TensorBoardLogger"
+
+
+def default_logger(config, subcommand: str | None) -> None:
+    """The default logger (`trainer.logger` unset or true; a configured one is kept) is the project's TensorBoard
+    logger (`compacter_pl.tensorboard`) in `default_root_dir/lightning_logs`, a new `version_N` per fit, except:
+
+    - a fit resumed from `ROOT/lightning_logs/version_N/checkpoints/last.ckpt` logs on into version_N, so its curves
+      continue the killed run's (a new fit started from another checkpoint, a best one, gets a folder of its own);
+    - validate, test and predict of a checkpoint in `ROOT/lightning_logs/version_N/checkpoints/` log into
+      version_N: test scores join that run's curves and HParams row, and no run of their own clutters the tab."""
+    if config.trainer.get("logger") not in (None, True):
         return
-    path = Path(config.ckpt_path).resolve()
-    if path.name != "last.ckpt" or path.parent.name != "checkpoints":
-        return
+    init_args = {"save_dir": config.trainer.get("default_root_dir") or ".", "version": SLURMEnvironment.job_id()}
+    run_dir = _run_folder(config.get("ckpt_path"), last_only=subcommand == "fit")
+    if run_dir is not None:
+        init_args = {"save_dir": str(run_dir.parent.parent), "version": run_dir.name}
+    config.trainer.logger = {"class_path": LOGGER, "init_args": init_args}
+
+
+def _run_folder(ckpt_path, last_only: bool) -> Path | None:
+    """`ROOT/lightning_logs/version_N` of a checkpoint in its `checkpoints/` (for a fit: only its last.ckpt)."""
+    if not ckpt_path or "://" in str(ckpt_path):
+        return None
+    path = Path(ckpt_path).resolve()
+    if (last_only and path.name != "last.ckpt") or path.parent.name != "checkpoints":
+        return None
     run_dir = path.parent.parent
     if run_dir.parent.name != "lightning_logs" or not run_dir.name.startswith("version_"):
-        return
-    config.trainer.logger = {
-        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-        "init_args": {"save_dir": str(run_dir.parent.parent), "version": run_dir.name},
-    }
+        return None
+    return run_dir
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -217,8 +233,9 @@ class CompacterCLI(LightningCLI):
         if config.get("ckpt_path") == "last":  # Lightning looks only in the new run's folder: find the real one
             config.ckpt_path = str(newest_last_checkpoint(config.trainer.get("default_root_dir") or "."))
             print(f"resuming from {config.ckpt_path}")
-        if self.subcommand == "fit" and config.get("ckpt_path"):
-            continue_log_folder(config)
+        default_logger(config, self.subcommand)
+        if self.subcommand not in (None, "fit"):  # in a fit's folder: its config.yaml stays the fit's
+            self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": f"{self.subcommand}.config.yaml"}
         precision = str(config.trainer.get("precision"))
         if precision in FLOAT16_PRECISIONS and not config.get("allow_fp16"):
             raise UserError(

@@ -30,6 +30,7 @@ from compacter_pl.steps import (
     training_loss,
 )
 from compacter_pl.tasks import get_task
+from compacter_pl.tensorboard import BEST_VAL, TensorBoardLogger
 
 STAGES = ("val", "test")
 EvalMode = Literal["generate", "rank"]
@@ -188,7 +189,27 @@ class TextToTextModule(L.LightningModule):
         score = self._log_epoch_metrics("val")
         if not self.trainer.sanity_checking:
             self.best_val_score = max(self.best_val_score, score)
-            self.log("hp_metric", self.best_val_score)
+            self.log(BEST_VAL, self.best_val_score)  # a metric of the run's HParams row (compacter_pl.tensorboard)
+
+    def on_fit_start(self) -> None:
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.log_row(self.hparams_row())
+
+    def hparams_row(self) -> dict:
+        """The run's hyper-parameters in TensorBoard's HParams tab: what tells runs apart, no more."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        train_size = getattr(datamodule, "train_size", None)
+        row = {
+            "task": self.task.name,
+            "method": type(self.method).__name__,
+            "model": self.hparams.model_name_or_path,
+            "train_size": "full" if train_size is None else train_size,
+            "seed": getattr(datamodule, "seed", None),
+            "learning_rate": self.hparams.learning_rate,
+        }
+        row.update({f"method.{name}": value for name, value in self.method.init_args().items() if value is not None})
+        return {name: value for name, value in row.items() if value is not None}
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
@@ -200,7 +221,8 @@ class TextToTextModule(L.LightningModule):
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = LambdaLR(optimizer, linear_warmup_then_decay(self.hparams.warmup_steps, total))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        # named train/lr: LearningRateMonitor logs it in the train group, beside the loss
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step", "name": "train/lr"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep only what trains: the frozen base model is never written."""

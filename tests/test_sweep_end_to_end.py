@@ -15,6 +15,8 @@ import pytest
 import yaml
 from conftest import DURATION, ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata
+from tensorboard.plugins.hparams.metadata import SESSION_START_INFO_TAG as SESSION_START
 from test_sweep import DEMO_SWEEP, write_sweep
 
 from compacter_pl.sweep.report import write_report
@@ -63,9 +65,12 @@ def test_demo_sweep_end_to_end(tmp_path, cli):
         assert (run_dir / "config.yaml").is_file() and (run_dir / "fit.log").is_file()
         assert [p.name for p in (run_dir / "checkpoints").iterdir()] == [r["best_checkpoint"].split("/")[-1]]
         assert "it/s]" not in (run_dir / "fit.log").read_text()  # no progress bars when output is not a terminal
-        events = EventAccumulator(str(run_dir)).Reload()
-        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")  # the HParams tab
-        assert {"hp/best_val_score", "hp/test_score", "test/score", "val/score"} <= set(events.Tags()["scalars"])
+        assert {"val/score", "val/accuracy"} <= set(EventAccumulator(str(run_dir)).Reload().Tags()["scalars"])
+        row = EventAccumulator(str(run_dir / "hparams")).Reload()  # the run's row of the HParams tab
+        start = metadata.parse_session_start_info_plugin_data(row.PluginTagToContent("hparams")[SESSION_START])
+        assert start.hparams["sweep.method"].string_value == r["method"] and start.hparams["task"].string_value == "rte"
+        assert set(row.Tags()["scalars"]) == {"hp/best_val_score", "test/score", "test/accuracy"}  # its metric columns
+        assert row.Scalars("test/score")[-1].value == pytest.approx(r["test"]["score"])
 
     again = cli("sweep", "--config", str(path))
     assert again.returncode == 0 and "2 finished, 0 to run" in again.stdout, again.stdout + again.stderr

@@ -25,21 +25,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
-
 from compacter_pl.errors import UserError
 from compacter_pl.sweep.grid import FULL, Run, Sweep, shard_of
 from compacter_pl.sweep.recorder import FIT_SUMMARY, TEST_SUMMARY
 from compacter_pl.sweep.results import RESULTS_FILE, append_result, read_results
+from compacter_pl.tensorboard import write_row_metrics
 
 CLI_SCRIPT = Path(__file__).resolve().parents[2] / "cli.py"
 STOP_AFTER_SAME_FAILURES = 3  # consecutive runs failing alike: a mistake every run will repeat
 LOCK_WAIT_SECONDS = 10.0  # a killed sweep's subprocess may take a moment to die and release its run
 MAX_REASON = 400  # characters of a failed run's error shown in the progress line; the log has all of it
 RECORDER = "compacter_pl.sweep.recorder.RunRecorder"
-LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
-TRAINER_HPARAMS = ("max_epochs", "max_steps", "val_check_interval", "accumulate_grad_batches", "precision")
-DATA_HPARAMS = ("batch_size", "max_source_length", "data_seed")
+LOGGER = "compacter_pl.tensorboard.TensorBoardLogger"  # the fit writes the run's HParams row (tensorboard.py)
 
 
 @dataclass(frozen=True)
@@ -69,11 +66,10 @@ def cli_command() -> list[str]:
 
 
 def fit_command(sweep: Sweep, directory: SweepDir, run: Run, progress_bar: bool) -> list[str]:
-    # default_hp_metric false: the sweep logs the hyper-parameters itself once the run is tested (log_hparams)
-    logger = {
-        "class_path": LOGGER,
-        "init_args": {"save_dir": str(directory.runs), "name": "", "version": run.name, "default_hp_metric": False},
-    }
+    # the test (another process, no logger) adds its scores to the run's row afterwards (write_row_metrics)
+    row = {"sweep.method": run.method.name, **({"sweep.config": run.config.name} if run.config.name else {})}
+    init_args = {"save_dir": str(directory.runs), "name": "", "version": run.name, "row": row}
+    logger = {"class_path": LOGGER, "init_args": init_args}
     return [
         *cli_command(),
         "fit",
@@ -368,7 +364,7 @@ def _fit_test_record(
         return Outcome("failed", f"the test wrote no {TEST_SUMMARY} (log: {run_dir / 'test.log'})")
     test_metrics = json.loads((run_dir / TEST_SUMMARY).read_text())["test"]
     wall_time = time.monotonic() - started
-    log_hparams(run_dir, run, fit_summary, test_metrics)
+    write_row_metrics(run_dir, {f"test/{name}": value for name, value in test_metrics.items()}, fit_summary["steps"])
     checkpoint = _prune_checkpoints(run_dir, checkpoint, sweep.keep_checkpoints)
     record = {
         "run": run.name,
@@ -461,58 +457,6 @@ def _failure(log: Path) -> str:
     if len(reason) > MAX_REASON:
         reason = reason[:MAX_REASON] + " [...]"
     return f"{reason} (log: {log})"
-
-
-def log_hparams(run_dir: Path, run: Run, fit_summary: dict, test_metrics: dict) -> None:
-    """The run's hyper-parameters in TensorBoard's HParams tab, with the best validation score and the test
-    metrics. Only session records are written (no experiment record): TensorBoard then builds the table from
-    every run's hyper-parameters and scalars, so runs of different tasks and methods compare in one table."""
-    from torch.utils.tensorboard import SummaryWriter
-    from torch.utils.tensorboard.summary import hparams
-
-    config_path = run_dir / "config.yaml"
-    config = (yaml.safe_load(config_path.read_text()) or {}) if config_path.exists() else {}
-    params = {
-        "task": run.task,
-        "method": run.method.name,
-        "config": run.config.name,
-        "train_size": run.size or FULL,
-        "seed": run.seed,
-    }
-    params.update(_flatten({k: v for k, v in (config.get("model") or {}).items() if k != "task"}, "model"))
-    data = config.get("data") or {}
-    params.update({f"data.{k}": data[k] for k in DATA_HPARAMS if data.get(k) is not None})
-    trainer = config.get("trainer") or {}
-    params.update({f"trainer.{k}": trainer[k] for k in TRAINER_HPARAMS if trainer.get(k) is not None})
-    # TensorBoard takes numbers and strings (a bool would show as 0 / 1)
-    params = {
-        k: v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else str(v) for k, v in params.items()
-    }
-    metrics = {
-        "hp/best_val_score": fit_summary["best_val"]["score"],
-        "hp/test_score": test_metrics.get("score", float("nan")),
-        **{f"test/{name}": value for name, value in test_metrics.items()},
-    }
-    writer = SummaryWriter(log_dir=str(run_dir), filename_suffix=".hparams")
-    try:
-        _, session_start, session_end = hparams(params, metrics)
-        writer._get_file_writer().add_summary(session_start)
-        writer._get_file_writer().add_summary(session_end)
-        for name, value in metrics.items():
-            writer.add_scalar(name, value, fit_summary["steps"])
-    finally:
-        writer.close()
-
-
-def _flatten(mapping: dict, prefix: str) -> dict:
-    flat = {}
-    for key, value in mapping.items():
-        name = f"{prefix}.{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name))
-        elif value is not None:
-            flat[name] = value
-    return flat
 
 
 def _prune_checkpoints(run_dir: Path, best: str, keep: str) -> str | None:
