@@ -115,3 +115,31 @@ def test_a_reachable_hub_is_asked_and_its_answer_reported(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "nor a model on the Hugging Face Hub" in errors[0] and "cannot be reached" not in errors[0], errors[0]
+
+
+def test_a_hub_dataset_with_the_hub_unreachable_is_one_line_at_once_naming_data_dir(tmp_path):
+    """datasets has no local_files_only: without a network it retried the Hub for about 31 s before failing."""
+    script = (
+        "import sys\n"
+        "from compacter_pl.errors import UserError\n"
+        "from compacter_pl.data.sources import load_hub_split\n"
+        "from compacter_pl.tasks import get_task\n"
+        "try:\n"
+        "    load_hub_split(get_task('rte'), 'train', None)\n"
+        "except UserError as error:\n"
+        "    print(f'error: {error}', file=sys.stderr)\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "0",
+        "HF_DATASETS_OFFLINE": "0",
+        "HF_ENDPOINT": closed_port_endpoint(),
+        "HF_HOME": str(tmp_path),  # an empty Hub and datasets cache
+    }
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert "Retrying" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    for fragment in ("nyu-mll/glue (rte, train)", "cannot be reached", "--data.data_dir DIR"):
+        assert fragment in errors[0], errors[0]

@@ -4,12 +4,14 @@ A local `data_dir` holds one file per original split, named as the Hub names the
 `validation.jsonl` (MNLI: `validation_matched.jsonl`), or .parquet / .csv. Columns and label ids are the Hub's.
 """
 
+import contextlib
 import hashlib
 from pathlib import Path
 
 import datasets
 
 from compacter_pl.errors import UserError
+from compacter_pl.hub import hub_connection_error
 from compacter_pl.tasks import Task
 
 LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -48,11 +50,20 @@ def _has_text(path: Path) -> bool:
 
 
 def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dataset:
+    """A split of the task's pinned Hub dataset. As for models (`compacter_pl.hub`), one request first tells whether
+    the Hub can be reached; if not, datasets reads its cache only (its offline mode, for this call): it has no
+    `local_files_only`, and would otherwise retry the Hub for about half a minute before failing."""
     revision = revision or task.dataset.revision
+    offline = datasets.config.HF_HUB_OFFLINE
+    unreachable = None if offline else hub_connection_error(datasets.config.HF_ENDPOINT)
     try:
-        dataset = datasets.load_dataset(task.hub_path, task.hub_config, split=split, revision=revision)
+        with _datasets_offline(offline or unreachable is not None):
+            dataset = datasets.load_dataset(task.hub_path, task.hub_config, split=split, revision=revision)
     except Exception as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if unreachable is not None:
+            endpoint = datasets.config.HF_ENDPOINT
+            first_line = f"the Hub ({endpoint}) cannot be reached ({unreachable}) and the datasets cache lacks it"
         raise UserError(
             f"cannot load {task.hub_path} ({task.hub_config}, {split}) from the Hugging Face Hub: "
             f"{first_line}. Offline, pass --data.data_dir DIR holding {split}.parquet/.jsonl/.csv "
@@ -60,6 +71,18 @@ def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dat
         ) from None
     check_columns(task, dataset, f"{task.hub_path}/{task.hub_config}/{split}")
     return dataset
+
+
+@contextlib.contextmanager
+def _datasets_offline(offline: bool):
+    """datasets' offline mode (its `config.HF_HUB_OFFLINE`, read at import from HF_HUB_OFFLINE/HF_DATASETS_OFFLINE)
+    set for the duration of one load, and restored."""
+    before = datasets.config.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = offline or before
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE = before
 
 
 def check_columns(task: Task, dataset: datasets.Dataset, where: str) -> None:
