@@ -6,9 +6,11 @@ logged; freed host memory is kept for the next step (`host_memory`); the data mo
 linked to the model's so a YAML names each once.
 """
 
+import contextlib
 import dataclasses
 import inspect
 import logging
+import os
 import re
 import sys
 import typing
@@ -21,11 +23,12 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from compacter_pl.checkpoint_io import LastCheckpoint
+from compacter_pl.checkpoint_io import LastCheckpoint, os_error_in, read_checkpoint
 from compacter_pl.commands import COMMANDS, run_command
 from compacter_pl.data import TextToTextDataModule
-from compacter_pl.errors import UserError, did_you_mean
+from compacter_pl.errors import Interrupted, UserError, did_you_mean, file_error
 from compacter_pl.host_memory import HostMemory
 from compacter_pl.module import TextToTextModule
 from compacter_pl.prediction_writer import PredictionWriter
@@ -228,11 +231,47 @@ class CompacterCLI(LightningCLI):
             help="Run float16 precision although T5 is known to overflow in it (bf16 is safe).",
         )
 
-    def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        if config.get("ckpt_path") == "last":  # Lightning looks only in the new run's folder: find the real one
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI takes the model's hyper-parameters from `--ckpt_path` (as `load_from_checkpoint` would): the
+        method and model a checkpoint was trained with replace the config's, and a line says so when they differ.
+        Lightning reads the file here, before any of our code, so this is where a file that is no checkpoint is
+        refused in one line (read with weights_only, its tensors mapped, not read). `last` is resolved first, so the
+        newest last.ckpt is read the same way."""
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        if config is None or not config.get("ckpt_path"):
+            return
+        if config.ckpt_path == "last":  # Lightning looks only in the new run's folder: find the real one
             config.ckpt_path = str(newest_last_checkpoint(config.trainer.get("default_root_dir") or "."))
             print(f"resuming from {config.ckpt_path}")
+        if "://" in str(config.ckpt_path):  # remote: Lightning's own reading (with weights_only)
+            return super()._parse_ckpt_path()
+        hparams = dict(read_checkpoint(config.ckpt_path, mmap=True).get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        named = _method_and_model(config.model)
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        except UserError as error:  # e.g. a method class_path that is no registered method
+            raise UserError(f"checkpoint {config.ckpt_path} holds hyper-parameters this CLI refuses: {error}") from None
+        loaded = _method_and_model(self.config[subcommand].model)
+        if loaded != named:
+            print(
+                f"warning: loaded {loaded[0]} on {loaded[1]} from {config.ckpt_path}, the method and model it was "
+                f"trained with, in place of the config's {named[0]} on {named[1]}",
+                file=sys.stderr,
+            )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand in UNTRAINED_VERBS and not config.get("ckpt_path"):
+            method, model = _method_and_model(config.model)
+            print(
+                f"warning: no --ckpt_path: {UNTRAINED_VERBS[self.subcommand]} the untrained model ({model} with "
+                f"{method} as initialised, nothing fine-tuned); pass --ckpt_path the checkpoint that fit printed",
+                file=sys.stderr,
+            )
         default_logger(config, self.subcommand)
         if self.subcommand not in (None, "fit"):  # in a fit's folder: its config.yaml stays the fit's
             self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": f"{self.subcommand}.config.yaml"}
@@ -255,10 +294,92 @@ class CompacterCLI(LightningCLI):
         except (ValueError, MisconfigurationException) as error:  # e.g. FSDP asked for on a CPU
             raise UserError(f"the trainer settings cannot work: {str(error).splitlines()[0]}") from None
 
+    def instantiate_classes(self) -> None:
+        with self._file_errors():
+            super().instantiate_classes()
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        with self._file_errors():
+            try:
+                super()._run_subcommand(subcommand)
+            except SIGTERMException:
+                raise self._terminated(subcommand) from None
+
+    def _terminated(self, subcommand: str) -> Interrupted:
+        """Lightning stops at the end of the step a SIGTERM arrived in (LastCheckpoint then writes last.ckpt):
+        where to resume from."""
+        trainer = self.trainer
+        if subcommand != "fit":
+            return Interrupted(f"{subcommand} stopped by SIGTERM; it wrote nothing to resume from: run it again")
+        last = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+        path = Path(last.best_model_path) if last is not None and last.best_model_path else None
+        where = f"at step {trainer.global_step} (epoch {trainer.current_epoch})"
+        if path is None or not path.is_file():
+            return Interrupted(f"fit stopped by SIGTERM {where}; no last.ckpt was written: start it again")
+        root = self.config[subcommand].trainer.get("default_root_dir") or "."
+        with contextlib.suppress(UserError):
+            if newest_last_checkpoint(root).resolve() == path.resolve():
+                return Interrupted(
+                    f"fit stopped by SIGTERM {where}; saved {path}: resume with the same command and "
+                    f"--ckpt_path last (or --ckpt_path {path})"
+                )
+        return Interrupted(f"fit stopped by SIGTERM {where}; saved {path}: resume with --ckpt_path {path}")
+
+    @contextlib.contextmanager
+    def _file_errors(self):
+        """A file that cannot be read or written, as one line naming the option that gave its path."""
+        try:
+            yield
+        except Exception as error:
+            os_error = os_error_in(error)
+            if os_error is None or os_error.filename is None or isinstance(error, UserError):
+                raise
+            option, writing = self._option_of(os_error.filename)
+            raise file_error(os_error, option, writing) from error
+
+    def _option_of(self, filename) -> tuple[str | None, bool | None]:
+        """The option whose path holds `filename` (the most specific), else the one whose path lies under it (a
+        folder made for it), and whether the run writes there."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        paths = {  # option: (its path, written)
+            "--trainer.default_root_dir": (config.trainer.get("default_root_dir") or "lightning_logs", True),
+            "--checkpoint.dirpath": (config.checkpoint.get("dirpath"), True),
+            "--last_checkpoint.dirpath": (config.last_checkpoint.get("dirpath"), True),
+            "--predictions.output": (config.predictions.get("output"), True),
+            "--data.cache_dir": (config.data.get("cache_dir"), True),
+            "--data.data_dir": (config.data.get("data_dir"), False),
+            "--data.predict_file": (config.data.get("predict_file"), False),
+            "--ckpt_path": (config.get("ckpt_path"), False),
+        }
+        target = Path(os.path.abspath(filename))
+        ranked = []
+        for option, (path, written) in paths.items():
+            if not path or "://" in str(path):
+                continue
+            path = Path(os.path.abspath(path))
+            if target.is_relative_to(path):
+                ranked.append(((0, -len(path.parts)), option, written))
+            elif path.is_relative_to(target):
+                ranked.append(((1, len(path.parts)), option, written))
+        if not ranked:
+            return None, None
+        _, option, written = min(ranked)
+        return option, written
+
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         if best and self.trainer.is_global_zero:
             print(f"best checkpoint: {best}\ntest it with: python cli.py test --config CONFIG --ckpt_path {best}")
+
+
+UNTRAINED_VERBS = {"validate": "validating", "test": "testing", "predict": "predicting with"}
+
+
+def _method_and_model(model) -> tuple[str, str]:
+    """The method's class name and the model a (parsed) model config names."""
+    method = model.get("method")
+    class_path = method.get("class_path", "") if hasattr(method, "get") else ""
+    return (str(class_path).rpartition(".")[2] or "the default method", str(model.get("model_name_or_path")))
 
 
 def _find_user_error(error: BaseException | None) -> UserError | None:
@@ -267,11 +388,8 @@ def _find_user_error(error: BaseException | None) -> UserError | None:
     while error is not None and id(error) not in seen:
         if isinstance(error, UserError):
             return error
-        if isinstance(error, OSError) and error.filename is not None:  # a read-only or full disk, a bad path
-            return UserError(
-                f"cannot write {error.filename}: {error.strerror}; choose a writable directory "
-                f"with --trainer.default_root_dir DIR"
-            )
+        if isinstance(error, OSError) and error.filename is not None:  # of no option the CLI knows (see _file_errors)
+            return file_error(error, None, None)
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
@@ -416,4 +534,4 @@ def main(args: list[str] | None = None) -> None:
         if user_error is None:
             raise
         print(f"error: {user_error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(user_error, "exit_code", 2))

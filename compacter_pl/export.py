@@ -11,6 +11,7 @@ import copy
 import inspect
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import T5Config
 
+from compacter_pl.checkpoint_io import read_checkpoint
 from compacter_pl.errors import UserError
 from compacter_pl.methods import Method, registry, trainable_names
 
@@ -43,18 +45,6 @@ def architecture_of(config: T5Config) -> dict:
     return {key: getattr(config, key) for key in ARCHITECTURE_KEYS}
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """A Lightning checkpoint, loaded with `weights_only=True` (no pickled code runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist; pass the path that fit printed")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        first_line = (str(error).splitlines() or [type(error).__name__])[0]
-        raise UserError(f"cannot read checkpoint {path} (truncated or corrupt?): {first_line}") from None
-
-
 @dataclass
 class AdapterExport:
     config: dict
@@ -65,12 +55,26 @@ class AdapterExport:
         return self.config["task"]
 
 
-def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
-    """Write the trained parameters of a checkpoint and the config needed to load them onto the base model."""
+def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write the trained parameters of a checkpoint and the config needed to load them onto the base model.
+
+    Both files are written into a hidden folder beside `out_dir` and renamed into place, so a killed export leaves
+    the previous export (or none), never half of one. An existing export is replaced only with `overwrite`."""
     checkpoint = read_checkpoint(ckpt_path)
     hparams = checkpoint.get("hyper_parameters", {})
     if "method" not in hparams or "base_architecture" not in hparams:
         raise UserError(f"{ckpt_path} was not written by compacter-pl (no method or base architecture in it)")
+    if registry.method_class(hparams["method"].get("class_path", "")) is None:
+        raise UserError(
+            f"checkpoint {ckpt_path} names method {hparams['method'].get('class_path')!r}, which is not a "
+            f"registered method ({', '.join(registry.method_class_names())}); nothing could load its export"
+        )
+    method_from_config(hparams["method"], saved=True)  # its arguments too, as loading the export will check them
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a directory for the export")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"--out {out} already holds files; pass --overwrite to replace them, or another --out")
     state = {k.removeprefix("model."): v.contiguous() for k, v in checkpoint["state_dict"].items()}
     config = {
         "format_version": FORMAT_VERSION,
@@ -85,13 +89,24 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
         },
         "trainable_parameters": sum(v.numel() for v in state.values()),
     }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
-    # safetensors writes a private temporary file (0600) and renames it; an export is shared like any file the
-    # user writes, so it gets the mode of one (0666 less the umask), as its JSON does
-    os.chmod(out / WEIGHTS_FILE, 0o666 & ~_umask())
-    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging, previous = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.previous")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a killed export
+    try:
+        staging.mkdir()
+        save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+        # safetensors writes a private temporary file (0600) and renames it; an export is shared like any file the
+        # user writes, so it gets the mode of one (0666 less the umask), as its JSON does
+        os.chmod(staging / WEIGHTS_FILE, 0o666 & ~_umask())
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():  # an empty folder, or an export replaced with overwrite: moved aside, then removed
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(out, previous)
+    os.replace(staging, out)
+    shutil.rmtree(previous, ignore_errors=True)
     return out
 
 

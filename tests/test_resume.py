@@ -5,7 +5,7 @@ import signal
 
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from conftest import ROOT, error_line, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 COMMON = ["--config", str(ROOT / "configs/demo.yaml"), "--trainer.max_epochs", "2"]  # the shipped checkpoints
@@ -73,6 +73,29 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_pat
         final_scores(straight / "lightning_logs/version_0")[-1]
         == final_scores(tmp_path / "killed/lightning_logs/version_0")[-1]
     )
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+def test_sigterm_saves_the_current_step_and_the_resumed_run_continues_from_it(cli, tmp_path, straight):
+    stopped = fit(
+        cli,
+        tmp_path / "stopped",
+        "--trainer.callbacks+=fault_injection.TerminateAt",
+        "--trainer.callbacks.step=27",
+        env={"PYTHONPATH": str(ROOT / "tests")},
+    )
+    last = tmp_path / "stopped/lightning_logs/version_0/checkpoints/last.ckpt"
+    assert stopped.returncode == 128 + signal.SIGTERM  # not 0: a job script sees that the run did not finish
+    error_line(stopped.stderr, f"stopped by SIGTERM at step 28 (epoch 1); saved {last}", "--ckpt_path last")
+    assert torch.load(last, weights_only=True)["global_step"] == 28  # the step it stopped at, not the epoch's end
+
+    resumed = fit(cli, tmp_path / "stopped", "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected = torch.load(straight / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    actual = torch.load(last, weights_only=True)
+    assert actual["global_step"] == 38
+    assert all(torch.equal(expected["state_dict"][k], actual["state_dict"][k]) for k in expected["state_dict"])
 
 
 def test_ckpt_path_last_without_any_run_is_one_line(cli, tmp_path):
