@@ -101,6 +101,12 @@ class OneLineErrorParser(LightningArgumentParser):
             raise UserError(
                 f"unknown method class_path '{bad_class.group(1)}'{close} (known methods: {', '.join(known)})"
             )
+        given = re.search(r"Given value: (\S+)$", text)
+        text = re.sub(  # a PositiveInt's "Not of type PositiveInt: 0 does not conform to restriction v>0"
+            r"Not of type (\w+): (?:(\S+) )?does not conform to restriction v([<>=]+)(\S+)",
+            lambda m: f"must be {m[3]} {m[4]} ({m[1]}), got {m[2] or (given[1] if given else '')}",
+            text,
+        )
         union = re.search(
             r'Parser key "([^"]+)": (?:- Expected a path but .*? - )?Does not validate against any of '
             r"the Union subtypes.*?Errors: - (.*?) - expected NoneType",

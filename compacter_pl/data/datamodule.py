@@ -15,6 +15,7 @@ from pathlib import Path
 
 import datasets
 import lightning as L
+from jsonargparse.typing import PositiveInt
 from torch.utils.data import DataLoader
 
 from compacter_pl.data.collate import TextToTextCollator
@@ -168,11 +169,11 @@ class TextToTextDataModule(L.LightningDataModule):
         tokenizer: str = "google-t5/t5-base",
         data_dir: str | None = None,
         revision: str | None = None,
-        max_source_length: int | None = None,
-        max_target_length: int = 128,
+        max_source_length: PositiveInt | None = None,
+        max_target_length: PositiveInt = 128,
         truncation: Truncation = "end",
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
+        batch_size: PositiveInt = 32,
+        eval_batch_size: PositiveInt | None = None,
         data_seed: int = 42,
         validation_size: int = HELD_OUT_VALIDATION,
         train_size: int | None = None,
