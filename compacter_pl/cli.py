@@ -93,10 +93,18 @@ class OneLineErrorParser(LightningArgumentParser):
         text = re.sub(r" \(see `[^`]*`\)", "", text)  # a nested parser's own pointer to the help
         text = re.sub(r"(Expected a )?<class '(?:\w+\.)*(\w+)'>", lambda m: ("expected " if m[1] else "") + m[2], text)
         bad_class = re.search(r"Problem with given class_path '([^']+)'", text)
-        if bad_class:
+        abstract = re.search(
+            r'Parser key "model\.method".*?Expected an instantiatable class, but (\S+) is abstract', text
+        )
+        if bad_class or abstract:
             from compacter_pl.methods import registry
 
             known = registry.method_class_names()
+            if abstract:  # Method, AdapterMethod: bases to subclass, not methods to train
+                raise UserError(
+                    f"method class_path '{abstract[1]}' is abstract (a base to subclass, not a method); choose one "
+                    f"of {', '.join(known)}"
+                )
             close = did_you_mean(bad_class.group(1).rpartition(".")[2], known)
             raise UserError(
                 f"unknown method class_path '{bad_class.group(1)}'{close} (known methods: {', '.join(known)})"
