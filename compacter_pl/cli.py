@@ -16,7 +16,8 @@ import warnings
 from pathlib import Path
 
 import docstring_parser
-from jsonargparse import ActionConfigFile
+import yaml
+from jsonargparse import ActionConfigFile, get_loader
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -80,6 +81,29 @@ def continue_log_folder(config) -> None:
     }
 
 
+load_yaml = get_loader("yaml")  # jsonargparse's, as it reads every --config (YAML 1.2 numbers: `3e-4` is a float)
+
+
+def read_yaml_file(path: str | Path, what: str = "config file"):
+    """The data of a YAML file, or a UserError naming the file: empty (or only comments), or not YAML, with the
+    line and, when a tab is on it, that YAML indents with spaces (yaml's own message names a "<unicode string>")."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{what} {path} is not UTF-8 (byte {error.start}); save it as UTF-8") from None
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        tab = "; it holds a tab: indent YAML with spaces only" if "\t" in line else ""
+        raise UserError(f"cannot parse {what} {path}{where}: {getattr(error, 'problem', None) or error}{tab}") from None
+    if data is None:
+        raise UserError(f"{what} {path} is empty: it should hold options as YAML `key: value` lines")
+    return data
+
+
 class OneLineErrorParser(LightningArgumentParser):
     """Turns jsonargparse's usage-plus-message exits into a one-line UserError, with the closest key for a typo
     (among the keys of the value it is in, when the message names one) and the help to read (`see`)."""
@@ -87,6 +111,12 @@ class OneLineErrorParser(LightningArgumentParser):
     def __init__(self, *args, see: str | None = "python cli.py fit --help", **kwargs) -> None:
         super().__init__(*args, allow_abbrev=False, **kwargs)  # a typo must never match a longer option
         self.see = see
+
+    def parse_path(self, path, *args, **kwargs):
+        """A `--config` file, after `read_yaml_file` has said in one line why one that is empty or not YAML cannot
+        be read (jsonargparse's own messages name no file)."""
+        read_yaml_file(path)
+        return super().parse_path(path, *args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None):
         text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
