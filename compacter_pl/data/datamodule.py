@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.data.predict_inputs import read_predict_file, record_id
 from compacter_pl.data.samplers import EvalBatchSampler, TrainBatchSampler
-from compacter_pl.data.sources import load_split, source_fingerprint, split_origin
+from compacter_pl.data.sources import load_split, require_utf8, source_fingerprint, split_origin
 from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, split_validation_in_half, subsample
 from compacter_pl.data.truncation import Truncation, check_truncation, require_offsets, source_ids
 from compacter_pl.errors import UserError
@@ -214,6 +214,8 @@ class TextToTextDataModule(L.LightningDataModule):
             raise UserError(f"predict_split must be one of {', '.join(SPLITS)}, got {predict_split!r}")
         if predict_file is not None and not Path(predict_file).is_file():
             raise UserError(f"predict_file {predict_file} does not exist")
+        if predict_file is not None:
+            require_utf8(predict_file)
         self.predict_split = predict_split
         self.predict_file = predict_file
         self.num_workers = num_workers
