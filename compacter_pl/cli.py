@@ -18,7 +18,8 @@ import warnings
 from pathlib import Path
 
 import docstring_parser
-from jsonargparse import ActionConfigFile
+import yaml
+from jsonargparse import ActionConfigFile, get_loader
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
@@ -99,6 +100,29 @@ def _run_folder(ckpt_path, last_only: bool) -> Path | None:
     return run_dir
 
 
+load_yaml = get_loader("yaml")  # jsonargparse's, as it reads every --config (YAML 1.2 numbers: `3e-4` is a float)
+
+
+def read_yaml_file(path: str | Path, what: str = "config file"):
+    """The data of a YAML file, or a UserError naming the file: empty (or only comments), or not YAML, with the
+    line and, when a tab is on it, that YAML indents with spaces (yaml's own message names a "<unicode string>")."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{what} {path} is not UTF-8 (byte {error.start}); save it as UTF-8") from None
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        tab = "; it holds a tab: indent YAML with spaces only" if "\t" in line else ""
+        raise UserError(f"cannot parse {what} {path}{where}: {getattr(error, 'problem', None) or error}{tab}") from None
+    if data is None:
+        raise UserError(f"{what} {path} is empty: it should hold options as YAML `key: value` lines")
+    return data
+
+
 class OneLineErrorParser(LightningArgumentParser):
     """Turns jsonargparse's usage-plus-message exits into a one-line UserError, with the closest key for a typo
     (among the keys of the value it is in, when the message names one) and the help to read (`see`)."""
@@ -107,19 +131,39 @@ class OneLineErrorParser(LightningArgumentParser):
         super().__init__(*args, allow_abbrev=False, **kwargs)  # a typo must never match a longer option
         self.see = see
 
+    def parse_path(self, path, *args, **kwargs):
+        """A `--config` file, after `read_yaml_file` has said in one line why one that is empty or not YAML cannot
+        be read (jsonargparse's own messages name no file)."""
+        read_yaml_file(path)
+        return super().parse_path(path, *args, **kwargs)
+
     def error(self, message: str, ex: Exception | None = None):
         text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
         text = re.sub(r" \(see `[^`]*`\)", "", text)  # a nested parser's own pointer to the help
         text = re.sub(r"(Expected a )?<class '(?:\w+\.)*(\w+)'>", lambda m: ("expected " if m[1] else "") + m[2], text)
         bad_class = re.search(r"Problem with given class_path '([^']+)'", text)
-        if bad_class:
+        abstract = re.search(
+            r'Parser key "model\.method".*?Expected an instantiatable class, but (\S+) is abstract', text
+        )
+        if bad_class or abstract:
             from compacter_pl.methods import registry
 
             known = registry.method_class_names()
+            if abstract:  # Method, AdapterMethod: bases to subclass, not methods to train
+                raise UserError(
+                    f"method class_path '{abstract[1]}' is abstract (a base to subclass, not a method); choose one "
+                    f"of {', '.join(known)}"
+                )
             close = did_you_mean(bad_class.group(1).rpartition(".")[2], known)
             raise UserError(
                 f"unknown method class_path '{bad_class.group(1)}'{close} (known methods: {', '.join(known)})"
             )
+        given = re.search(r"Given value: (\S+)$", text)
+        text = re.sub(  # a PositiveInt's "Not of type PositiveInt: 0 does not conform to restriction v>0"
+            r"Not of type (\w+): (?:(\S+) )?does not conform to restriction v([<>=]+)(\S+)",
+            lambda m: f"must be {m[3]} {m[4]} ({m[1]}), got {m[2] or (given[1] if given else '')}",
+            text,
+        )
         union = re.search(
             r'Parser key "([^"]+)": (?:- Expected a path but .*? - )?Does not validate against any of '
             r"the Union subtypes.*?Errors: - (.*?) - expected NoneType",

@@ -10,6 +10,7 @@ from typing import Literal
 
 import lightning as L
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveFloat
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
@@ -67,8 +68,8 @@ class TextToTextModule(L.LightningModule):
         model_name_or_path: str = "google-t5/t5-base",
         method: Method | None = None,
         task: str = "rte",
-        learning_rate: float = 3e-4,
-        warmup_steps: int = 0,
+        learning_rate: PositiveFloat = 3e-4,
+        warmup_steps: NonNegativeInt = 0,
         weight_decay: float = 0.0,
         adam_epsilon: float = 1e-8,
         max_new_tokens: int | None = None,

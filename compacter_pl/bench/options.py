@@ -8,7 +8,9 @@ from typing import Literal
 
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 
+from compacter_pl.architectures import t5_config
 from compacter_pl.bench.rows import BENCH_ROWS, TABLE3_SETTINGS
+from compacter_pl.errors import UserError
 
 MethodKey = Literal[tuple(row.key for row in BENCH_ROWS)]
 
@@ -90,6 +92,14 @@ class BenchOptions:
     """Seconds before a method's worker is stopped (default: none)."""
     json: str | None = None
     """Also write the report as JSON to this path."""
+
+    def __post_init__(self) -> None:
+        """The model is read once, here (no weights, no network): an unknown one fails before any worker starts,
+        rather than in every worker."""
+        try:
+            t5_config(self.model)
+        except UserError as error:
+            raise UserError(f"--model: {error}") from None
 
     @property
     def keys(self) -> list[str]:

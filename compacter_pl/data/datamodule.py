@@ -15,12 +15,13 @@ from pathlib import Path
 
 import datasets
 import lightning as L
+from jsonargparse.typing import PositiveInt
 from torch.utils.data import DataLoader
 
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.data.predict_inputs import read_predict_file, record_id
 from compacter_pl.data.samplers import EvalBatchSampler, TrainBatchSampler
-from compacter_pl.data.sources import load_split, source_fingerprint, split_origin
+from compacter_pl.data.sources import load_split, require_utf8, source_fingerprint, split_origin
 from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, split_validation_in_half, subsample
 from compacter_pl.data.truncation import Truncation, check_truncation, require_offsets, source_ids
 from compacter_pl.errors import UserError
@@ -168,11 +169,11 @@ class TextToTextDataModule(L.LightningDataModule):
         tokenizer: str = "google-t5/t5-base",
         data_dir: str | None = None,
         revision: str | None = None,
-        max_source_length: int | None = None,
-        max_target_length: int = 128,
+        max_source_length: PositiveInt | None = None,
+        max_target_length: PositiveInt = 128,
         truncation: Truncation = "end",
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
+        batch_size: PositiveInt = 32,
+        eval_batch_size: PositiveInt | None = None,
         data_seed: int = 42,
         validation_size: int = HELD_OUT_VALIDATION,
         train_size: int | None = None,
@@ -213,6 +214,8 @@ class TextToTextDataModule(L.LightningDataModule):
             raise UserError(f"predict_split must be one of {', '.join(SPLITS)}, got {predict_split!r}")
         if predict_file is not None and not Path(predict_file).is_file():
             raise UserError(f"predict_file {predict_file} does not exist")
+        if predict_file is not None:
+            require_utf8(predict_file)
         self.predict_split = predict_split
         self.predict_file = predict_file
         self.num_workers = num_workers

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+from compacter_pl.errors import UserError
 from compacter_pl.tasks import Task
 
 
@@ -47,6 +48,12 @@ def read_predict_file(path: str | Path, task: Task) -> tuple[list[dict], list[st
                 continue
             records.append(record)
             ids.append(record_id(record, number))
+    if not records:
+        raise UserError(
+            f"no valid input in {path}"
+            + (f": all {bad} line(s) were skipped (see the warnings above)" if bad else "")
+            + f"; --data.predict_file needs JSON lines with the fields {', '.join(task.input_fields)}"
+        )
     if bad:
         print(f"warning: {path}: skipped {bad} bad line(s); predicted the other {len(records)}", file=sys.stderr)
     return records, ids

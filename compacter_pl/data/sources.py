@@ -29,8 +29,24 @@ def local_split_file(data_dir: Path, split: str) -> Path:
     )
 
 
+def require_utf8(path: str | Path) -> None:
+    """A UserError naming the line and byte of a text file that is not UTF-8 (a Latin-1 export, say): the readers
+    would otherwise fail deep inside pyarrow, or read it as garbage."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UserError(
+            f"{path} is not UTF-8 (line {line}, byte {error.start}: 0x{data[error.start]:02x}); it must be UTF-8 "
+            f"text: convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
 def load_local_split(task: Task, data_dir: Path, split: str) -> datasets.Dataset:
     path = local_split_file(data_dir, split)
+    if LOCAL_FORMATS[path.suffix] != "parquet":
+        require_utf8(path)
     try:
         dataset = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
     except Exception as error:  # pyarrow and pandas raise many kinds: all mean an unreadable file

@@ -35,11 +35,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Optional, TypedDict
 
-import yaml
-from jsonargparse import get_loader
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 
-from compacter_pl.cli import OneLineErrorParser
+from compacter_pl.cli import OneLineErrorParser, load_yaml, read_yaml_file
 from compacter_pl.errors import UserError, did_you_mean
 from compacter_pl.methods.base import class_path_of
 
@@ -60,7 +58,6 @@ RESERVED_KEYS = {
 METHOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]*$")  # it names run directories
 INIT_ARGS = "init_args."  # a search axis over an argument of the method
 SHORT_AXIS = {"learning_rate": "lr", "bottleneck": "d", "reduction_factor": "rf"}  # in configuration names
-load_yaml = get_loader("yaml")  # as cli.py reads its configs (YAML 1.2 numbers: `3e-4` is a float)
 Overrides = Optional[dict[str, Any]]  # noqa: UP045  dotted cli.py keys -> values
 Size = PositiveInt | Literal["full"]
 
@@ -256,12 +253,7 @@ def load_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"sweep file {path} not found")
-    try:
-        data = load_yaml(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"cannot parse sweep file {path}{where}: {getattr(error, 'problem', None) or error}") from None
+    data = read_yaml_file(path, "sweep file")
     parser = OneLineErrorParser(prog=str(path), see=None)
     parser.add_class_arguments(SweepFile, as_group=False)
     try:
