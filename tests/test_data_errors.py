@@ -138,7 +138,7 @@ def test_a_split_left_empty_by_halving_is_named(tmp_path):
 
 
 def test_a_large_task_with_too_few_training_records_names_validation_size(tmp_path):
-    with pytest.raises(UserError, match=r"too few to hold out 1000 .*set data\.validation_size below 64"):
+    with pytest.raises(UserError, match=r"too few to hold out 1000 .*set data\.validation_size below 384"):
         prepare(tmp_path, task="sst2", data_dir=str(DEMO_DATA / "sst2"))
     with pytest.raises(UserError, match="validation_size must be a positive number"):
         TextToTextDataModule(task="sst2", validation_size=0)
