@@ -1,5 +1,6 @@
 """Shared fixtures: the committed tiny demo model, the demo data, the real GLUE sample, and a CLI runner."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -62,6 +63,8 @@ def in_process(capsys, *args: str) -> tuple[int, str, str]:
     """`cli.py ARGS` in this process (no interpreter start-up, no subprocess): (exit code, stdout, stderr)."""
     from compacter_pl.cli import main
 
+    log_to_this_tests_stderr()
+
     try:
         main(list(args))
         code = 0
@@ -69,6 +72,15 @@ def in_process(capsys, *args: str) -> tuple[int, str, str]:
         code = exit_.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def log_to_this_tests_stderr() -> None:
+    """Lightning's loggers write to the stderr of the test that imported Lightning, which capsys has closed since
+    (a "--- Logging error ---" traceback in a later test of the same worker): point them at this test's."""
+    for logger in [logging.root, *logging.root.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stderr  # not setStream, which flushes the closed one
 
 
 def error_line(err: str, *fragments: str) -> str:

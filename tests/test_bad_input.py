@@ -10,8 +10,6 @@ accepted ends in a one-batch run that fails the row at once instead of a real fi
 """
 
 import json
-import logging
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -166,19 +164,9 @@ def write_files(tmp: Path) -> None:
         path.write_bytes(content() if callable(content) else content)
 
 
-def log_to_this_tests_stderr() -> None:
-    """Lightning's loggers write to the stderr of the test that imported Lightning, which capsys has closed since:
-    point them at this test's."""
-    for logger in [logging.root, *logging.root.manager.loggerDict.values()]:
-        for handler in getattr(logger, "handlers", []):
-            if type(handler) is logging.StreamHandler:
-                handler.stream = sys.stderr  # not setStream, which flushes the closed one
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_one_line(capsys, tmp_path, case):
     write_files(tmp_path)
-    log_to_this_tests_stderr()
     root = Path(__file__).resolve().parent.parent
     argv = [arg.format(tmp=tmp_path, root=root) for arg in case.argv]
     code, _, err = in_process(capsys, *argv)
