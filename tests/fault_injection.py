@@ -19,8 +19,10 @@ class PoisonWeightsAt(Callback):
                 parameter.fill_(math.nan)
 
 
-class KillAt(Callback):
-    """Sends SIGKILL to its own process at the start of training step `step` (a crash mid-epoch)."""
+class _SignalAt(Callback):
+    """Sends `signal_name` to its own process at the start of training step `step`."""
+
+    signal_name = ""
 
     def __init__(self, step: int) -> None:
         self.step = step
@@ -30,18 +32,16 @@ class KillAt(Callback):
             import os
             import signal
 
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, self.signal_name))
 
 
-class TerminateAt(Callback):
-    """Sends SIGTERM to its own process at the start of training step `step`, as SLURM does before a kill."""
+class KillAt(_SignalAt):
+    """SIGKILL at the start of training step `step` (a crash mid-epoch)."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    signal_name = "SIGKILL"
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
-            import os
-            import signal
 
-            os.kill(os.getpid(), signal.SIGTERM)
+class TerminateAt(_SignalAt):
+    """SIGTERM at the start of training step `step`, as SLURM sends before a kill."""
+
+    signal_name = "SIGTERM"

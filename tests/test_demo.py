@@ -87,27 +87,15 @@ def hparams_row(run_dir) -> dict:
 
 @pytest.mark.slow
 def test_tensorboard_has_one_run_per_fit_with_its_hparams_row_and_curves(cli, tmp_path):
-    common = [
-        "--config",
-        str(ROOT / "configs/demo.yaml"),
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
-        "--model.method",
-        "compacter_pl.methods.Compacter",
-        "--model.method.init_args.n",
-        "2",
-        "--model.method.init_args.bottleneck",
-        "8",
-    ]
-    fit = cli(
-        "fit", *common, "--trainer.max_epochs", "2", "--data.train_size", "64", "--trainer.log_every_n_steps", "1"
-    )
+    method = ["--model.method", "compacter_pl.methods.Compacter", "--model.method.init_args.n", "2"]
+    method += ["--model.method.init_args.bottleneck", "8"]
+    short = ["--trainer.max_epochs", "2", "--data.train_size", "64", "--trainer.log_every_n_steps", "1"]
+    fit = run_demo(cli, tmp_path, *method, *short)
     assert fit.returncode == 0, fit.stderr[-3000:]
     best = re.search(r"best checkpoint: (\S+)", fit.stdout).group(1)
     for command in ("test", "predict"):
-        result = cli(command, *common, "--ckpt_path", best, "--predictions.output", str(tmp_path / "preds.jsonl"))
+        output = ["--ckpt_path", best, "--predictions.output", str(tmp_path / "preds.jsonl")]
+        result = run_demo(cli, tmp_path, *method, *output, command=command)
         assert result.returncode == 0, result.stderr[-3000:]
     logs = tmp_path / "lightning_logs"
     assert sorted(p.name for p in logs.iterdir()) == ["version_0"]  # test and predict add no pseudo-runs
