@@ -3,6 +3,7 @@ check), the padding report, rank classification, gradient checkpointing with a f
 
 import json
 import statistics
+from dataclasses import replace
 
 import pytest
 import torch
@@ -136,6 +137,27 @@ def test_worker_measures_a_method_in_process_without_gradients_on_frozen_weights
     assert (result["floor_step_page_faults"] is not None) == bool(options.get("pair_with_floor"))
     assert result["frozen_parameters_with_grad"] == 0
     assert result["eval_generate_examples_per_second"] > 0 and result["eval_rank_examples_per_second"] > 0
+
+
+@pytest.mark.parametrize(
+    "key, regions",
+    [("compacter", {"adapter": 2 * 8}), ("intrinsic_said", {"fastfood projection": None}), ("ln_only", {})],
+)
+def test_the_profiled_step_splits_a_methods_own_layers_from_the_rest(key, regions):
+    """The tiny T5 has 2 + 2 blocks: Compacter's 8 adapters (after attention and after the feed-forward of each
+    block) each enter their region in the forward and in the backward; SAID's projections in both too; the floor
+    has no layers of its own."""
+    options = BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=0, bottleneck=8, n=4, device="cpu")
+    result = measure(replace(options, steps=1, warmup=0, pair_with_floor=False, said_dim=64), key)
+    assert set(result["region_seconds"]) == set(regions) == set(result["region_calls"])
+    for name, calls in regions.items():
+        assert 0 < result["region_seconds"][name] < result["profiled_step_seconds"]
+        if calls is None:  # one forward and one backward per projection chunk
+            assert result["region_calls"][name] >= 2 and result["region_calls"][name] % 2 == 0
+        else:
+            assert result["region_calls"][name] == calls
+    unprofiled = measure(replace(options, steps=1, warmup=0, pair_with_floor=False, split_step=False), key)
+    assert "region_seconds" not in unprofiled and "profiled_step_seconds" not in unprofiled
 
 
 def count_parameters_of(key: str) -> int:
@@ -444,3 +466,32 @@ def test_step_times_and_ratios_in_the_table_come_from_the_same_pairs():
     assert row[2:7] == ["1.600", "1.500", f"{100 * (ratio / 2 - 1):+.1f}%", f"{100 * (ratio - 1):+.1f}%",
                         f"{100 * (2 * ratio - 1):+.1f}%"]  # fmt: skip
     assert "warning: the pairs of Compacter++ (marked ?)" in text and "+20.0%?" in text
+
+
+def test_the_profiled_steps_split_is_the_median_of_the_rounds_and_printed_beside_the_rest():
+    rounds = [
+        {
+            **fake_result("intrinsic_said", 4.0, 100 * MiB),
+            "profiled_step_seconds": t,
+            "region_seconds": {"fastfood projection": r},
+        }
+        for t, r in ((40.0, 12.0), (44.0, 13.0), (42.0, 14.0))
+    ]
+    entries = [
+        aggregate("intrinsic_said", rounds, "wall"),
+        aggregate("ln_only", [fake_result("ln_only", 1, MiB)], "wall"),
+    ]
+    said, floor = entries
+    assert said["profiled_step_seconds"] == 42.0 and said["region_seconds"] == {"fastfood projection": 13.0}
+    assert "region_seconds" not in floor
+    add_ratios(entries)
+    options = {
+        "model": "tiny", "batch_size": 8, "source_length": 128, "target_length": 3, "device": "cpu",
+        "precision": "32-true", "clock": "wall", "steps": 3, "warmup": 1, "rounds": 3,
+        "gradient_checkpointing": False, "compile": False, "num_labels": 2, "pair_with_floor": False,
+    }  # fmt: skip
+    text = format_report({"options": options, "methods": entries, "padding": {}})
+    assert (
+        "one profiled step, the method's own layers beside the rest: Intrinsic-SAID fastfood projection 13 s of "
+        "42 s (31.0%; the rest 29 s)"
+    ) in text

@@ -56,6 +56,10 @@ class BenchOptions:
     """Measure with gradient checkpointing."""
     compile: bool = False
     """Measure with torch.compile of the training forward."""
+    split_step: bool = True
+    """Profile one more training step per method (after the timed ones, not among them) and report how much of it
+    the method's own layers take (their named regions: Intrinsic-SAID's Fastfood projection, the fused bottleneck
+    adapters) beside the rest of the step."""
     clock: Literal["wall", "cpu"] = "wall"
     """Step time in wall-clock time, or in the worker's CPU time (less sensitive to other processes on a shared
     machine; the workers then run with OMP_WAIT_POLICY=PASSIVE so waiting threads do not count; both times are in

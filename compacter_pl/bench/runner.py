@@ -113,6 +113,13 @@ def aggregate(key: str, results: list[dict], clock: str) -> dict:
             "floor_step_page_faults": _median([r.get("floor_step_page_faults") for r in good]),
         }
     )
+    profiled = [r for r in good if "profiled_step_seconds" in r]
+    if profiled:  # the profiled step of each round: the method's regions and the rest of the step
+        entry["profiled_step_seconds"] = statistics.median(r["profiled_step_seconds"] for r in profiled)
+        names = sorted({name for r in profiled for name in r["region_seconds"]})
+        entry["region_seconds"] = {
+            n: statistics.median(r["region_seconds"].get(n, 0.0) for r in profiled) for n in names
+        }
     notes = sorted({r["note"] for r in good if r.get("note")})
     if notes:
         entry["note"] = "; ".join(notes)
@@ -251,6 +258,13 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _split(entry: dict) -> str:
+    total = entry["profiled_step_seconds"]
+    own = sum(entry["region_seconds"].values())
+    parts = ", ".join(f"{name} {seconds:.3g} s" for name, seconds in entry["region_seconds"].items())
+    return f"{entry['name']} {parts} of {total:.3g} s ({100 * own / total:.1f}%; the rest {total - own:.3g} s)"
+
+
 def format_report(report: dict) -> str:
     """Training (Table 3), evaluation and padding, as aligned text."""
     o, entries = report["options"], report["methods"]
@@ -325,6 +339,9 @@ def format_report(report: dict) -> str:
     ]
     if spreads:
         lines.append("step vs floor, interquartile range of single pairs (pairs): " + "; ".join(spreads))
+    split = [_split(e) for e in entries if e.get("region_seconds")]
+    if split:
+        lines.append("one profiled step, the method's own layers beside the rest: " + "; ".join(split))
     noisy = [e["name"] for e in entries if e.get("noisy")]
     if noisy:
         lines.append(

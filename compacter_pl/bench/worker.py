@@ -37,6 +37,7 @@ from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.rows import FLOOR, build_method
 from compacter_pl.host_memory import apply_host_memory, set_malloc_thresholds
+from compacter_pl.layers.regions import PREFIX as REGION_PREFIX
 from compacter_pl.methods import trainable_parameters
 from compacter_pl.steps import (
     build_optimizer,
@@ -96,6 +97,25 @@ def _timed(fn, device: torch.device) -> tuple[float, float, int]:
     fn()
     _sync(device)
     return time.perf_counter() - wall, time.process_time() - cpu, _minor_faults() - faults
+
+
+def region_seconds(step, device: torch.device) -> tuple[float, dict[str, float], dict[str, int]]:
+    """One `step` under torch's profiler: its wall seconds, and the seconds spent in each named region of the
+    layers (`compacter_pl.layers.regions`; on CUDA their kernels' time) and how often each was entered."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if device.type == "cuda" else [])]
+    with profile(activities=activities) as profiler:
+        wall = _timed(step, device)[0]
+    regions: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for event in profiler.events():
+        if event.name.startswith(REGION_PREFIX):
+            name = event.name[len(REGION_PREFIX) :]
+            seconds = (event.device_time_total if device.type == "cuda" else event.cpu_time_total) / 1e6
+            regions[name] = regions.get(name, 0.0) + seconds
+            calls[name] = calls.get(name, 0) + 1
+    return wall, regions, calls
 
 
 @dataclass
@@ -183,6 +203,7 @@ def measure(options: BenchOptions, key: str) -> dict:
             floor.step()
     train, floor_train = timed_steps(options, training, floor, device)
     del floor
+    profiled = region_seconds(training.step, device) if options.split_step else None
     frozen_with_grad = sum(1 for p in model.parameters() if not p.requires_grad and p.grad is not None)
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(SEED + 1)
@@ -219,6 +240,11 @@ def measure(options: BenchOptions, key: str) -> dict:
         "floor_step_cpu_seconds_all": [c for _, c, _ in floor_train],
         "floor_step_page_faults": statistics.median(f for _, _, f in floor_train) if floor_train else None,
         "peak_memory_bytes": peak,
+        **(
+            {"profiled_step_seconds": profiled[0], "region_seconds": profiled[1], "region_calls": profiled[2]}
+            if profiled
+            else {}
+        ),
         "memory_after_build_bytes": memory_after_build,
         "frozen_parameters_with_grad": frozen_with_grad,
         "eval_generate_examples_per_second": evaluation.get("generate"),

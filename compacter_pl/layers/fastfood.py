@@ -53,6 +53,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from compacter_pl.layers.regions import region
+
 PROJECTION_VERSIONS = (1, 2)
 CURRENT_PROJECTION_VERSION = 2
 
@@ -510,13 +512,13 @@ class FastfoodFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: Tensor, projection: FastfoodProjection, workspace: FastfoodWorkspace | None) -> Tensor:
         ctx.projection, ctx.workspace = projection, workspace
-        with _autocast_off(z), torch.no_grad():
+        with region("fastfood projection"), _autocast_off(z), torch.no_grad():
             return projection._project_rows(z, workspace)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
-        with _autocast_off(grad):
+        with region("fastfood projection"), _autocast_off(grad):
             return ctx.projection._transpose_rows(grad, ctx.workspace), None, None
 
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from compacter_pl.layers.regions import region
+
 Factors = tuple[Tensor, Tensor | None, Tensor | None]  # P, Q (None: identity), bias (None: zero)
 
 
@@ -53,6 +55,11 @@ class _FusedAdapter(torch.autograd.Function):
         q_up: Tensor | None,
         b_up: Tensor,
     ) -> Tensor:
+        with region("adapter"):
+            return _FusedAdapter._forward(ctx, y, activation, p_down, q_down, b_down, p_up, q_up, b_up)
+
+    @staticmethod
+    def _forward(ctx, y, activation, p_down, q_down, b_down, p_up, q_up, b_up) -> Tensor:
         dtype = y.dtype  # under autocast, the dtype the model's own layers produced (bf16); else float32
         inputs = (p_down, q_down, b_down, p_up, q_up, b_up)
         ctx.input_dtypes = [None if t is None else t.dtype for t in inputs]
@@ -74,6 +81,11 @@ class _FusedAdapter(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
+        with region("adapter"):
+            return _FusedAdapter._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx, grad_out: Tensor):
         y, down_inner, h, up_inner, p_down, q_down, p_up, q_up, right = ctx.saved_tensors
         z_leaf, h_graph = ctx.activation_graph
         needs = ctx.needs_input_grad
