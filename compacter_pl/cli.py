@@ -15,6 +15,7 @@ import re
 import sys
 import typing
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import docstring_parser
@@ -527,25 +528,37 @@ CLI_SETTINGS = {
 }
 
 
-class _Parsed(Exception):
-    """Stops a `_ParseOnlyCLI` once it has parsed, carrying the config."""
+class _Built(Exception):
+    """Stops a `_ParseOnlyCLI` once its parser is built, carrying the parser."""
 
 
 class _ParseOnlyCLI(CompacterCLI):
     def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, args)
-        raise _Parsed(self.config)
+        raise _Built(parser)
+
+
+def run_parser() -> Callable[[list[str]], dict]:
+    """cli.py's own parser, built once (building it is most of the cost of a parse): call the result on `cli.py
+    ARGS` (e.g. `fit --config C --trainer.max_epochs=3`) as often as needed. Each call parses in this process,
+    nothing built or run, and returns the subcommand's config, or raises a UserError saying in one line why the
+    arguments do not parse."""
+    try:
+        _ParseOnlyCLI(**CLI_SETTINGS, args=[])
+    except _Built as built:
+        parser = built.args[0]
+    else:
+        raise AssertionError("the CLI did not stop before parsing")
+
+    def parse(args: list[str]) -> dict:
+        config = parser.parse_args(args)
+        return config[config.subcommand].as_dict()
+
+    return parse
 
 
 def parse_run(args: list[str]) -> dict:
-    """`cli.py ARGS` (e.g. `fit --config C --trainer.max_epochs=3`) parsed in this process by the CLI's own parser,
-    nothing built or run: the subcommand's config, or a UserError saying in one line why it does not parse."""
-    try:
-        _ParseOnlyCLI(**CLI_SETTINGS, args=args)
-    except _Parsed as parsed:
-        config = parsed.args[0]
-        return config[config.subcommand].as_dict()
-    raise AssertionError("the CLI did not parse")
+    """`cli.py ARGS` parsed in this process by the CLI's own parser, nothing built or run (see `run_parser`)."""
+    return run_parser()(args)
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> CompacterCLI:
