@@ -74,6 +74,19 @@ def in_process(capsys, *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+@pytest.fixture
+def cli_in_process(capsys):
+    """`run_cli`'s call and result (returncode, stdout, stderr), run in this process: for tests of what a run does,
+    where an interpreter start-up per command would cost more than the command."""
+
+    def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        assert not env, "a run in process shares this process's environment: use run_cli"
+        code, out, err = in_process(capsys, *args)
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run
+
+
 def log_to_this_tests_stderr() -> None:
     """Lightning's loggers write to the stderr of the test that imported Lightning, which capsys has closed since
     (a "--- Logging error ---" traceback in a later test of the same worker): point them at this test's."""

@@ -41,6 +41,7 @@ FILES = {  # name under {tmp} -> its content (bytes, or a function of nothing gi
     "tab.yaml": b"model:\n\tlearning_rate: 0.1\n",
     "empty.yaml": b"",
     "comments.yaml": b"# only a comment\n",
+    "unknown_key.yaml": b"model:\n  learning_rat: 0.1\n",
 }
 
 DEMO = ["--config", "{root}/configs/demo.yaml"]
@@ -70,6 +71,12 @@ CASES = [
     Case("unknown-key", [*FIT, "--model.learning_rat", "0.1"], 2, ["learning_rat", "did you mean"]),
     Case("unknown-trainer-key", [*FIT, "--trainer.max_epoch", "1"], 2, ["max_epoch", "did you mean"]),
     Case("nested-typo", [*FIT, *COMPACTER, "--model.method.init_args.nn", "4"], 2, ["'nn'", "did you mean 'n'?"]),
+    Case(
+        "yaml-unknown-key",
+        [*FIT, "--config", "{tmp}/unknown_key.yaml"],
+        2,
+        ["model.learning_rat", "did you mean 'model.learning_rate'"],
+    ),
     Case("test-task-typo", ["test", *DEMO, *FAST, "--data.task", "boolqq"], 2, ["did you mean 'boolq'?"]),
     # --- methods and classes ----------------------------------------------------------------------------------
     Case(
@@ -83,6 +90,18 @@ CASES = [
         [*FIT, "--model.method.class_path", "compacter_pl.methods.Compactor"],
         2,
         ["unknown method class_path", "did you mean 'Compacter'?"],
+    ),
+    Case(
+        "method-far-from-any",
+        [*FIT, "--model.method.class_path", "compacter_pl.methods.Nope"],
+        2,
+        ["compacter_pl.methods.Nope", "FullFineTuning", "Compacter"],
+    ),
+    Case(
+        "method-argument-missing",
+        [*FIT, "--model.method.class_path", "compacter_pl.methods.Peft"],
+        2,
+        ["model.method", "peft_config"],
     ),
     Case(
         "n-divides-neither",  # tiny-t5: d_model 64; the hint lists only the n dividing 64 and the bottleneck 8

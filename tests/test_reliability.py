@@ -1,4 +1,5 @@
-"""Faults and bad input: one line, a non-zero exit, no traceback, and nothing the user had is lost."""
+"""Faults in real runs: one line, a non-zero exit, no traceback, and nothing the user had is lost (bad input on
+the command line is the table of `test_bad_input.py`)."""
 
 import os
 from pathlib import Path
@@ -8,35 +9,17 @@ from conftest import ROOT, run_demo
 from test_cli_errors import assert_one_line_error
 
 
-def test_yaml_with_an_unknown_key_names_it_and_suggests_the_closest(cli, tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("model:\n  learning_rat: 0.1\n")
-    result = run_demo(cli, tmp_path, "--config", str(bad))
-    assert_one_line_error(result, "model.learning_rat", "did you mean 'model.learning_rate'")
-
-
-def test_unknown_command_line_key_suggests_the_closest(cli, tmp_path):
-    result = run_demo(cli, tmp_path, "--trainer.max_epoch", "2")
-    assert_one_line_error(result, "--trainer.max_epoch", "did you mean 'trainer.max_epochs'")
-
-
-def test_wrong_type_names_the_key(cli, tmp_path):
-    assert_one_line_error(run_demo(cli, tmp_path, "--data.batch_size", "many"), "data.batch_size", "int")
-
-
-def test_unknown_method_lists_the_known_ones(cli, tmp_path):
-    result = run_demo(cli, tmp_path, "--model.method.class_path", "compacter_pl.methods.Nope")
-    assert_one_line_error(result, "compacter_pl.methods.Nope", "FullFineTuning")
-
-
-def test_float16_is_refused_with_a_recommendation(cli, tmp_path):
-    assert_one_line_error(run_demo(cli, tmp_path, "--trainer.precision", "16-mixed"), "bf16-mixed", "--allow_fp16")
+@pytest.fixture
+def cli(cli_in_process):
+    """In process: these tests are about what a run does with a fault, not about the interpreter (the subprocess
+    tests of test_cli_errors.py and test_resume.py show that a real process ends the same way)."""
+    return cli_in_process
 
 
 @pytest.mark.slow
 def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(cli, tmp_path):
     poison = ["--trainer.callbacks+=fault_injection.PoisonWeightsAt", "--trainer.callbacks.step=25"]
-    result = run_demo(cli, tmp_path, *poison, env={"PYTHONPATH": str(ROOT / "tests")})
+    result = run_demo(cli, tmp_path, *poison)  # fault_injection: tests/ is on sys.path
     last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert_one_line_error(result, "the loss is nan at step 25 (epoch 1)", f"checkpoint is {last}")
     import torch
@@ -67,11 +50,6 @@ def test_unwritable_log_directory_is_one_line(cli, tmp_path):
         str(tmp_path / "cache"),
     )
     assert_one_line_error(result, "cannot write", "--trainer.default_root_dir")
-
-
-def test_missing_required_method_argument_names_it(cli, tmp_path):
-    result = run_demo(cli, tmp_path, "--model.method.class_path", "compacter_pl.methods.Peft")
-    assert_one_line_error(result, "model.method", "peft_config")
 
 
 @pytest.mark.slow
