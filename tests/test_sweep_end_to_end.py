@@ -1,19 +1,13 @@
-"""`cli.py sweep` end to end on the demo: a sweep and its report, a search that chooses on validation, and a sweep
-killed with SIGKILL mid-run that resumes with every run in results.jsonl exactly once. (A file of its own, so that
-`pytest -n 2` runs these long tests beside the rest of test_sweep.py.)"""
+"""`cli.py sweep` end to end on the demo: a sweep and its report, and a search that chooses on validation. (A file of
+its own, as is the SIGKILL test in test_sweep_faults.py, so that `pytest -n 2 --dist loadfile` runs these long tests
+beside each other and the rest of test_sweep.py.)"""
 
-import fcntl
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import matplotlib.image
 import pytest
 import yaml
-from conftest import DURATION, ROOT
+from conftest import DURATION
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
 from tensorboard.plugins.hparams.metadata import SESSION_START_INFO_TAG as SESSION_START
@@ -31,11 +25,6 @@ def small_sweep(tmp_path, methods=("t5-finetune", "compacter++"), seeds=(0, 1)):
         seeds=list(seeds),
         sizes={40: {"trainer.max_epochs": 1}},
     )
-
-
-def sweep_command(path, *args):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return [sys.executable, str(ROOT / "cli.py"), "sweep", "--config", str(path), *args], env
 
 
 @pytest.mark.slow
@@ -120,48 +109,3 @@ def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
     assert f"| t5-finetune | ours | {test} | {test} (1/8 tasks) |" in beside, beside
     assert "|  | paper: T5 fine-tuning | 71.94 | 86.50 |" in beside  # from the shipped paper_results.yaml
     assert f"|  | difference | {float(test) - 71.94:+.2f} |  |" in beside
-
-
-@pytest.mark.slow
-@pytest.mark.faults
-def test_sigkill_mid_sweep_then_rerun_records_every_run_exactly_once(tmp_path):
-    path = small_sweep(tmp_path, methods=("t5-finetune",), seeds=(0, 1))
-    out = tmp_path / "out"
-    command, env = sweep_command(path)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while not (out / "results.jsonl").exists() or not (out / "results.jsonl").read_bytes().count(b"\n"):
-        assert process.poll() is None, process.stdout.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "no run finished in time"
-        time.sleep(0.2)
-    second_log = out / "runs" / "rte-t5-finetune-n40-s1" / "fit.log"
-    while not second_log.exists() or second_log.stat().st_size == 0:  # the second run's fit is under way
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    process.stdout.close()
-    killed_with = len(read_results(out / "results.jsonl").records)
-    assert killed_with == 1
-
-    # the killed sweep's fit subprocess dies with it: every run's lock is free again within seconds
-    for lock in (out / ".locks").iterdir():
-        fd = os.open(lock, os.O_RDWR)
-        try:
-            for _ in range(50):
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    time.sleep(0.2)
-            else:
-                pytest.fail(f"{lock.name} is still held: the killed sweep left its subprocess running")
-        finally:
-            os.close(fd)
-
-    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    assert "1 finished, 1 to run" in rerun.stdout, rerun.stdout
-    runs = [r["run"] for r in read_results(out / "results.jsonl").records]
-    assert sorted(runs) == ["rte-t5-finetune-n40-s0", "rte-t5-finetune-n40-s1"]  # each exactly once
-    assert read_results(out / "results.jsonl").problems == []
