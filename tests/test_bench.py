@@ -438,6 +438,13 @@ def paired_result(key: str, steps: list[float], floor_steps: list[float]) -> dic
     return result
 
 
+REPORT_OPTIONS = {  # what `format_report` reads of a report's options
+    "model": "tiny", "batch_size": 8, "source_length": 128, "target_length": 3, "device": "cpu",
+    "precision": "32-true", "clock": "wall", "steps": 3, "warmup": 1, "rounds": 1,
+    "gradient_checkpointing": False, "compile": False, "num_labels": 2, "pair_with_floor": True,
+}  # fmt: skip
+
+
 def test_step_times_and_ratios_in_the_table_come_from_the_same_pairs():
     """A busy machine once printed the floor at 6.2 s, Compacter at 1.6 s and -2.6% vs the floor: separate runs
     minutes apart. Every number of a paired row now comes from that row's pairs."""
@@ -456,12 +463,7 @@ def test_step_times_and_ratios_in_the_table_come_from_the_same_pairs():
     assert floor["step_vs_full_percent"] == pytest.approx(-50.0)  # not 6.2 s / 2.0 s
     assert compacter["step_vs_floor_paired_cpu_percent"] == pytest.approx(100 * (2 * ratio - 1))
     assert not compacter["noisy"] and noisy["noisy"]  # pairs 1.0, 1.5, 1.2: the quartiles span 25% of 1.2
-    options = {
-        "model": "tiny", "batch_size": 8, "source_length": 128, "target_length": 3, "device": "cpu",
-        "precision": "32-true", "clock": "wall", "steps": 3, "warmup": 1, "rounds": 1,
-        "gradient_checkpointing": False, "compile": False, "num_labels": 2, "pair_with_floor": True,
-    }  # fmt: skip
-    text = format_report({"options": options, "methods": entries, "padding": {}})
+    text = format_report({"options": REPORT_OPTIONS, "methods": entries, "padding": {}})
     row = next(line.split() for line in text.splitlines() if line.startswith("Compacter "))
     assert row[2:7] == ["1.600", "1.500", f"{100 * (ratio / 2 - 1):+.1f}%", f"{100 * (ratio - 1):+.1f}%",
                         f"{100 * (2 * ratio - 1):+.1f}%"]  # fmt: skip
@@ -485,11 +487,7 @@ def test_the_profiled_steps_split_is_the_median_of_the_rounds_and_printed_beside
     assert said["profiled_step_seconds"] == 42.0 and said["region_seconds"] == {"fastfood projection": 13.0}
     assert "region_seconds" not in floor
     add_ratios(entries)
-    options = {
-        "model": "tiny", "batch_size": 8, "source_length": 128, "target_length": 3, "device": "cpu",
-        "precision": "32-true", "clock": "wall", "steps": 3, "warmup": 1, "rounds": 3,
-        "gradient_checkpointing": False, "compile": False, "num_labels": 2, "pair_with_floor": False,
-    }  # fmt: skip
+    options = {**REPORT_OPTIONS, "rounds": 3, "pair_with_floor": False}
     text = format_report({"options": options, "methods": entries, "padding": {}})
     assert (
         "one profiled step, the method's own layers beside the rest: Intrinsic-SAID fastfood projection 13 s of "
