@@ -24,6 +24,20 @@ def fit(cli, root, *extra, env=None):
     )
 
 
+def fit_interrupted(cli, root, callback: str, *extra):
+    """A fit that `fault_injection.<callback>` interrupts at step 27 (tests/ on the subprocess's PYTHONPATH)."""
+    faults = [f"--trainer.callbacks+=fault_injection.{callback}", "--trainer.callbacks.step=27"]
+    return fit(cli, root, *extra, *faults, env={"PYTHONPATH": str(ROOT / "tests")})
+
+
+def last_checkpoint(root) -> dict:
+    return torch.load(root / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+
+
+def same_weights(expected: dict, actual: dict) -> bool:
+    return all(torch.equal(expected["state_dict"][k], actual["state_dict"][k]) for k in expected["state_dict"])
+
+
 def final_scores(run_dir) -> list[float]:
     return [e.value for e in EventAccumulator(str(run_dir)).Reload().Scalars("val/accuracy")]
 
@@ -47,28 +61,20 @@ def straight(tmp_path_factory):
 )
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_path, straight, interval, saved_at):
 
-    killed = fit(
-        cli,
-        tmp_path / "killed",
-        *interval,
-        "--trainer.callbacks+=fault_injection.KillAt",
-        "--trainer.callbacks.step=27",
-        env={"PYTHONPATH": str(ROOT / "tests")},
-    )
+    killed = fit_interrupted(cli, tmp_path / "killed", "KillAt", *interval)
     assert killed.returncode == -signal.SIGKILL  # a real SIGKILL, in the middle of the second epoch
-    partial = torch.load(tmp_path / "killed/lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    partial = last_checkpoint(tmp_path / "killed")
     assert partial["global_step"] == saved_at  # the first epoch's end (shipped settings), or the last interval
 
     resumed = fit(cli, tmp_path / "killed", *interval, "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout
 
-    expected = torch.load(straight / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
-    actual = torch.load(tmp_path / "killed/lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    expected, actual = last_checkpoint(straight), last_checkpoint(tmp_path / "killed")
     assert not (tmp_path / "killed/lightning_logs/version_1").exists()  # the resumed run logs on in version_0
     assert expected["global_step"] == actual["global_step"] == 38
     assert expected["state_dict"].keys() == actual["state_dict"].keys()
-    assert all(torch.equal(expected["state_dict"][k], actual["state_dict"][k]) for k in expected["state_dict"])
+    assert same_weights(expected, actual)
     assert (
         final_scores(straight / "lightning_logs/version_0")[-1]
         == final_scores(tmp_path / "killed/lightning_logs/version_0")[-1]
@@ -78,13 +84,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_pat
 @pytest.mark.slow
 @pytest.mark.faults
 def test_sigterm_saves_the_current_step_and_the_resumed_run_continues_from_it(cli, tmp_path, straight):
-    stopped = fit(
-        cli,
-        tmp_path / "stopped",
-        "--trainer.callbacks+=fault_injection.TerminateAt",
-        "--trainer.callbacks.step=27",
-        env={"PYTHONPATH": str(ROOT / "tests")},
-    )
+    stopped = fit_interrupted(cli, tmp_path / "stopped", "TerminateAt")
     last = tmp_path / "stopped/lightning_logs/version_0/checkpoints/last.ckpt"
     assert stopped.returncode == 128 + signal.SIGTERM  # not 0: a job script sees that the run did not finish
     error_line(stopped.stderr, f"stopped by SIGTERM at step 28 (epoch 1); saved {last}", "--ckpt_path last")
@@ -92,10 +92,9 @@ def test_sigterm_saves_the_current_step_and_the_resumed_run_continues_from_it(cl
 
     resumed = fit(cli, tmp_path / "stopped", "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    expected = torch.load(straight / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
-    actual = torch.load(last, weights_only=True)
+    expected, actual = last_checkpoint(straight), last_checkpoint(tmp_path / "stopped")
     assert actual["global_step"] == 38
-    assert all(torch.equal(expected["state_dict"][k], actual["state_dict"][k]) for k in expected["state_dict"])
+    assert same_weights(expected, actual)
 
 
 def test_ckpt_path_last_without_any_run_is_one_line(cli, tmp_path):
