@@ -170,6 +170,22 @@ def entries_of(cls: type) -> tuple[RegisteredMethod, ...]:
     return tuple(e for e in _METHODS.values() if e.cls is cls)
 
 
+def complete_init_args(cls: type, init_args: Mapping | None) -> dict:
+    """Every argument of a method class: its signature's defaults (inherited ones included), overridden by
+    `init_args` (which a sweep's record or a YAML config gives only in part)."""
+    defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
+    return {**defaults, **dict(init_args or {})}
+
+
+def entry_of_config(cls: type, init_args: Mapping | None) -> RegisteredMethod | None:
+    """The registered method a class and its init_args are (a sweep's record, a checkpoint's config): among the
+    keys of `cls`, the one whose own init_args the run's complete arguments (defaults filled in) all have, the
+    most specific first (`PromptTuning` with init random is `prompt_random`); None for an unregistered class."""
+    arguments = complete_init_args(cls, init_args)
+    candidates = [e for e in entries_of(cls) if all(arguments.get(k) == v for k, v in e.init_args.items())]
+    return max(candidates, key=lambda e: len(e.init_args), default=None)
+
+
 def method_classes() -> tuple[type[Method], ...]:
     """Every registered class once, in `registered_methods()` order."""
     return tuple(dict.fromkeys(e.cls for e in registered_methods()))
