@@ -155,3 +155,9 @@ def test_a_malformed_paper_file_is_refused_naming_the_row():
         _score_table({**table, "rows": [{**row, "scores": {"cola": {"matthews": 1.0}}}]})
     with pytest.raises(PaperFileError, match="score of rte that is not a number"):
         _score_table({**table, "rows": [{**row, "scores": {"rte": {"accuracy": "71.94"}}}]})
+
+
+def test_the_paper_file_ships_in_the_wheel():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert FILE in declared["compacter_pl.sweep"]  # read with importlib.resources

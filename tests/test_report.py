@@ -5,12 +5,10 @@ on validation only; full-data tables go beside the paper's shipped numbers."""
 import csv
 import json
 import multiprocessing
-from importlib.resources import files
 
 import matplotlib.image
 import pytest
 import yaml
-from conftest import ROOT
 
 from compacter_pl.cli import main
 from compacter_pl.errors import UserError
@@ -328,74 +326,135 @@ def test_no_option_selects_on_test(tmp_path, capsys):
 # --- beside the paper --------------------------------------------------------------------------------------------
 
 
-def test_full_data_goes_beside_the_papers_numbers(tmp_path):
+BASE, SMALL = "google-t5/t5-base", "google-t5/t5-small"
+
+
+def ran(line: dict, class_path: str, model: str | None = BASE, learning_rate=None, **init_args) -> dict:
+    """A results line with the method and model the run had, as the sweep records them."""
+    return {**line, "class_path": class_path, "init_args": init_args, "model": model, "learning_rate": learning_rate}
+
+
+def section(markdown: str, title: str) -> str:
+    """One `## ...` section of the report."""
+    start = markdown.index(f"## {title}")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start : end if end > 0 else len(markdown)]
+
+
+COMPACTER = "compacter_pl.methods.compacter.Compacter"
+
+
+def test_full_data_goes_beside_the_rows_of_the_papers_tables_it_matches(tmp_path):
     lines = [
-        searched("rte", LR_LARGE, 0, 0.8, 0.75, class_path="Compacter", method="compacter"),
-        searched(
-            "cb",
-            LR_LARGE,
-            0,
-            0.8,
-            None,
-            class_path="Compacter",
-            method="compacter-n12",
-            n=12,
-            accuracy=0.90,
-            macro_f1=0.80,
+        {**searched("rte", LR_LARGE, 0, 0.8, 0.75, class_path="Compacter", method="compacter"), "model": BASE},
+        ran(record("rte", "adapter", None, 0, 0.72), "compacter_pl.methods.adapters.Adapter", learning_rate=3e-4),
+        ran(record("rte", "small", None, 0, 0.60), COMPACTER, SMALL, n=4),
+        *(
+            ran(record("cb", method, None, 0, accuracy=0.90, macro_f1=0.80), COMPACTER, n=n)
+            for method, n in (("compacter-n12", 12), ("compacter-n8", 8), ("compacter-n16", 16))
         ),
-        searched(
-            "cb",
-            LR_LARGE,
-            0,
-            0.8,
-            None,
-            class_path="Compacter",
-            method="compacter-n8",
-            n=8,
-            accuracy=0.90,
-            macro_f1=0.80,
-        ),
-        {**record("rte", "lora", None, 0, 0.70), "class_path": "compacter_pl.methods.hf_peft.Peft"},
-        {**record("rte", "adapter", None, 0, 0.72), "class_path": "compacter_pl.methods.adapters.Adapter"},
+        ran(record("rte", "lora", None, 0, 0.70), "compacter_pl.methods.hf_peft.Peft"),
+        ran(record("rte", "tiny", None, 0, 0.70), COMPACTER, "demo/tiny-t5"),
+    ]
+    write_results(tmp_path, lines)
+    written = write_report([tmp_path])
+    markdown = written["markdown"].read_text()
+    table1 = section(markdown, "Beside the paper's Table 1 (GLUE test, T5-base)")
+    assert "| method |  | RTE (accuracy) | GLUE avg |" in table1
+    assert table_rows(table1, "compacter") == [["compacter", "ours", "75.00", "75.00 (1/8 tasks)"]]
+    assert table_rows(table1, "adapter") == [["adapter", "ours", "72.00", "72.00 (1/8 tasks)"]]
+    assert table_rows(table1, "") == [
+        ["", "paper: Compacter (n = 4)", "77.70", "86.62"],
+        ["", "difference", "-2.70", ""],  # the average: not over the same tasks
+        ["", "paper: Adapter", "71.94", "85.78"],
+        ["", "difference", "+0.06", ""],
+    ]
+    assert "adapter ran one configuration each (no search)" in table1
+    assert "adapter at the learning rate the paper selected (Table 4)" in table1
+    # Table 6 has n = 4 too (not the adapters); Table 9 is the T5-small run's, never Table 1
+    table6 = section(markdown, "Beside the paper's Table 6")
+    assert [r[0] for r in table_rows(table6, "compacter")] == ["compacter"] and "adapter" not in table6
+    table9 = section(markdown, "Beside the paper's Table 9 (GLUE test, T5-small")
+    assert table_rows(table9, "small") == [["small", "ours", "60.00", "60.00 (1/8 tasks)"]]
+    assert table_rows(table9, "")[0] == ["", "paper: Compacter (n = 4)", "64.03", "80.90"]
+    assert "small" not in table1 and "small" not in table6
+    # SuperGLUE: n 12 in Tables 2 and 8, n 8 only in Table 8, n 16 nowhere
+    table2 = section(markdown, "Beside the paper's Table 2")
+    assert table_rows(table2, "compacter-n12") == [["compacter-n12", "ours", "90.00 / 80.00", "85.00 (1/6 tasks)"]]
+    assert table_rows(table2, "")[:2] == [
+        ["", "paper: Compacter (n = 12)", "96.43 / 87.44", "71.57"],
+        ["", "difference", "-6.43 / -7.44", ""],
+    ]
+    table8 = section(markdown, "Beside the paper's Table 8")
+    assert {r[0] for r in [*table_rows(table8, "compacter-n12"), *table_rows(table8, "compacter-n8")]} == {
+        "compacter-n12",
+        "compacter-n8",
+    }
+    assert ["", "paper: Compacter (n = 8)", "85.71 / 80.06", "71.19"] in table_rows(table8, "")
+    assert "compacter-n16" not in table2 + table8
+    assert (
+        "The paper has no row for: compacter-n16 (google-t5/t5-base); lora (google-t5/t5-base); tiny (demo/tiny-t5). "
+        "Its tables are for google-t5/t5-base and google-t5/t5-small" in markdown
+    )
+    rows = list(csv.DictReader(written["csv"].open()))
+    assert csv_value(rows, table="paper Table 9", method="small", metric="test/accuracy")["mean"] == "64.030000"
+    assert csv_value(rows, table="paper Table 1", method="adapter")["config"] == "Adapter"
+
+
+def test_a_daggered_cell_and_its_note_come_with_the_paper_row(tmp_path):
+    prompt = "compacter_pl.methods.prompt.PromptTuning"
+    write_results(tmp_path, [ran(record("cola", "prompt-r", None, 0, matthews=0.1), prompt, init="random")])
+    table1 = section(write_report([tmp_path])["markdown"].read_text(), "Beside the paper's Table 1")
+    assert ["", "paper: Prompt tuning-R", "0.47 †", "71.49"] in table_rows(table1, "")
+    assert "best of 6 random seeds" in table1
+
+
+def test_the_selected_learning_rate_of_the_paper_stands_beside_the_choice(tmp_path):
+    lines = [
+        {**searched("rte", LR_SMALL, 0, 0.7, 0.7, class_path="Compacter", method="compacter"), "model": BASE},
+        {**searched("rte", LR_LARGE, 0, 0.8, 0.8, class_path="Compacter", method="compacter"), "model": BASE},
+        {**searched("cb", LR_SMALL, 0, 0.7, 0.7, class_path="Compacter", method="cb-n12", n=12), "model": BASE},
+        {**searched("cb", LR_SMALL, 0, 0.7, 0.7, class_path="Compacter", method="cb-n8", n=8), "model": BASE},
     ]
     write_results(tmp_path, lines)
     markdown = write_report([tmp_path])["markdown"].read_text()
-    glue = markdown[markdown.index("## Beside the paper: GLUE") : markdown.index("## Beside the paper: SuperGLUE")]
-    assert "| method |  | RTE (accuracy) | GLUE avg |" in glue
-    assert table_rows(glue, "compacter") == [["compacter", "ours", "75.00", "75.00 (1/8 tasks)"]]
-    assert table_rows(glue, "") == [
-        ["", "paper: Compacter (n = 4)", "77.70", "86.62"],
-        ["", "difference", "-2.70", ""],  # not the same tasks
-        ["", "paper: Adapter", "", ""],
-        ["", "difference", "", ""],
-    ]  # a row the paper file has no numbers for
-    assert "lora" not in glue  # not in the paper
-    superglue = markdown[markdown.index("## Beside the paper: SuperGLUE") :]
-    assert table_rows(superglue, "compacter-n12") == [["compacter-n12", "ours", "90.00 / 80.00", "85.00 (1/6 tasks)"]]
-    assert table_rows(superglue, "")[:2] == [
-        ["", "paper: Compacter (n = 12)", "96.43 / —", "71.57"],
-        ["", "difference", "-6.43 / —", ""],
+    chosen = section(markdown, "Configurations chosen on validation")
+    assert "| method | n | RTE | CB | the paper's learning rate |" in chosen
+    assert table_rows(chosen, "compacter")[0][-1] == "3e-3 (Table 4)"
+    assert table_rows(chosen, "cb-n12")[0][-1] == "3e-3 (Table 11)"
+    assert table_rows(chosen, "cb-n8")[0][-1] == "—"  # Table 8's rates are not published
+
+
+def test_a_table_of_the_papers_selected_configuration_says_it_is_not_the_search(tmp_path):
+    rates = {"compacter": 3e-3, "full": 3e-4}
+    tasks = {"cola": {"matthews": 0.6}, "sst2": {"accuracy": 0.9}, "mrpc": {"accuracy": 0.9, "f1": 0.9}}
+    tasks |= {"qqp": {"accuracy": 0.9, "f1": 0.9}, "stsb": {"pearson": 0.9, "spearman": 0.9}}
+    tasks |= {"mnli": {"accuracy": 0.9}, "qnli": {"accuracy": 0.9}, "rte": {"accuracy": 0.9}}
+    classes = {"compacter": COMPACTER, "full": "compacter_pl.methods.full.FullFineTuning"}
+    lines = [
+        ran(record(task, method, None, 0, **metrics), classes[method], learning_rate=rate)
+        for method, rate in rates.items()
+        for task, metrics in tasks.items()
     ]
-    assert "compacter-n8" not in superglue and "(n = 4)" not in superglue  # the paper has no n = 8
+    write_results(tmp_path, lines)
+    table1 = section(write_report([tmp_path])["markdown"].read_text(), "Beside the paper's Table 1")
+    assert "These runs re-run the paper's selected configuration" in table1
+    assert "(one run per method and task at the learning rate of the paper's Table 4), not the paper's search" in table1
+    # over all 8 tasks: the average's difference is shown (86.36 = the mean of the 11 cells x 100)
+    assert table_rows(table1, "")[1][-1] == f"{(0.6 + 0.9 * 10) / 11 * 100 - 86.62:+.2f}"
+    write_results(tmp_path, [{**line, "learning_rate": 1e-3} for line in lines])
+    table1 = section(write_report([tmp_path])["markdown"].read_text(), "Beside the paper's Table 1")
+    assert "re-run the paper's selected configuration" not in table1
+    assert "compacter at 1e-3 (the paper's: 3e-3)" in table1 and "full at 1e-3 (the paper's: 3e-4)" in table1
 
 
-def test_the_shipped_paper_numbers_are_sourced_and_average_as_published():
-    from compacter_pl.methods.registry import method_class_names
-    from compacter_pl.sweep.report import PAPER_FILE, paper_tables
-    from compacter_pl.tasks import TASKS
-
-    data = yaml.safe_load(files("compacter_pl.sweep").joinpath(PAPER_FILE).read_text())
-    assert data["tables"] == paper_tables()
-    for table in data["tables"]:
-        for row in table["rows"]:
-            assert row["method"] in method_class_names()
-            scores = row.get("scores") or {}
-            assert not (scores or "average" in row) or row["source"] in data["sources"], row
-            for task, metrics in scores.items():
-                assert task in table["tasks"] and set(metrics) <= set(TASKS[task].metrics), (row["name"], task)
-            if table["table"] == "Table 1" and scores:  # every metric counts once: the published average
-                values = [v for metrics in scores.values() for v in metrics.values()]
-                assert len(values) == 11 and sum(values) / 11 == pytest.approx(row["average"], abs=0.005)
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert PAPER_FILE in declared["compacter_pl.sweep"]  # shipped in the wheel, read with importlib.resources
+def test_results_from_before_the_sweep_recorded_the_model_read_it_from_the_runs_config(tmp_path):
+    line = {**record("rte", "compacter", None, 0, 0.7), "class_path": COMPACTER, "init_args": {}, "log_dir": "runs/a"}
+    write_results(tmp_path, [line])
+    assert "Beside the paper's" not in write_report([tmp_path])["markdown"].read_text()  # no model: no row
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "config.yaml").write_text(
+        yaml.safe_dump({"model": {"model_name_or_path": "t5-base", "learning_rate": 3e-3}})
+    )
+    table1 = section(write_report([tmp_path])["markdown"].read_text(), "Beside the paper's Table 1")
+    assert table_rows(table1, "compacter") == [["compacter", "ours", "70.00", "70.00 (1/8 tasks)"]]

@@ -2,7 +2,8 @@
 
 `fit.json`: the validation metrics at the best validation score (the checkpoint `cli.py` keeps as best: the
 first strictly better `val/score`, as ModelCheckpoint decides), its step and epoch, the best checkpoint's path,
-the trainable and total parameter counts, and the task, training size and subsample seed the data module used.
+the trainable and total parameter counts, the task, training size and subsample seed the data module used, and
+the model, learning rate and every argument of the method (defaults included) the module was built with.
 `test.json`: the test metrics. The runner reads both to write the run's line in results.jsonl. Each file is
 written to a temporary name and renamed, so it is whole or absent.
 """
@@ -30,7 +31,7 @@ def _metrics(trainer: L.Trainer, stage: str) -> dict[str, float]:
 def _write_json(path: Path, content: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(content, indent=1))
+    staging.write_text(json.dumps(content, indent=1, default=str))  # a method argument JSON lacks: its text
     os.replace(staging, path)
 
 
@@ -46,12 +47,19 @@ class RunRecorder(L.Callback):
         self.best: dict | None = None
         self.parameters = {"trainable_params": 0, "total_params": 0}
         self.data: dict = {}
+        self.settings: dict = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         parameters = list(pl_module.parameters())  # shared (tied) parameters are listed once
         self.parameters = {
             "trainable_params": sum(p.numel() for p in parameters if p.requires_grad),
             "total_params": sum(p.numel() for p in parameters),
+        }
+        hparams = pl_module.hparams  # what the run really was, for the report to match it to the paper's rows
+        self.settings = {
+            "model": hparams.get("model_name_or_path"),
+            "learning_rate": hparams.get("learning_rate"),
+            "method_init_args": (hparams.get("method") or {}).get("init_args"),  # every argument, defaults too
         }
         datamodule = trainer.datamodule  # what the run really trained on, for the sweep to check
         self.data = {
@@ -81,6 +89,7 @@ class RunRecorder(L.Callback):
                 "best_checkpoint": callback.best_model_path if callback else "",
                 "steps": trainer.global_step,
                 "data": self.data,
+                **self.settings,
                 **self.parameters,
             },
         )

@@ -24,19 +24,20 @@ import statistics
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 import yaml
 
 from compacter_pl.errors import UserError
+from compacter_pl.paper import FILE as PAPER_FILE
+from compacter_pl.paper import ScoreRow, ScoreTable, matching_rows, paper
 from compacter_pl.sweep.results import RESULTS_FILE, read_results
 
 SCALE = 100.0  # scores in percent, as the paper prints them
 FIGURE_FILE, TABLE_FILE, CSV_FILE = "figure4.png", "report.md", "report.csv"
 CSV_COLUMNS = ("table", "method", "size", "task", "metric", "mean", "std", "runs", "config")
 SELECT_ON = "val/score"  # what chooses a configuration: the mean of the task's metrics on validation
-PAPER_FILE = "paper_results.yaml"
+SWEEP_DIR = "_sweep_dir"  # set on each record read: where its run's files are (not in results.jsonl)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def load_records(paths: list[str | Path]) -> tuple[list[dict], list[str]]:
                 f"the last line of each run",
                 file=sys.stderr,
             )
-        records += finished.values()
+        records += ({**record, SWEEP_DIR: str(file.parent)} for record in finished.values())
         methods += _declared_methods(file.parent / "sweep.yaml")
     methods += [r["method"] for r in records]
     return records, list(dict.fromkeys(m for m in methods if any(r["method"] == m for r in records)))
@@ -414,10 +415,11 @@ def full_data_markdown(table: FullData) -> str:
     return "\n".join(lines)
 
 
-def selection_markdown(selections: list[Selection], select_on: str) -> str:
+def selection_markdown(selections: list[Selection], select_on: str, paper_rates: dict[str, str] | None = None) -> str:
     tasks = task_order(s.task for s in selections)
     chosen = {(s.method, s.size, s.task): s for s in selections}
-    header = ["method", "n", *map(display, tasks)]
+    paper_rates = paper_rates or {}
+    header = ["method", "n", *map(display, tasks), *(["the paper's learning rate"] if paper_rates else [])]
     lines = [
         f"## Configurations chosen on validation: the best mean {select_on} x 100 over seeds",
         "",
@@ -433,6 +435,7 @@ def selection_markdown(selections: list[Selection], select_on: str) -> str:
                     method,
                     "full" if size is None else str(size),
                     *(f"{c.config}: {c.val.cell()} (best of {c.compared})" if c else "—" for c in cells),
+                    *([paper_rates.get(method, "—")] if paper_rates else []),
                 ]
             )
             + " |"
@@ -447,88 +450,227 @@ def selection_markdown(selections: list[Selection], select_on: str) -> str:
         "",
         "Each cell: the chosen configuration, its mean ± std over seeds and how many configurations were "
         "compared; the other tables show its numbers. A tie goes to the smaller values. Only configurations "
-        "with the most seeds of their cell compete" + (": left out " + "; ".join(left_out) if left_out else "") + ".",
+        "with the most seeds of their cell compete"
+        + (": left out " + "; ".join(left_out) if left_out else "")
+        + "."
+        + (
+            " The paper's learning rate: the one it selected for the method (one per method, over all tasks) in "
+            "the table of the paper its runs go beside."
+            if paper_rates
+            else ""
+        ),
         "",
     ]
     return "\n".join(lines)
 
 
-def paper_tables() -> list[dict]:
-    """The paper's published numbers shipped with the package (paper_results.yaml)."""
-    return yaml.safe_load(files("compacter_pl.sweep").joinpath(PAPER_FILE).read_text())["tables"]
+# --- beside the paper -------------------------------------------------------------------------------------------
+
+MARKS = {"dagger": "†", "asterisk": "*"}
 
 
-def paper_row(table: dict, record: dict) -> dict | None:
-    """The row of a paper table for the method of `record`: its class name and the init_args the row names."""
-    name = str(record.get("class_path") or "").rpartition(".")[2]
-    init_args = record.get("init_args") or {}
-    return next(
-        (
-            row
-            for row in table["rows"]
-            if row["method"] == name and all(init_args.get(k) == v for k, v in (row.get("init_args") or {}).items())
-        ),
-        None,
+def run_settings(record: dict) -> dict:
+    """The model and learning rate a run used: from its results line (written since the sweep records them), else
+    from the config.yaml that LightningCLI saved in the run's directory; None for what neither says."""
+    settings = {"model": record.get("model"), "learning_rate": record.get("learning_rate")}
+    if all(v is not None for v in settings.values()) or not record.get(SWEEP_DIR) or not record.get("log_dir"):
+        return settings
+    try:
+        config = yaml.safe_load((Path(record[SWEEP_DIR]) / record["log_dir"] / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return settings
+    model = config.get("model") if isinstance(config, dict) else None
+    model = model if isinstance(model, dict) else {}
+    return {
+        "model": settings["model"] or model.get("model_name_or_path"),
+        "learning_rate": settings["learning_rate"] or model.get("learning_rate"),
+    }
+
+
+def paper_matches(record: dict) -> list[tuple[ScoreTable, ScoreRow]]:
+    """The paper's rows a run is (`compacter_pl.paper.matching_rows`): by the registered method its class and
+    arguments are, every argument it ran with, its model and its task's benchmark. Nothing for a class that is no
+    registered method, a run whose model is unknown, or arguments the paper has no row for."""
+    import compacter_pl.methods  # noqa: F401  (registers the methods the records name)
+    from compacter_pl.methods.registry import complete_init_args, entry_of_config, method_class
+
+    cls = method_class(record.get("class_path") or "")
+    if cls is None:
+        return []
+    arguments = record.get("method_init_args") or record.get("init_args")
+    entry = entry_of_config(cls, arguments)
+    if entry is None:
+        return []
+    model = run_settings(record)["model"]
+    return matching_rows(entry.key, complete_init_args(cls, arguments), model, benchmark_of(record["task"]))
+
+
+@dataclass
+class PaperSection:
+    """Our runs beside one table of the paper: per (method, row) the tasks whose chosen runs are that row."""
+
+    table: ScoreTable
+    tasks: dict[tuple[str, int], list[str]]  # (our method, row index) -> tasks
+    records: dict[tuple[str, int], list[dict]]
+
+
+def paper_sections(records: list[dict]) -> list[PaperSection]:
+    """The paper's tables our full-data runs match, in the paper's order."""
+    sections: dict[int, PaperSection] = {}
+    for record in records:
+        if record.get("size") is not None:
+            continue
+        for table, row in paper_matches(record):
+            section = sections.setdefault(table.number, PaperSection(table, {}, {}))
+            key = (record["method"], table.rows.index(row))
+            if record["task"] not in section.tasks.setdefault(key, []):
+                section.tasks[key].append(record["task"])
+            section.records.setdefault(key, []).append(record)
+    return [sections[t.number] for t in paper().scores if t.number in sections]
+
+
+def paper_learning_rates(records: list[dict]) -> dict[str, str]:
+    """Per method, the learning rate the paper selected for the rows its runs match (`3e-4 (Table 4)`), for the
+    tables whose rates the paper gives."""
+    chosen: dict[str, dict[str, None]] = defaultdict(dict)
+    for record in records:
+        for table, row in paper_matches(record):
+            rates = paper().rates_for(table)
+            if rates is not None and row.method in rates.rates:
+                chosen[record["method"]][f"{_rate(rates.rates[row.method])} (Table {rates.number})"] = None
+    return {method: ", ".join(values) for method, values in chosen.items()}
+
+
+def _rate(value: float) -> str:
+    return f"{value:.0e}".replace("e-0", "e-")
+
+
+def _one_configuration_note(section: PaperSection) -> str:
+    """What a section's runs without a search are: the paper's selected configuration re-run, not its search."""
+    rates = paper().rates_for(section.table)
+    single, at_paper, elsewhere = [], [], []
+    for (method, index), records in section.records.items():
+        if any(r.get("config") for r in records):
+            continue
+        single.append(method)
+        used = {run_settings(r)["learning_rate"] for r in records}
+        theirs = rates.rates.get(section.table.rows[index].method) if rates else None
+        if theirs is not None and used == {theirs}:
+            at_paper.append(method)
+        elif theirs is not None:
+            shown = ", ".join("an unknown learning rate" if u is None else _rate(u) for u in sorted(used, key=str))
+            elsewhere.append(f"{method} at {shown} (the paper's: {_rate(theirs)})")
+    if not single:
+        return ""
+    search = (
+        "Appendix A's search (every learning rate of 3e-5 ... 3e-1, and every bottleneck of 96, 48, 24 for the "
+        "adapters, chosen per task on validation)"
     )
+    if len(single) == len(section.records) and len(at_paper) == len(single):
+        return (
+            f"These runs re-run the paper's selected configuration (one run per method and task at the learning "
+            f"rate of the paper's Table {rates.number}), not the paper's search: {search}. The differences say how "
+            f"close the paper's configuration comes here, not what the search would give."
+        )
+    parts = [f"{', '.join(single)} ran one configuration each (no search), not {search}"]
+    if at_paper:
+        parts.append(f"{', '.join(at_paper)} at the learning rate the paper selected (Table {rates.number})")
+    if elsewhere:
+        parts.append("; ".join(elsewhere))
+    return "; ".join(parts) + "."
 
 
 def beside_paper(full: FullData, records: list[dict]) -> tuple[str, list[dict]]:
-    """Per method the paper has: our full-data test numbers, the paper's and the difference (markdown), and the
-    paper's numbers shown (CSV rows). Cells the paper file lacks stay empty."""
-    first = {}
-    for record in records:
-        first.setdefault(record["method"], record)
+    """Per table of the paper our full-data test runs match: our numbers, the paper's row and the difference
+    (markdown), and the paper's numbers shown (CSV rows). A run the paper has no row for is in no table."""
+    if full.stage != "test":
+        return "", []
     parts, rows = [], []
-    for table in paper_tables() if full.stage == "test" else []:
-        benchmark = table["benchmark"]
-        tasks = [t for t in full.tasks if benchmark_of(t) == benchmark]
-        header = ["method", "", *(f"{display(t)} ({'/'.join(full.metrics[t])})" for t in tasks), f"{benchmark} avg"]
+    sections = paper_sections(records)
+    for section in sections:
+        table = section.table
+        tasks = [t for t in full.tasks if benchmark_of(t) == table.benchmark]
+        header = [
+            "method",
+            "",
+            *(f"{display(t)} ({'/'.join(full.metrics[t])})" for t in tasks),
+            f"{table.benchmark} avg",
+        ]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for method, row in ((m, paper_row(table, first[m])) for m in (full.methods if tasks else [])):
-            if row is None:
-                continue
-            scores = row.get("scores") or {}
-            ours = [full.cells.get((method, t, n)) for t in tasks for n in full.metrics[t]]
-            paper = [scores.get(t, {}).get(n) for t in tasks for n in full.metrics[t]]
-            delta = [None if o is None or v is None else o.mean - v for o, v in zip(ours, paper)]
-            average = full.averages.get((method, benchmark))
-            # the paper's average is over all of its tasks: a difference only when ours is over them too
-            complete = average and average[1] == len(tasks) and set(table["tasks"]) <= set(tasks)
-            mean_delta = average[0].mean - row["average"] if complete and row.get("average") else None
-            label = row["name"] + (f" ({row['note']})" if row.get("note") else "")
+        order = {m: k for k, m in enumerate(full.methods)}
+        marks = {}
+        for method, index in sorted(section.tasks, key=lambda key: (order.get(key[0], len(order)), key[1])):
+            row = table.rows[index]
+            matched = section.tasks[(method, index)]
+            ours = [full.cells.get((method, t, n)) if t in matched else None for t in tasks for n in full.metrics[t]]
+            paper_values = [row.scores.get(t, {}).get(n) for t in tasks for n in full.metrics[t]]
+            delta = [None if o is None or v is None else o.mean - v for o, v in zip(ours, paper_values)]
+            average = full.averages.get((method, table.benchmark))
+            # the paper's average is over all of its tasks: a difference only when ours is over exactly those
+            complete = average is not None and average[1] == len(table.tasks) and set(table.tasks) <= set(matched)
+            mean_delta = average[0].mean - row.average if complete else None
+            shown = [
+                None if v is None else _number(v) + (f" {MARKS[row.marks[t]]}" if t in row.marks else "")
+                for (t, _), v in zip(((t, n) for t in tasks for n in full.metrics[t]), paper_values)
+            ]
+            for note in row.notes:
+                marks[note] = None
             for name, values, last in (
-                ("ours", [o and o.cell() for o in ours], _average_cell(average, len(table["tasks"]))),
-                (f"paper: {label}", [_number(v) for v in paper], _number(row.get("average"))),
+                ("ours", [o and o.cell() for o in ours], _average_cell(average, len(table.tasks))),
+                (f"paper: {row.label()}", shown, _number(row.average)),
                 ("difference", [_number(d, "+") for d in delta], _number(mean_delta, "+")),
             ):
                 cells = [method if name == "ours" else "", name, *_cells(values, full, tasks), last or ""]
                 lines.append("| " + " | ".join(cells) + " |")
             rows += [
                 {
-                    "table": f"paper {table['table']}",
+                    "table": f"paper {table.name}",
                     "method": method,
                     "size": "full",
                     "task": t,
                     "metric": f"test/{n}",
-                    "mean": f"{scores[t][n]:.6f}",
+                    "mean": f"{row.scores[t][n]:.6f}",
                     "runs": 0,
+                    "config": row.label(),
                 }
                 for t in tasks
                 for n in full.metrics[t]
-                if scores.get(t, {}).get(n) is not None
+                if n in row.scores.get(t, {})
             ]
-        if len(lines) > 2:
-            parts += [
-                f"## Beside the paper: {benchmark} test x 100, ours and the paper's {table['table']}",
-                "",
-                *lines,
-                "",
-                f"The paper's numbers: compacter_pl/sweep/{PAPER_FILE}, which names the source of each; an "
-                "empty cell is one it does not have (—: a metric it lacks). Difference: ours − the paper's; "
-                "for the average only when ours is over all of the paper's tasks.",
-                "",
-            ]
+        note = _one_configuration_note(section)
+        parts += [
+            f"## Beside the paper's {table.name} ({table.title}): test x 100",
+            "",
+            *lines,
+            "",
+            f"The paper's numbers: {table.name} of arXiv 2106.04647v2 (compacter_pl/sweep/{PAPER_FILE}); a run "
+            "goes beside the row of its method, model and the arguments the row stands for (n, d', the prompt's "
+            "init, whether the output layer trains). Difference: ours − the paper's; for the average only when "
+            "ours is over all of the table's tasks." + "".join(f" {n}" for n in marks),
+            *(["", note] if note else []),
+            "",
+        ]
+    unmatched = _unmatched(full, records, sections)
+    if unmatched:
+        parts += [
+            "The paper has no row for: "
+            + "; ".join(unmatched)
+            + ". Its tables are for "
+            + " and ".join(sorted({t.model for t in paper().scores}))
+            + "; a run goes beside a row only when its method, model and arguments are the row's.",
+            "",
+        ]
     return "\n".join(parts), rows
+
+
+def _unmatched(full: FullData, records: list[dict], sections: list[PaperSection]) -> list[str]:
+    """Our methods with full-data test numbers that no table of the paper has a row for, with their model."""
+    matched = {method for section in sections for method, _ in section.tasks}
+    models = defaultdict(dict)
+    for record in records:
+        if record.get("size") is None and record["method"] not in matched:
+            models[record["method"]][str(run_settings(record)["model"] or "model unknown")] = None
+    return [f"{m} ({', '.join(models[m])})" for m in full.methods if m in models]
 
 
 def _number(value: float | None, sign: str = "") -> str | None:
@@ -681,7 +823,7 @@ def write_report(
     parts = [f"# Report of {sources}", "", f"{runs}. Scores x 100.", ""]
     written, paper = {}, ("", [])
     if selections:
-        parts.append(selection_markdown(selections, select_on))
+        parts.append(selection_markdown(selections, select_on, paper_learning_rates(records)))
     if low:
         figure(low, out / FIGURE_FILE)
         written["figure"] = out / FIGURE_FILE

@@ -384,6 +384,9 @@ def _fit_test_record(
         "best_checkpoint": _relative(Path(checkpoint), directory.root) if checkpoint else None,
         "class_path": run.method.class_path,
         "init_args": run.method.config(run.config)["init_args"],
+        "model": fit_summary.get("model"),  # what the run was, as the module saw it (matches the paper's rows)
+        "learning_rate": fit_summary.get("learning_rate"),
+        "method_init_args": fit_summary.get("method_init_args"),
         "config": run.config.name or None,
         "search": run.config.values,
         "fingerprint": run.fingerprint(base_content),
