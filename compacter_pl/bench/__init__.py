@@ -7,7 +7,9 @@ Flow: `commands/bench.py` (the options: `options.BenchOptions`) -> `runner.run_b
 is that method's alone) -> `worker.measure`, which builds the model with `architectures.build_t5`, applies the
 method, and trains and evaluates with the LightningModule's own pieces (`steps.training_loss`,
 `steps.build_optimizer`, `steps.label_log_likelihoods`, `steps.greedy_generate`) -> the runner prints and writes
-the table. `padding.py` reports the real-token share of training batches from the real sampler.
+the table, with the paper's Table 3 beside it (`beside_paper.py`: its deltas recomputed against T5 fine-tuning,
+as ours are against full fine-tuning). `padding.py` reports the real-token share of training batches from the
+real sampler.
 """
 
 from compacter_pl.bench.options import BenchOptions

@@ -1,6 +1,6 @@
 """What `bench` measures: every registered method (`compacter_pl.methods.registry`), the layer-norm-only floor
-among them, with the settings of the paper's Table 3, and the paper's own Table 3 numbers to compare with (SPEC
-section 5), which each method registers next to its class.
+among them, with the settings of the paper's Table 3 (SPEC section 5; the paper's numbers are
+`compacter_pl.paper`'s, put beside ours by `beside_paper.py`).
 
 Table 3's settings (adapter size 24, n 4, 100 prompt tokens, SAID d' 1,400) are the benchmark's, given by
 `__init__` argument name; each method takes those its signature has (Compacter takes bottleneck and n, prompt

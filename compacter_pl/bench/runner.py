@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from compacter_pl.bench.beside_paper import add_paper_columns, paper_section, setting_words
 from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.rows import FLOOR, REFERENCE, bench_row
 from compacter_pl.bench.worker import resolve_device
@@ -146,13 +147,11 @@ def _step_times(result: dict, clock: str, prefix: str = "") -> list[float]:
 
 
 def add_ratios(entries: list[dict]) -> None:
-    """Step time and peak memory relative to full fine-tuning and to the LN-only floor, in % (Table 3's way)."""
+    """Step time and peak memory relative to full fine-tuning and to the LN-only floor, in % (Table 3's way), and
+    the paper's Table 3 row beside them (`beside_paper.add_paper_columns`)."""
+    add_paper_columns(entries)
     by_key = {e["key"]: e for e in entries if "error" not in e}
     for entry in entries:
-        paper = bench_row(entry["key"]).table3  # the paper's Table 3 (T5-base, MNLI, a 24 GB GPU), as registered
-        entry["paper_memory_percent"], entry["paper_time_percent"] = (
-            (paper.memory_percent, paper.time_percent) if paper else (None, None)
-        )
         if "error" in entry:
             continue
         for name, reference in (("full", by_key.get(REFERENCE)), ("floor", by_key.get(FLOOR.key))):
@@ -220,6 +219,7 @@ def run_bench(options: BenchOptions, progress=None) -> dict:
         "machine": machine_info(options.device),
         "methods": entries,
     }
+    report["paper"] = paper_section(report["options"], keys)
     report["padding"] = padding_section(options)
     return report
 
@@ -304,8 +304,6 @@ def format_report(report: dict) -> str:
         "peak MiB",
         "vs full FT",
         "vs floor",
-        "paper time",
-        "paper mem",
     ]
     rows, errors = [], []
     for e in entries:
@@ -324,8 +322,6 @@ def format_report(report: dict) -> str:
                 f"{e['peak_memory_bytes'] / MiB:,.0f}",
                 _pct(e["memory_vs_full_percent"]),
                 _pct(e["memory_vs_floor_percent"]),
-                _pct(e["paper_time_percent"]) if e["paper_time_percent"] is not None else "",
-                _pct(e["paper_memory_percent"]) if e["paper_memory_percent"] is not None else "",
             ]
         )
     lines += _table(header, rows) + errors
@@ -364,6 +360,7 @@ def format_report(report: dict) -> str:
     leaking = [e["name"] for e in entries if e.get("frozen_parameters_with_grad")]
     if leaking:
         lines.append(f"warning: frozen parameters received gradients with {', '.join(leaking)}")
+    lines += format_beside_paper(paper_section(o, [e["key"] for e in entries]), entries)
     lines += [
         "",
         f"Evaluation (examples/s, batch {o['batch_size']}): generate = one greedy pass of at most "
@@ -385,6 +382,60 @@ def format_report(report: dict) -> str:
     lines += _table(["method", "generate", "rank", "rank/generate"], eval_rows)
     lines += ["", format_padding(report.get("padding") or {})]
     return "\n".join(lines)
+
+
+def format_beside_paper(section: dict, entries: list[dict]) -> list[str]:
+    """The measured rows the paper has, ours beside the paper's Table 3 recomputed against T5 fine-tuning, and
+    what the paper's columns are (`section`: `beside_paper.paper_section`)."""
+    rows = [
+        [
+            e["name"],
+            f"{e['percent_trainable']:.3g}%",  # of the model and settings run
+            e["paper_trained_printed"],
+            _pct(e["step_vs_full_percent"]),
+            _paper_pct(e["paper_time_vs_t5_percent"]),
+            _pct(e["memory_vs_full_percent"]),
+            _paper_pct(e["paper_memory_vs_t5_percent"]),
+        ]
+        for e in entries
+        if "error" not in e and e.get("paper_trained_printed")
+    ]
+    if not rows:
+        return []
+    settings = setting_words(section["settings"])
+    if section["differs"]:  # still shown, but the header says what the paper's columns are
+        title = (
+            f"Beside the paper's Table 3: the paper's columns are {section['model']} with Table 3's settings "
+            f"({settings}); this run differs ({'; '.join(section['differs'])}), so they are not like with like"
+        )
+    else:
+        title = f"Beside the paper's Table 3 ({section['model']}, {settings}, as run here): vs full fine-tuning"
+    header = ["method", "trained", "paper trained", "time vs full FT", "paper time (vs T5)", "mem vs full FT"]
+    lines = ["", title, *_table([*header, "paper mem (vs T5)"], rows)]
+    reference, example = section["reference"], section["printed_example"]
+    lines.append(
+        f"paper time / mem (vs T5): recomputed from Table 3's MB and minutes against T5 fine-tuning's "
+        f"{reference['memory_mb']} MB and {reference['time_min']} min, as ours are against full fine-tuning; the "
+        f"paper printed its time deltas that way but divided its memory deltas by each method's own memory "
+        f"({bench_row(example['method']).name} printed {_paper_pct(example['memory_printed_percent'])}, "
+        f"{_paper_pct(example['memory_vs_t5_percent'])} against T5 fine-tuning); the JSON keeps both"
+    )
+    mismatches = section["trained_mismatches"]
+    if not mismatches:
+        return [*lines, "trained: ours for the model and settings run; paper trained: as Table 3 prints it"]
+    tables = " and ".join(dict.fromkeys(f"Table {m['printed_table']}'s" for m in mismatches))
+    lines.append(
+        f"paper trained: as Table 3 prints it, which repeats {tables} settings for "
+        + " and ".join(f"{m['printed_is']}: {m['printed']}" for m in mismatches)
+        + ", although Table 3 ran "
+        + " and ".join(f"{m['ran']}: {m['ran_trained']} in Table {m['ran_table']}" for m in mismatches)
+        + "; only ours is for the settings run"
+    )
+    return lines
+
+
+def _paper_pct(value: float | None) -> str:
+    return "" if value is None else f"{value:+.2f}%"  # two decimals, as Table 3 prints them
 
 
 def format_padding(padding: dict) -> str:

@@ -18,7 +18,7 @@ from transformers import T5ForConditionalGeneration
 
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
-from compacter_pl.methods.registry import PaperRow, Table3, register_method
+from compacter_pl.methods.registry import PaperRow, register_method
 
 
 def _add_bias(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
@@ -71,5 +71,4 @@ register_method(
     t5_base_params=280_900,
     tolerance=100,
     paper=PaperRow(position=9, percent=0.126, learning_rate=3e-4),
-    table3=Table3(-64.20, -35.06),
 )

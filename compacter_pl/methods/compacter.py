@@ -26,7 +26,7 @@ from compacter_pl.errors import UserError
 from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
 from compacter_pl.layers.phm import LPHM_MODES
 from compacter_pl.methods.adapters import AdapterMethod, Sublayer, WeightInit, positive_int, weight_init
-from compacter_pl.methods.registry import PaperRow, Table3, register_method
+from compacter_pl.methods.registry import PaperRow, register_method
 
 LPHMForm = Literal[LPHM_MODES]
 SHARED_RULES = "shared_phm_rules"  # the attribute of the model that holds Compacter's shared A
@@ -135,7 +135,6 @@ register_method(
     name="PHM-Adapter",
     t5_base_params=398_976,
     paper=PaperRow(position=10, percent=0.179, learning_rate=3e-3),
-    table3=Table3(-35.55, -15.62),
 )
 register_method(
     "compacter",
@@ -143,7 +142,6 @@ register_method(
     name="Compacter",
     t5_base_params=161_728,
     paper=PaperRow(position=11, percent=0.073, learning_rate=3e-3),
-    table3=Table3(-35.57, -13.41),
 )
 register_method(
     "compacter++",
@@ -151,5 +149,4 @@ register_method(
     name="Compacter++",
     t5_base_params=104_704,
     paper=PaperRow(position=12, percent=0.047, learning_rate=3e-3),
-    table3=Table3(-41.94, -26.51),
 )

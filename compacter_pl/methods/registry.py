@@ -1,12 +1,12 @@
 """The one registry of fine-tuning methods. Each method registers itself next to its class:
 
     register_method("compacter", Compacter, name="Compacter", t5_base_params=161_728,
-                    paper=PaperRow(position=11, percent=0.073, learning_rate=3e-3),
-                    table3=Table3(memory_percent=-35.57, time_percent=-13.41))
+                    paper=PaperRow(position=11, percent=0.073, learning_rate=3e-3))
 
 and everything that lists, builds, reports or loads methods reads this mapping: the parameter report
 (`methods/paper.py`), bench's rows (`bench/rows.py`), exports and the adapter bank (`export.py`), the tests. A
 method of the user's own package registers with the same call and is then trained, exported and loaded like any.
+The paper's tables (scores, Table 3's memory and time) are not registered: `compacter_pl.paper` reads them.
 
 A key names one configuration of a class (`prompt_random` and `prompt_vocab` are both `PromptTuning`, with their
 own `init_args`); a class may have several keys. Lookups never import anything: a class is known once the module
@@ -43,15 +43,6 @@ class PaperRow:
     learning_rate: float
 
 
-@dataclass(frozen=True)
-class Table3:
-    """A method's numbers in the paper's Table 3 (T5-base, one epoch of MNLI, a 24 GB GPU), in % relative to
-    T5 fine-tuning."""
-
-    memory_percent: float
-    time_percent: float
-
-
 @dataclass(frozen=True, eq=False)
 class RegisteredMethod:
     """One registered method: a class and the arguments that make it this method, with what is known of it.
@@ -62,10 +53,9 @@ class RegisteredMethod:
     t5_base_params: trainable parameters on T5-base (SPEC section 2), None when unknown.
     tolerance: how far the count may be from t5_base_params (SPEC gives BitFit as "about 280,900").
     paper: its row of the paper's Table 1, None when the paper has none.
-    table3: its numbers in the paper's Table 3, None when the paper has none.
     bench_floor: the floor bench measures every method against (only the layer norms train); not a method the
         parameter report lists.
-    bench_reference: what Table 3's percentages are relative to (T5 fine-tuning), for bench's "vs full" column.
+    bench_reference: what bench's "vs full FT" columns are relative to (T5 fine-tuning, as in Table 3).
     """
 
     key: str
@@ -75,7 +65,6 @@ class RegisteredMethod:
     t5_base_params: int | None = None
     tolerance: int = 0
     paper: PaperRow | None = None
-    table3: Table3 | None = None
     bench_floor: bool = False
     bench_reference: bool = False
 
@@ -108,7 +97,6 @@ def register_method(
     t5_base_params: int | None = None,
     tolerance: int = 0,
     paper: PaperRow | None = None,
-    table3: Table3 | None = None,
     bench_floor: bool = False,
     bench_reference: bool = False,
 ) -> RegisteredMethod:
@@ -138,7 +126,6 @@ def register_method(
         t5_base_params,
         tolerance,
         paper,
-        table3,
         bench_floor,
         bench_reference,
     )
