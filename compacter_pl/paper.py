@@ -35,6 +35,8 @@ class ScoreRow:
     average: the printed average (the mean of every metric cell).
     total_params, trained: the paper's strings (`1.004`, `0.073%`).
     marks: task -> the paper's dagger or asterisk, explained in `notes`.
+    counted_with: the settings beyond `args` (a bottleneck, d') with which our count reproduces `trained`, or the
+        nearest the paper searched where none does (the notes say so); None where the file does not say.
     """
 
     table: int
@@ -47,6 +49,7 @@ class ScoreRow:
     average: float
     marks: Mapping = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    counted_with: Mapping | None = None
 
     @property
     def trained_percent(self) -> float:
@@ -211,6 +214,8 @@ def _score_table(entry: Mapping) -> ScoreTable:
                 raise PaperFileError(f"{FILE}: {at} scores task {task!r}, not one of the table's tasks")
             if not all(isinstance(v, NUMBER) and not isinstance(v, bool) for v in metrics.values()):
                 raise PaperFileError(f"{FILE}: {at} has a score of {task} that is not a number")
+        if not isinstance(row.get("counted_with", {}), dict):
+            raise PaperFileError(f"{FILE}: {at} has counted_with that is not a mapping")
         rows.append(
             ScoreRow(
                 entry["table"],
@@ -223,6 +228,7 @@ def _score_table(entry: Mapping) -> ScoreTable:
                 float(row["average"]),
                 _frozen(row.get("marks")),
                 tuple(row.get("notes") or ()),
+                _frozen(row["counted_with"]) if "counted_with" in row else None,
             )
         )
     return ScoreTable(

@@ -155,6 +155,10 @@ def test_a_malformed_paper_file_is_refused_naming_the_row():
         _score_table({**table, "rows": [{**row, "scores": {"cola": {"matthews": 1.0}}}]})
     with pytest.raises(PaperFileError, match="score of rte that is not a number"):
         _score_table({**table, "rows": [{**row, "scores": {"rte": {"accuracy": "71.94"}}}]})
+    scored = {**row, "scores": {"rte": {"accuracy": 71.94}}}
+    with pytest.raises(PaperFileError, match="row 1 has counted_with that is not a mapping"):
+        _score_table({**table, "rows": [{**scored, "counted_with": 16}]})
+    assert _score_table({**table, "rows": [scored]}).rows[0].counted_with is None  # optional: Tables 1, 9 have it
 
 
 def test_the_paper_file_ships_in_the_wheel():

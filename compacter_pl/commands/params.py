@@ -3,7 +3,8 @@
 Flow: CLI -> this command -> architectures (a model built on the meta device: no weights, no download) ->
 each method's `apply` -> count what requires grad (what the optimizer and the checkpoint would hold).
 
-    python cli.py params                                  # T5-base, every method, with the paper's percentages
+    python cli.py params                                  # T5-base, every method, beside the paper's Table 1
+    python cli.py params --model t5-small                 # beside Table 9, and what reproduces each share
     python cli.py params --model google/flan-t5-large --methods compacter compacter++ lora
     python cli.py params --model demo/tiny-t5 --json
 """
@@ -15,22 +16,25 @@ from typing import Literal
 
 import torch
 
-from compacter_pl.architectures import build_t5, canonical_name, count_parameters, t5_config
+from compacter_pl.architectures import build_t5, count_parameters, t5_config
 from compacter_pl.cli import run_command_line
 from compacter_pl.errors import UserError
 from compacter_pl.methods.paper import ALL_METHODS, MethodRow, report_methods
+from compacter_pl.methods.registry import complete_init_args, method_entry
+from compacter_pl.paper import ScoreRow, ScoreTable, matching_rows, paper, same_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MethodKey = Literal[tuple(row.key for row in ALL_METHODS)]
 DType = Literal[tuple(DTYPES)]
-PAPER_MODEL = "google-t5/t5-base"  # the model of the paper's Table 1 percentages
+SETTING_NAMES = {"intrinsic_dim": "d'"}  # as the paper writes it
 
 
-def method_report(row: MethodRow, model_name_or_config) -> dict:
-    """The trainable parameters of one method on a meta-device model; `error` says why a method cannot apply."""
+def method_report(row: MethodRow, model_name_or_config, **overrides) -> dict:
+    """The trainable parameters of one method (its key's arguments, then `overrides`) on a meta-device model;
+    `error` says why a method cannot apply."""
     model = build_t5(model_name_or_config, device="meta")
     try:
-        method = row.build()
+        method = row.build(**overrides)
         method.check(model.config)
         method.apply(model)
     except UserError as error:
@@ -38,13 +42,68 @@ def method_report(row: MethodRow, model_name_or_config) -> dict:
     return {"key": row.key, "name": row.name, "trainable": count_parameters(model, trainable_only=True), "error": None}
 
 
+def counted_tables(model: str) -> tuple[ScoreTable, ...]:
+    """The paper's score tables of `model` whose rows say what reproduces their trained shares (`counted_with`):
+    Table 1 for T5-base, Table 9 for T5-small, none for a model the paper did not train."""
+    return tuple(
+        table
+        for table in paper().scores
+        if same_model(model, table.model) and any(row.counted_with is not None for row in table.rows)
+    )
+
+
+def _paper_row(row: MethodRow, model: str, tables: tuple[ScoreTable, ...]) -> ScoreRow | None:
+    """The row of `tables` that the method at its defaults is (Compacter: n 4; PHM-Adapter's n 12 has none in
+    Table 9), by the rule the report matches runs with."""
+    arguments = complete_init_args(row.cls, row.init_args)
+    for table in tables:
+        found = matching_rows(row.key, arguments, model, table.benchmark)
+        match = next((paper_row for t, paper_row in found if t is table), None)
+        if match is not None:
+            return match
+    return None
+
+
+def printed_decimals(printed: str) -> int:
+    """The precision the paper prints a share to (`0.090%` -> 3, `100%` -> 0)."""
+    return len(printed.rstrip("%").partition(".")[2])
+
+
+def paper_row_report(table: ScoreTable, row: ScoreRow, config, total: int) -> dict:
+    """One printed share of `table` beside our count with the row's arguments and its `counted_with` settings,
+    and whether that count, as a share of the model, rounds to the printed one."""
+    entry = method_entry(row.method)
+    takes = complete_init_args(entry.cls, entry.init_args)
+    # The table's arguments (train_output_layer) hold for each method that takes them.
+    overrides = {k: v for k, v in table.args.items() if k in takes} | dict(row.args) | dict(row.counted_with)
+    counted = method_report(entry, config, **overrides)
+    trainable = counted["trainable"]
+    percent = None if trainable is None else 100.0 * trainable / total
+    return {
+        "key": row.method,
+        "name": row.label(),
+        "args": dict(row.args),
+        "trained": row.trained,
+        "paper_percent": row.trained_percent,
+        "counted_with": dict(row.counted_with),
+        "trainable": trainable,
+        "percent": percent,
+        "reproduced": percent is not None and round(percent, printed_decimals(row.trained)) == row.trained_percent,
+        "error": counted["error"],
+    }
+
+
 def parameter_report(model: str = "t5-base", methods: list[str] | None = None, dtype: str = "float32") -> dict:
     """Every method's trainable parameters, share of the model (%), the bytes of its export (the trainable
-    parameters) and of its Lightning checkpoint (those plus AdamW's two moments; a few KiB of metadata aside)."""
+    parameters) and of its Lightning checkpoint (those plus AdamW's two moments; a few KiB of metadata aside).
+
+    Where the paper has a table for the model (`counted_tables`), each method's `paper_percent` is the share that
+    table prints for the method at its defaults, and `paper` lists every printed share of the table beside our
+    count with the settings that reproduce it."""
     config = t5_config(model)
     total = count_parameters(build_t5(config, device="meta"))
     element_size = torch.empty((), dtype=DTYPES[dtype]).element_size()
-    is_paper_model = canonical_name(str(model)) == PAPER_MODEL
+    tables = counted_tables(str(model))
     rows = [row for row in report_methods() if methods is None or row.key in methods]
     report = []
     for row in rows:
@@ -56,9 +115,23 @@ def parameter_report(model: str = "t5-base", methods: list[str] | None = None, d
         entry["lightning_checkpoint_bytes"] = (
             None if trainable is None else trainable * element_size + 2 * trainable * 4
         )
-        entry["paper_percent"] = row.paper_percent if is_paper_model else None
+        paper_row = _paper_row(row, str(model), tables)
+        entry["paper_percent"] = None if paper_row is None else paper_row.trained_percent
         report.append(entry)
-    return {"model": str(model), "total_parameters": total, "dtype": dtype, "methods": report}
+    keys = {row.key for row in rows}
+    shares = [
+        {
+            "table": table.number,
+            "title": table.title,
+            "rows": [
+                paper_row_report(table, paper_row, config, total)
+                for paper_row in table.rows
+                if paper_row.method in keys and paper_row.counted_with is not None
+            ],
+        }
+        for table in tables
+    ]
+    return {"model": str(model), "total_parameters": total, "dtype": dtype, "methods": report, "paper": shares}
 
 
 def _size(num_bytes: int) -> str:
@@ -104,7 +177,40 @@ def format_table(report: dict) -> str:
             continue
         cells = [f"{row[0]:<{widths[0]}}"] + [f"{cell:>{width}}" for cell, width in zip(row[1:], widths[1:])]
         text.append("  ".join(cells).rstrip())
+    for table in report["paper"]:
+        text += ["", *_paper_table(table)]
     return "\n".join(text)
+
+
+def _settings(counted_with: dict) -> str:
+    return ", ".join(f"{SETTING_NAMES.get(k, k)} {v:,}" for k, v in counted_with.items())
+
+
+def _paper_table(table: dict) -> list[str]:
+    """A table's printed shares beside our counts, one line per row of the paper (Compacter: one per n)."""
+    header = ["row", "printed", "counted with", "trainable", "% of model", "reproduced"]
+    lines = []
+    for row in table["rows"]:
+        if row["trainable"] is None:
+            lines.append([row["name"], row["trained"], _settings(row["counted_with"]), "n/a", "", row["error"]])
+            continue
+        decimals = max(3, printed_decimals(row["trained"]))
+        reproduced = "yes" if row["reproduced"] else "no"
+        counted = [f"{row['trainable']:,}", f"{row['percent']:.{decimals}f}", reproduced]
+        lines.append([row["name"], row["trained"], _settings(row["counted_with"]), *counted])
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header) - 1)]
+    right = (False, True, False, True, True)  # names and settings read from the left, numbers from the right
+    text = [
+        f"Table {table['table']} of the paper ({table['title']}): our count with the settings that reproduce each share"
+    ]
+    for line in [header, *lines]:
+        cells = [f"{c:>{w}}" if r else f"{c:<{w}}" for c, w, r in zip(line, widths, right)]
+        text.append("  ".join([*cells, line[-1]]).rstrip())
+    if any(row["trainable"] is not None and not row["reproduced"] for row in table["rows"]):
+        text.append(
+            "no: no setting the paper searched reproduces the share; counted with the nearest (paper_results.yaml)"
+        )
+    return text
 
 
 def params(
@@ -112,6 +218,8 @@ def params(
 ) -> None:
     """Trainable parameters of every method on a T5 architecture, offline (no weights are downloaded: the model is
     built on the meta device), with their share of the model and the size of their export and Lightning checkpoint.
+    For t5-base and t5-small, the paper's table of the model (Table 1, Table 9) beside: each printed share, with
+    the settings that reproduce it and our count with them.
 
     Args:
         model: An architecture name (t5-small, t5-base, t5-large, t5-v1_1-*, flan-t5-*, mt5-*; with or without the
