@@ -78,7 +78,7 @@ def test_params_for_t5_small_puts_table_9_beside_our_counts(capsys):
     table = capsys.readouterr().out
     compacter = next(line for line in table.splitlines() if line.startswith("Compacter "))
     assert compacter.split()[1:4] == ["54,464", "0.090", "0.090"]  # ours at the defaults (n 4), Table 9's n 4
-    section = table[table.index("Table 9 of the paper (GLUE test, T5-small (Appendix E))") :].splitlines()
+    section = table[table.index("Table 9 of the paper (GLUE test, T5-small, Appendix E)") :].splitlines()
     lines = {line[:22].rstrip(): line[22:].split() for line in section[2:-1]}
     assert len(lines) == len(paper().table(9).rows) == 18  # one line per row: PHM-Adapter, Compacter(++) per n
     assert lines["Compacter (n = 16)"] == ["0.097%", "bottleneck", "16", "58,496", "0.097", "yes"]
