@@ -576,6 +576,8 @@ def test_adapter_methods_inherit_the_shared_arguments_with_their_own_defaults():
     for cls in (Adapter, PfeifferAdapter, AdapterDrop, PHMAdapter, Compacter, CompacterPlusPlus):
         assert set(shared) <= set(inspect.signature(cls).parameters), cls.__name__
     assert PfeifferAdapter().sublayers == ["self_attention"] and CompacterPlusPlus().sublayers == ["feed_forward"]
+    # The authors' activation (GeLU's tanh approximation) is every adapter's default.
+    assert {cls().non_linearity for cls in (Adapter, PfeifferAdapter, AdapterDrop, PHMAdapter)} == {"gelu_new"}
     assert CompacterPlusPlus(n=2, bottleneck=8, train_output_layer=True).config()["init_args"] == {
         "sublayers": ["feed_forward"],
         "n": 2,
@@ -584,7 +586,7 @@ def test_adapter_methods_inherit_the_shared_arguments_with_their_own_defaults():
         "init": "glorot-uniform",
         "reduction_factor": 32,
         "bottleneck": 8,
-        "non_linearity": "gelu",
+        "non_linearity": "gelu_new",
         "train_layer_norms": True,
         "train_output_layer": True,
     }
@@ -602,6 +604,10 @@ def test_adapter_methods_inherit_the_shared_arguments_with_their_own_defaults():
         "init": "glorot-uniform",
     }
     assert CompacterPlusPlus(**written).config()["init_args"] == {**written}
+    # Saved while gelu was the default (before the authors' gelu_new): a config without it meant gelu.
+    unnamed = {k: v for k, v in written.items() if k != "non_linearity"}
+    assert CompacterPlusPlus.saved_init_args(unnamed)["non_linearity"] == "gelu"
+    assert Adapter.saved_init_args({"non_linearity": "relu"})["non_linearity"] == "relu"
 
 
 def test_layer_norms_and_their_count():
