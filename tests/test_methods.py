@@ -140,6 +140,23 @@ def test_bitfit_count_is_every_bias_of_the_block_layers_and_the_output_layer():
     assert count_parameters(model, trainable_only=True) == expected == 280_960
 
 
+def test_bitfit_with_the_output_layer_trains_the_biases_and_an_untied_head_only():
+    """The paper's Appendix C (Table 7's BitFit row): the biases, plus the output layer's own weight."""
+    model = tiny_model("original")
+    embedding = model.shared.weight.detach().clone()
+    BitFit(train_output_layer=True).apply(model)
+    assert model.lm_head.weight is not model.shared.weight and torch.equal(model.lm_head.weight, embedding)
+    names = trainable_names(model)
+    assert names == {n for n, _ in model.named_parameters() if n.endswith(".bias")} | {"lm_head.weight"}
+    assert "shared.weight" not in names and not model.shared.weight.requires_grad
+    model(**tiny_batch()).loss.backward()
+    assert model.lm_head.weight.grad is not None and model.shared.weight.grad is None
+    on_t5_base = build_t5("t5-base", device="meta")
+    BitFit(train_output_layer=True).apply(on_t5_base)
+    assert count_parameters(on_t5_base, trainable_only=True) == 280_960 + 32128 * 768
+    assert count_parameters(on_t5_base) == 222_903_552 + 280_960 + 32128 * 768  # the untied head: its own copy
+
+
 def test_compacter_count_on_a_real_random_t5_base():
     model = build_t5("t5-base", device="cpu")
     method = Compacter()
