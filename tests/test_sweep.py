@@ -155,6 +155,60 @@ def test_table9_runs_every_method_on_t5_small_with_appendix_e_sizes():
     assert {m.init_args["num_tokens"] for m in sweep.methods.values() if m.class_path.endswith("PromptTuning")} == {100}
 
 
+# The learning rates the paper selected: Table 4 (GLUE, the runs of Table 1) and Table 11 (SuperGLUE, Table 2).
+SELECTED_RATES = {
+    "table1_selected": {
+        "t5-finetune": 3e-4,
+        "adapter": 3e-4,
+        "pfeiffer-adapter": 3e-4,
+        "adapterdrop": 3e-4,
+        "adapter-lowrank": 3e-3,
+        "prompt-tuning-r": 3e-2,
+        "prompt-tuning-t": 3e-1,
+        "intrinsic-said": 3e-2,
+        "bitfit": 3e-4,
+        "phm-adapter": 3e-3,
+        "compacter": 3e-3,
+        "compacter++": 3e-3,
+    },
+    "table2_selected": {
+        "t5-finetune": 3e-4,
+        "adapter": 3e-4,
+        "pfeiffer-adapter": 3e-4,
+        "adapterdrop": 3e-4,
+        "adapter-lowrank": 3e-3,
+        "prompt-tuning-r": 3e-2,
+        "prompt-tuning-t": 3e-1,
+        "intrinsic-said": 3e-3,
+        "bitfit": 3e-4,
+        "phm-adapter": 3e-3,
+        "compacter": 3e-3,
+        "compacter++": 3e-3,
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "name, runs, cells, n",
+    [
+        ("table1_selected", 96, 8, {"phm-adapter": 12, "compacter": 4, "compacter++": 4}),  # Table 1's rows
+        ("table2_selected", 72, 6, {"phm-adapter": 4, "compacter": 12, "compacter++": 12}),  # Table 2's rows
+    ],
+)
+def test_the_selected_sweeps_run_the_papers_selected_configuration_once(name, runs, cells, n):
+    sweep = load_sweep(ROOT / "configs" / "sweeps" / f"{name}.yaml")
+    assert_size(sweep, runs, cells)
+    assert list(sweep.methods) == list(load_sweep(ROOT / "configs" / "sweeps" / "table1.yaml").methods)
+    assert all(len(m.configs) == 1 and not m.configs[0].values for m in sweep.methods.values())  # no search
+    assert {name: m.overrides["model.learning_rate"] for name, m in sweep.methods.items()} == SELECTED_RATES[name]
+    assert {name: m.init_args["n"] for name, m in sweep.methods.items() if "n" in m.init_args} == n
+    adapters = [m for m in sweep.methods.values() if adapter_based(m)]
+    assert len(adapters) == 7 and all(m.init_args["bottleneck"] == 24 for m in adapters)
+    assert all(m.init_args["non_linearity"] == "gelu_new" for m in adapters)
+    benchmark = "GLUE" if name == "table1_selected" else "SuperGLUE"
+    assert list(sweep.tasks) == [t for t, task in TASKS.items() if task.benchmark == benchmark]
+
+
 def test_runs_carry_their_coordinates_and_overrides(tmp_path):
     sweep = load_sweep(DEMO_SWEEP, out_dir=tmp_path)
     runs = sweep.runs()
