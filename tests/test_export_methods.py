@@ -5,14 +5,15 @@ import lightning as L
 import pytest
 import torch
 from conftest import DEMO_DATA, DEMO_MODEL
-from test_methods import KEYS, tiny_method
+from test_methods import KEYS, TINY_KWARGS
 from transformers import T5ForConditionalGeneration
 
 from compacter_pl.architectures import build_t5
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.export import apply_export, export_checkpoint, load_export, read_checkpoint
 from compacter_pl.hub import load_t5, load_tokenizer
-from compacter_pl.methods import CompacterPlusPlus, trainable_names
+from compacter_pl.methods import CompacterPlusPlus, Method, trainable_names
+from compacter_pl.methods.paper import method_row
 from compacter_pl.module import TextToTextModule
 
 
@@ -36,10 +37,19 @@ def datamodule(tmp_path) -> TextToTextDataModule:
     )
 
 
-@pytest.mark.parametrize("key", KEYS)
-def test_checkpoint_resume_and_export_round_trip(key, tmp_path):
+# The paper's Appendix C: the output layer trains too, so the checkpoint and the export hold an untied head.
+CASES = [(key, {}) for key in KEYS] + [(key, {"train_output_layer": True}) for key in ("adapter", "bitfit")]
+
+
+def case_method(case: tuple[str, dict]) -> Method:
+    key, arguments = case
+    return method_row(key).build(**TINY_KWARGS.get(key, {}), **arguments)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[key + "-output_layer" * bool(arguments) for key, arguments in CASES])
+def test_checkpoint_resume_and_export_round_trip(case, tmp_path):
     L.seed_everything(0)
-    module = TextToTextModule(str(DEMO_MODEL), method=tiny_method(key), task="rte", learning_rate=1e-2)
+    module = TextToTextModule(str(DEMO_MODEL), method=case_method(case), task="rte", learning_rate=1e-2)
     dm = datamodule(tmp_path)
     first = trainer(tmp_path, max_steps=2)
     first.fit(module, dm)
@@ -50,7 +60,7 @@ def test_checkpoint_resume_and_export_round_trip(key, tmp_path):
     assert {k.removeprefix("model.") for k in saved["state_dict"]} == trainable_names(module.model)
     assert saved["optimizer_states"], "the optimizer state is saved for resuming"
 
-    resumed_module = TextToTextModule(str(DEMO_MODEL), method=tiny_method(key), task="rte", learning_rate=1e-2)
+    resumed_module = TextToTextModule(str(DEMO_MODEL), method=case_method(case), task="rte", learning_rate=1e-2)
     trainer(tmp_path, max_steps=3).fit(resumed_module, dm, ckpt_path=str(ckpt))
     assert resumed_module.global_step == 3
 
@@ -64,7 +74,7 @@ def test_checkpoint_resume_and_export_round_trip(key, tmp_path):
         return_tensors="pt",
         padding=True,
     )
-    reference = TextToTextModule(str(DEMO_MODEL), method=tiny_method(key), task="rte")
+    reference = TextToTextModule(str(DEMO_MODEL), method=case_method(case), task="rte")
     reference.load_state_dict(saved["state_dict"], strict=False)
     base = load_t5(str(DEMO_MODEL))
     apply_export(base, load_export(out))

@@ -140,6 +140,23 @@ def test_bitfit_count_is_every_bias_of_the_block_layers_and_the_output_layer():
     assert count_parameters(model, trainable_only=True) == expected == 280_960
 
 
+def test_bitfit_with_the_output_layer_trains_the_biases_and_an_untied_head_only():
+    """The paper's Appendix C (Table 7's BitFit row): the biases, plus the output layer's own weight."""
+    model = tiny_model("original")
+    embedding = model.shared.weight.detach().clone()
+    BitFit(train_output_layer=True).apply(model)
+    assert model.lm_head.weight is not model.shared.weight and torch.equal(model.lm_head.weight, embedding)
+    names = trainable_names(model)
+    assert names == {n for n, _ in model.named_parameters() if n.endswith(".bias")} | {"lm_head.weight"}
+    assert "shared.weight" not in names and not model.shared.weight.requires_grad
+    model(**tiny_batch()).loss.backward()
+    assert model.lm_head.weight.grad is not None and model.shared.weight.grad is None
+    on_t5_base = build_t5("t5-base", device="meta")
+    BitFit(train_output_layer=True).apply(on_t5_base)
+    assert count_parameters(on_t5_base, trainable_only=True) == 280_960 + 32128 * 768
+    assert count_parameters(on_t5_base) == 222_903_552 + 280_960 + 32128 * 768  # the untied head: its own copy
+
+
 def test_compacter_count_on_a_real_random_t5_base():
     model = build_t5("t5-base", device="cpu")
     method = Compacter()
@@ -576,6 +593,8 @@ def test_adapter_methods_inherit_the_shared_arguments_with_their_own_defaults():
     for cls in (Adapter, PfeifferAdapter, AdapterDrop, PHMAdapter, Compacter, CompacterPlusPlus):
         assert set(shared) <= set(inspect.signature(cls).parameters), cls.__name__
     assert PfeifferAdapter().sublayers == ["self_attention"] and CompacterPlusPlus().sublayers == ["feed_forward"]
+    # The authors' activation (GeLU's tanh approximation) is every adapter's default.
+    assert {cls().non_linearity for cls in (Adapter, PfeifferAdapter, AdapterDrop, PHMAdapter)} == {"gelu_new"}
     assert CompacterPlusPlus(n=2, bottleneck=8, train_output_layer=True).config()["init_args"] == {
         "sublayers": ["feed_forward"],
         "n": 2,
@@ -584,7 +603,7 @@ def test_adapter_methods_inherit_the_shared_arguments_with_their_own_defaults():
         "init": "glorot-uniform",
         "reduction_factor": 32,
         "bottleneck": 8,
-        "non_linearity": "gelu",
+        "non_linearity": "gelu_new",
         "train_layer_norms": True,
         "train_output_layer": True,
     }
@@ -602,6 +621,10 @@ def test_adapter_methods_inherit_the_shared_arguments_with_their_own_defaults():
         "init": "glorot-uniform",
     }
     assert CompacterPlusPlus(**written).config()["init_args"] == {**written}
+    # Saved while gelu was the default (before the authors' gelu_new): a config without it meant gelu.
+    unnamed = {k: v for k, v in written.items() if k != "non_linearity"}
+    assert CompacterPlusPlus.saved_init_args(unnamed)["non_linearity"] == "gelu"
+    assert Adapter.saved_init_args({"non_linearity": "relu"})["non_linearity"] == "relu"
 
 
 def test_layer_norms_and_their_count():

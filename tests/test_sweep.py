@@ -8,7 +8,8 @@ import pytest
 import yaml
 from conftest import DURATION, ROOT, in_process, one_line_error
 
-from compacter_pl.sweep.grid import load_sweep, shard_of
+from compacter_pl.architectures import t5_config
+from compacter_pl.sweep.grid import load_sweep, resolve_method, shard_of
 from compacter_pl.sweep.runner import duration, resolved_configs
 from compacter_pl.tasks import TASKS
 
@@ -42,6 +43,13 @@ def test_every_shipped_sweep_validates_and_parses(path):
     configs = resolved_configs(sweep)  # each task, method and size through cli.py's own parser
     assert set(configs) == set(sweep.tasks)
     assert "python cli.py sweep --config" in path.read_text().split("\n\n")[0]
+    base_model = yaml.safe_load(sweep.base_config.read_text())["model"]["model_name_or_path"]
+    model = sweep.overrides.get("model.model_name_or_path", base_model)  # table9.yaml: T5-small for every run
+    assert {(c["model"]["model_name_or_path"], c["data"]["tokenizer"]) for c in configs.values()} == {(model, model)}
+    architecture = t5_config(model)  # offline: a known architecture or the demo's directory
+    for method in sweep.methods.values():  # e.g. n divides the width and every bottleneck searched
+        for config in method.configs:
+            resolve_method(method.class_path, method.name)(**method.config(config)["init_args"]).check(architecture)
 
 
 def test_the_low_resource_sweep_is_the_papers_figure_4_grid():
@@ -67,24 +75,138 @@ def test_the_low_resource_sweep_is_the_papers_figure_4_grid():
 
 
 PAPER_RATES = [3e-5, 3e-4, 3e-3, 3e-2, 3e-1]  # Appendix A
+NOT_ADAPTERS = ("FullFineTuning", "PromptTuning", "IntrinsicSAID", "BitFit")
 
 
-@pytest.mark.parametrize("name, runs, methods", [("table1", 1040, 12), ("table2", 210, 3), ("appendix_b", 360, 9)])
-def test_the_protocol_sweeps_search_the_papers_space_and_say_their_size(name, runs, methods):
-    path = ROOT / "configs" / "sweeps" / f"{name}.yaml"
-    sweep = load_sweep(path)
-    assert len(sweep.runs()) == runs and len(sweep.methods) == methods and sweep.sizes == {None: {}}
-    assert f"{runs:,} runs" in path.read_text().split("\n\n")[0]  # the header says how many
+def header(sweep) -> str:
+    return sweep.path.read_text().split("\n\n")[0]
+
+
+def assert_size(sweep, runs: int, cells: int) -> None:
+    """The grid has `runs` runs in `cells` cells, and the file's header says so."""
+    grid = sweep.runs()
+    assert (len(grid), len({run.cell for run in grid})) == (runs, cells)
+    assert f"{runs:,} runs" in header(sweep) and f"{cells} cells" in header(sweep)
+
+
+def adapter_based(method) -> bool:
+    return not method.class_path.endswith(NOT_ADAPTERS)
+
+
+@pytest.mark.parametrize(
+    "name, runs, cells, methods, bottlenecks",
+    [
+        ("table1", 1040, 160, 12, [24, 48, 96]),
+        ("table2", 210, 120, 3, [24, 48, 96]),
+        ("appendix_b", 360, 40, 9, None),  # bottleneck 24, set in init_args
+        ("table7", 1600, 160, 14, [24, 48, 96]),  # Appendix C
+        ("table8", 810, 90, 9, [24, 48, 96]),
+        ("table9", 1760, 160, 18, [16, 32, 64]),  # Appendix E, T5-small
+    ],
+)
+def test_the_protocol_sweeps_search_the_papers_space_and_say_their_size(name, runs, cells, methods, bottlenecks):
+    sweep = load_sweep(ROOT / "configs" / "sweeps" / f"{name}.yaml")
+    assert_size(sweep, runs, cells)
+    assert len(sweep.methods) == methods and sweep.sizes == {None: {}}
     for method in sweep.methods.values():
         axes = {key: sorted({c.values[key] for c in method.configs}) for key in method.configs[0].values}
         assert axes.pop("model.learning_rate") == PAPER_RATES
-        adapter_based = not method.class_path.endswith(("FullFineTuning", "PromptTuning", "IntrinsicSAID", "BitFit"))
-        assert axes == ({"init_args.bottleneck": [24, 48, 96]} if adapter_based and name != "appendix_b" else {})
-    benchmark = "SuperGLUE" if name == "table2" else "GLUE"
+        assert axes == ({"init_args.bottleneck": bottlenecks} if adapter_based(method) and bottlenecks else {})
+        if adapter_based(method):  # the authors' activation, named (its default was gelu before)
+            assert method.init_args["non_linearity"] == "gelu_new", method.name
+    base_task = yaml.safe_load(sweep.base_config.read_text())["data"]["task"]
+    benchmark = TASKS[base_task].benchmark
     assert [t for t, task in TASKS.items() if task.benchmark == benchmark] == list(sweep.tasks)
     base_epochs = yaml.safe_load(sweep.base_config.read_text())["trainer"]["max_epochs"]
     epochs = {t: o.get("trainer.max_epochs", base_epochs) for t, o in sweep.tasks.items()}
     assert epochs == {t: 20 if TASKS[t].small else 3 for t in sweep.tasks}  # SPEC section 4
+
+
+def per_n(sweep) -> dict[str, list[int]]:
+    """PHM-Adapter, Compacter and Compacter++: the n of their methods, one method per n."""
+    classes = ("PHMAdapter", "Compacter", "CompacterPlusPlus")
+    return {
+        cls: sorted(m.init_args["n"] for m in sweep.methods.values() if m.class_path.rpartition(".")[2] == cls)
+        for cls in classes
+    }
+
+
+def test_table7_trains_the_output_layer_of_each_of_its_methods():
+    sweep = load_sweep(ROOT / "configs" / "sweeps" / "table7.yaml")
+    assert all(m.init_args["train_output_layer"] is True for m in sweep.methods.values())
+    classes = {m.class_path.rpartition(".")[2] for m in sweep.methods.values()}
+    assert classes == {"Adapter", "PfeifferAdapter", "AdapterDrop", "AdapterLowRank", "BitFit"} | set(per_n(sweep))
+    assert per_n(sweep) == dict.fromkeys(per_n(sweep), [4, 8, 12])
+
+
+def test_table8_is_each_phm_method_once_per_n_on_superglue():
+    sweep = load_sweep(ROOT / "configs" / "sweeps" / "table8.yaml")
+    assert per_n(sweep) == dict.fromkeys(per_n(sweep), [4, 8, 12]) and len(sweep.methods) == 9
+    assert sweep.tasks == load_sweep(ROOT / "configs" / "sweeps" / "table2.yaml").tasks  # ReCoRD's own settings
+
+
+def test_table9_runs_every_method_on_t5_small_with_appendix_e_sizes():
+    sweep = load_sweep(ROOT / "configs" / "sweeps" / "table9.yaml")
+    assert {run.overrides["model.model_name_or_path"] for run in sweep.runs()} == {"google-t5/t5-small"}
+    names = {m.name.rsplit("-n", 1)[0] for m in sweep.methods.values()}  # phm-adapter-n4 is phm-adapter's n 4
+    assert names == set(load_sweep(ROOT / "configs" / "sweeps" / "table1.yaml").methods)  # Table 9's 12 methods
+    assert per_n(sweep) == dict.fromkeys(per_n(sweep), [4, 8, 16])  # each divides 512, 16, 32, 64: checked above
+    assert sweep.methods["intrinsic-said"].init_args["intrinsic_dim"] == 20_000  # Table 9: 0.033% of 60,506,624
+    assert {m.init_args["num_tokens"] for m in sweep.methods.values() if m.class_path.endswith("PromptTuning")} == {100}
+
+
+# The learning rates the paper selected: Table 4 (GLUE, the runs of Table 1) and Table 11 (SuperGLUE, Table 2).
+SELECTED_RATES = {
+    "table1_selected": {
+        "t5-finetune": 3e-4,
+        "adapter": 3e-4,
+        "pfeiffer-adapter": 3e-4,
+        "adapterdrop": 3e-4,
+        "adapter-lowrank": 3e-3,
+        "prompt-tuning-r": 3e-2,
+        "prompt-tuning-t": 3e-1,
+        "intrinsic-said": 3e-2,
+        "bitfit": 3e-4,
+        "phm-adapter": 3e-3,
+        "compacter": 3e-3,
+        "compacter++": 3e-3,
+    },
+    "table2_selected": {
+        "t5-finetune": 3e-4,
+        "adapter": 3e-4,
+        "pfeiffer-adapter": 3e-4,
+        "adapterdrop": 3e-4,
+        "adapter-lowrank": 3e-3,
+        "prompt-tuning-r": 3e-2,
+        "prompt-tuning-t": 3e-1,
+        "intrinsic-said": 3e-3,
+        "bitfit": 3e-4,
+        "phm-adapter": 3e-3,
+        "compacter": 3e-3,
+        "compacter++": 3e-3,
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "name, runs, cells, n",
+    [
+        ("table1_selected", 96, 8, {"phm-adapter": 12, "compacter": 4, "compacter++": 4}),  # Table 1's rows
+        ("table2_selected", 72, 6, {"phm-adapter": 4, "compacter": 12, "compacter++": 12}),  # Table 2's rows
+    ],
+)
+def test_the_selected_sweeps_run_the_papers_selected_configuration_once(name, runs, cells, n):
+    sweep = load_sweep(ROOT / "configs" / "sweeps" / f"{name}.yaml")
+    assert_size(sweep, runs, cells)
+    assert list(sweep.methods) == list(load_sweep(ROOT / "configs" / "sweeps" / "table1.yaml").methods)
+    assert all(len(m.configs) == 1 and not m.configs[0].values for m in sweep.methods.values())  # no search
+    assert {name: m.overrides["model.learning_rate"] for name, m in sweep.methods.items()} == SELECTED_RATES[name]
+    assert {name: m.init_args["n"] for name, m in sweep.methods.items() if "n" in m.init_args} == n
+    adapters = [m for m in sweep.methods.values() if adapter_based(m)]
+    assert len(adapters) == 7 and all(m.init_args["bottleneck"] == 24 for m in adapters)
+    assert all(m.init_args["non_linearity"] == "gelu_new" for m in adapters)
+    benchmark = "GLUE" if name == "table1_selected" else "SuperGLUE"
+    assert list(sweep.tasks) == [t for t, task in TASKS.items() if task.benchmark == benchmark]
 
 
 def test_runs_carry_their_coordinates_and_overrides(tmp_path):

@@ -80,7 +80,9 @@ class AdapterMethod(Method):
     Args:
         reduction_factor: The bottleneck is d_model // reduction_factor (768 // 32 = 24 for T5-base).
         bottleneck: The bottleneck size d, overriding reduction_factor (the paper searched 96, 48, 24).
-        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu, relu, swish, ...).
+        non_linearity: The activation between the projections, a transformers ACT2FN name (gelu_new, gelu, relu,
+            swish, ...). Default gelu_new, GeLU's tanh approximation: the authors' code, which produced the
+            paper's tables, uses it in every adapter (the paper says GeLU); gelu is the exact erf form.
         sublayers: Where adapters go in every block: self_attention and/or feed_forward (never cross-attention).
         train_layer_norms: Also train all T5 layer norms (the paper does: 62 in T5-base, 47,616 numbers).
         train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
@@ -93,7 +95,7 @@ class AdapterMethod(Method):
         self,
         reduction_factor: PositiveInt = 32,
         bottleneck: PositiveInt | None = None,
-        non_linearity: NonLinearity = "gelu",
+        non_linearity: NonLinearity = "gelu_new",
         sublayers: Sequence[Sublayer] = ("self_attention", "feed_forward"),
         train_layer_norms: bool = True,
         train_output_layer: bool = False,
@@ -115,6 +117,12 @@ class AdapterMethod(Method):
         self.sublayers = sublayers
         self.train_layer_norms = bool(train_layer_norms)
         self.train_output_layer = bool(train_output_layer)
+
+    @classmethod
+    def saved_init_args(cls, init_args: dict) -> dict:
+        # The default was gelu until the authors' gelu_new replaced it: a saved config that does not name its
+        # activation was trained with gelu, and must be rebuilt with it.
+        return {"non_linearity": "gelu", **super().saved_init_args(init_args)}
 
     @staticmethod
     def _n_hint(n: int, d_model: int, bottleneck: int) -> str:

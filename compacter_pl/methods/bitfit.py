@@ -8,6 +8,9 @@ feed-forward, every block layer norm (not the two final ones) and the output lay
 
 How: an `nn.Linear` takes a bias parameter as it is (`linear.bias = Parameter(zeros)`); T5's RMS layer norm has
 no bias, so it gets a `bias` parameter and a forward hook that adds it to the norm's output.
+
+Option `train_output_layer` (the paper's Appendix C, Table 7's BitFit row): the output layer's weight trains too,
+untied from the frozen input embedding as the adapter methods do it: 280,960 + 32,128 x 768 = 24,955,264 on T5-base.
 """
 
 from __future__ import annotations
@@ -37,11 +40,16 @@ class BitFit(Method):
     Args:
         output_layer_bias: Add (and train) a bias on the output layer (one number per vocabulary entry).
         layer_norm_biases: Add (and train) a bias on every block layer norm.
+        train_output_layer: Also train the output layer (the paper's Appendix C). A tied output layer is untied
+            first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
     """
 
-    def __init__(self, output_layer_bias: bool = True, layer_norm_biases: bool = True) -> None:
+    def __init__(
+        self, output_layer_bias: bool = True, layer_norm_biases: bool = True, train_output_layer: bool = False
+    ) -> None:
         self.output_layer_bias = bool(output_layer_bias)
         self.layer_norm_biases = bool(layer_norm_biases)
+        self.train_output_layer = bool(train_output_layer)
 
     def apply(self, model: T5ForConditionalGeneration) -> None:
         freeze(model)
@@ -61,6 +69,8 @@ class BitFit(Method):
             for norm in t5_parts.block_layer_norms(model):
                 norm.bias = _zeros_like_row(norm.weight, norm.weight.shape[0])
                 norm.register_forward_hook(_add_bias)
+        if self.train_output_layer:
+            t5_parts.train_output_layer(model)
 
 
 # SPEC section 2 gives "about 280,900"; every bias counted is 280,960.
