@@ -98,7 +98,7 @@ def adapter_based(method) -> bool:
     [
         ("table1", 1040, 160, 12, [24, 48, 96]),
         ("table2", 210, 120, 3, [24, 48, 96]),
-        ("appendix_b", 360, 40, 9, None),  # bottleneck 24, set in init_args
+        ("appendix_b", 560, 40, 14, None),  # bottleneck 24, set in init_args; Intrinsic-SAID per d'
         ("table7", 1600, 160, 14, [24, 48, 96]),  # Appendix C
         ("table8", 810, 90, 9, [24, 48, 96]),
         ("table9", 1760, 160, 18, [16, 32, 64]),  # Appendix E, T5-small
@@ -493,3 +493,39 @@ def test_a_finished_run_with_other_settings_is_an_error(tmp_path, capsys):
     results.write_text(json.dumps(line) + "\n")
     code, _, err = sweep_in_process(capsys, "--config", str(path), "--dry_run")
     one_line_error(code, err, "holds run rte-t5-finetune-n100-s0 made with other settings", "--out")
+
+
+@pytest.mark.parametrize(
+    "name, table, rows",
+    [
+        ("table1", 1, "all"),
+        ("table1_selected", 1, "all"),
+        ("table2", 2, ["full", "compacter", "compacter++"]),  # the three methods it searches
+        ("table2_selected", 2, "all"),
+        ("appendix_b", 6, "all"),
+        ("table7", 7, "all"),
+        ("table8", 8, "all"),
+        ("table9", 9, "all"),
+    ],
+)
+def test_each_table_of_the_paper_has_a_sweep_whose_runs_go_beside_its_rows(name, table, rows):
+    """Every row of the table is some method of the sweep, as the report matches runs to rows (method, model,
+    benchmark, the arguments the row stands for), and no method of the sweep lands in another table's row only."""
+    import compacter_pl.methods  # noqa: F401
+    from compacter_pl.methods.registry import complete_init_args, entry_of_config, method_class
+    from compacter_pl.paper import matching_rows, paper
+
+    sweep = load_sweep(ROOT / "configs" / "sweeps" / f"{name}.yaml")
+    base = yaml.safe_load(sweep.base_config.read_text())
+    model = sweep.overrides.get("model.model_name_or_path", base["model"]["model_name_or_path"])
+    benchmark = TASKS[next(iter(sweep.tasks))].benchmark
+    reached = set()
+    for method in sweep.methods.values():
+        cls = method_class(method.class_path)
+        arguments = complete_init_args(cls, method.init_args)
+        found = matching_rows(entry_of_config(cls, method.init_args).key, arguments, model, benchmark)
+        assert table in [t.number for t, _ in found], (name, method.name)
+        reached |= {(t.number, t.rows.index(r)) for t, r in found if t.number == table}
+    wanted = paper().table(table).rows
+    expected = {(table, k) for k, r in enumerate(wanted) if rows == "all" or r.method in rows}
+    assert reached == expected
