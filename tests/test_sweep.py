@@ -495,6 +495,42 @@ def test_a_finished_run_with_other_settings_is_an_error(tmp_path, capsys):
     one_line_error(code, err, "holds run rte-t5-finetune-n100-s0 made with other settings", "--out")
 
 
+def _finished_compacter_run(tmp_path, **record) -> tuple:
+    """The demo sweep with one finished Compacter++ run (its fingerprint as the sweep computes it)."""
+    path = write_sweep(tmp_path)
+    sweep = load_sweep(path)
+    run = next(r for r in sweep.runs() if r.method.name == "compacter++")
+    results = tmp_path / "out" / "results.jsonl"
+    results.parent.mkdir(exist_ok=True)
+    line = {"run": run.name, "task": "rte", "method": "compacter++", "size": run.size, "seed": run.seed}
+    line |= {"val": {"score": 1.0}, "test": {"score": 1.0}, "fingerprint": run.fingerprint(sweep.base_content())}
+    results.write_text(json.dumps({**line, **record}) + "\n")
+    return path, run
+
+
+def test_a_finished_run_made_under_another_default_is_an_error_naming_the_argument(tmp_path, capsys):
+    """The sweep file did not name non_linearity, whose default changed: the finished run is not this grid's."""
+    ran = {"n": 4, "bottleneck": 8, "non_linearity": "gelu", "sublayers": ["feed_forward"], "init": "glorot-uniform"}
+    path, run = _finished_compacter_run(tmp_path, method_init_args=ran)
+    code, _, err = sweep_in_process(capsys, "--config", str(path), "--dry_run")
+    one_line_error(code, err, f"holds run {run.name} made with non_linearity='gelu'", "'gelu_new'", "--out")
+    assert "methods.compacter++.init_args" in err  # how to go on with those runs instead
+
+
+def test_a_finished_run_recorded_before_its_arguments_were_reads_them_from_its_config(tmp_path, capsys):
+    path, run = _finished_compacter_run(tmp_path, log_dir="runs/old")
+    (tmp_path / "out" / "runs" / "old").mkdir(parents=True)
+    config = {"model": {"method": {"class_path": "compacter_pl.methods.CompacterPlusPlus"}}}
+    config["model"]["method"]["init_args"] = {"n": 4, "bottleneck": 8, "non_linearity": "gelu", "seed": None}
+    (tmp_path / "out" / "runs" / "old" / "config.yaml").write_text(yaml.safe_dump(config))
+    code, _, err = sweep_in_process(capsys, "--config", str(path), "--dry_run")
+    one_line_error(code, err, f"holds run {run.name} made with non_linearity='gelu'")
+    config["model"]["method"]["init_args"]["non_linearity"] = "gelu_new"  # the same run as now: it counts
+    (tmp_path / "out" / "runs" / "old" / "config.yaml").write_text(yaml.safe_dump(config))
+    code, out, _ = sweep_in_process(capsys, "--config", str(path), "--dry_run")
+    assert code == 0 and "1 finished, 7 to run" in out
+
+
 @pytest.mark.parametrize(
     "name, table, rows",
     [

@@ -178,15 +178,60 @@ def check_sizes(sweep: Sweep, configs: dict[str, dict]) -> None:
             )
 
 
-def check_fingerprints(sweep: Sweep, finished: dict[str, dict], base_content) -> None:
+def check_fingerprints(sweep: Sweep, finished: dict[str, dict], base_content, root: Path | None = None) -> None:
+    """A finished run counts only if it is this grid's run: the same fingerprint (the base config and the run's
+    arguments), and the same value for every method argument the sweep file leaves to its default (a default that
+    changed since, like the adapters' activation, would otherwise mix two grids in one table)."""
     for run in sweep.runs():
         record = finished.get(run.name)
-        if record and record.get("fingerprint") not in (None, run.fingerprint(base_content)):
+        if not record:
+            continue
+        if record.get("fingerprint") not in (None, run.fingerprint(base_content)):
             raise UserError(
                 f"{sweep.path}: {RESULTS_FILE} in {sweep.out_dir} holds run {run.name} made with other "
                 f"settings (the sweep file or its base config changed since); write this sweep to a "
                 f"new directory with --out DIR, or delete that run's line to redo it"
             )
+        changed = _changed_arguments(run, record, root)
+        if changed:
+            name, then, now = changed[0]
+            raise UserError(
+                f"{sweep.path}: {RESULTS_FILE} in {sweep.out_dir} holds run {run.name} made with {name}={then!r}, "
+                f"where the method's default is now {now!r}; set {name}: {json.dumps(then)} in "
+                f"methods.{run.method.name}.init_args to go on with those runs, or write this sweep to a new "
+                f"directory with --out DIR"
+            )
+
+
+def _changed_arguments(run: Run, record: dict, root: Path | None) -> list[tuple[str, object, object]]:
+    """(argument, the finished run's value, this run's value) for each method argument that differs; arguments
+    the run resolves itself (a None default: the run's seed) are not compared."""
+    from compacter_pl.methods.registry import complete_init_args, method_class
+
+    then = record.get("method_init_args")
+    if then is None and root is not None and record.get("log_dir"):  # recorded before the sweep kept them
+        then = _saved_method_args(root / record["log_dir"] / "config.yaml")
+    cls = method_class(run.method.class_path)
+    if not isinstance(then, dict) or cls is None:
+        return []
+    now = complete_init_args(cls, run.method.config(run.config)["init_args"])
+    as_json = lambda value: json.loads(json.dumps(value, default=str))  # noqa: E731 (tuples as lists)
+    return [
+        (name, then[name], value)
+        for name, value in now.items()
+        if value is not None and name in then and as_json(then[name]) != as_json(value)
+    ]
+
+
+def _saved_method_args(path: Path) -> dict | None:
+    """The method's init_args in a run's config.yaml (LightningCLI writes every argument, defaults included)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text())
+        return config["model"]["method"]["init_args"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
 
 
 # --- running ---------------------------------------------------------------------------------------------------
@@ -201,7 +246,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
     results = read_results(directory.results)
     results.warn()
     finished = results.finished()
-    check_fingerprints(sweep, finished, base_content)
+    check_fingerprints(sweep, finished, base_content, directory.root)
     configs = resolved_configs(sweep)
     todo = [run for run in mine if run.name not in finished]
     shard_text = f", shard {shard[0]}/{shard[1]}: {plural(len(mine), 'run')}" if shard else ""
