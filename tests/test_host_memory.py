@@ -74,7 +74,7 @@ def test_gpu_runs_keep_the_process_malloc_defaults(monkeypatch, keep_freed):
 
 
 def test_the_cli_adds_the_callback_on_by_default_and_lets_a_config_turn_it_off():
-    from compacter_pl.cli import parse_run
+    from compacter_pl.config import parse_run
 
     demo = ["fit", "--config", str(ROOT / "configs/demo.yaml")]
     assert parse_run(demo)["host_memory"] == {"keep_freed": True}

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 class Command(NamedTuple):
     module: str
-    summary: str  # its line in `python cli.py --help`
+    summary: str  # its line in the overview `--help` prints
 
 
 COMMANDS = {

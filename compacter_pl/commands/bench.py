@@ -1,9 +1,11 @@
-"""`python cli.py bench`: the paper's Table 3 on this machine; its options are `compacter_pl.bench.BenchOptions`.
+"""The `bench` command: the paper's Table 3 on this machine; its options are `compacter_pl.bench.BenchOptions`.
 
-python cli.py bench                                          # t5-base, every method, batch 8 x 128, CPU or GPU
-python cli.py bench --methods full ln_only compacter compacter++ --json bench.json
-python cli.py bench --model demo/tiny-t5 --source_length 32 --steps 3 --warmup 1
-python cli.py bench --config BENCH.yaml                      # options in YAML (--print_config writes one)
+Examples (after the program: `python cli.py`, `compacter-pl`):
+
+    bench                                          # t5-base, every method, batch 8 x 128, CPU or GPU
+    bench --methods full ln_only compacter compacter++ --json bench.json
+    bench --model demo/tiny-t5 --source_length 32 --steps 3 --warmup 1
+    bench --config BENCH.yaml                      # options in YAML (--print_config writes one)
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 
 from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.runner import MiB, format_report, paired_ratios, run_bench, write_json
-from compacter_pl.cli import run_command_line
+from compacter_pl.config import run_command_line
 from compacter_pl.errors import UserError
 
 

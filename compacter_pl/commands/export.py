@@ -1,6 +1,6 @@
-"""`python cli.py export --ckpt_path CKPT --out DIR`: a checkpoint's trained parameters as a small export."""
+"""The `export --ckpt_path CKPT --out DIR` command: a checkpoint's trained parameters as a small export."""
 
-from compacter_pl.cli import run_command_line
+from compacter_pl.config import run_command_line
 from compacter_pl.errors import file_error
 from compacter_pl.export import CONFIG_FILE, WEIGHTS_FILE, export_checkpoint
 

@@ -1,12 +1,14 @@
-"""`python cli.py params`: the trainable parameters of every method on a T5 architecture, offline.
+"""The `params` command: the trainable parameters of every method on a T5 architecture, offline.
 
 Flow: CLI -> this command -> architectures (a model built on the meta device: no weights, no download) ->
 each method's `apply` -> count what requires grad (what the optimizer and the checkpoint would hold).
 
-    python cli.py params                                  # T5-base, every method, beside the paper's Table 1
-    python cli.py params --model t5-small                 # beside Table 9, and what reproduces each share
-    python cli.py params --model google/flan-t5-large --methods compacter compacter++ lora
-    python cli.py params --model demo/tiny-t5 --json
+Examples (after the program: `python cli.py`, `compacter-pl`):
+
+    params                                  # T5-base, every method, beside the paper's Table 1
+    params --model t5-small                 # beside Table 9, and what reproduces each share
+    params --model google/flan-t5-large --methods compacter compacter++ lora
+    params --model demo/tiny-t5 --json
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Literal
 import torch
 
 from compacter_pl.architectures import build_t5, count_parameters, t5_config
-from compacter_pl.cli import run_command_line
+from compacter_pl.config import run_command_line
 from compacter_pl.errors import UserError
 from compacter_pl.methods.paper import ALL_METHODS, MethodRow, report_methods
 from compacter_pl.methods.registry import complete_init_args, method_entry

@@ -1,6 +1,6 @@
-"""`python cli.py report SWEEP_DIR [...]`: the paper's tables and figure from a sweep's results.jsonl."""
+"""The `report SWEEP_DIR [...]` command: the paper's tables and figure from a sweep's results.jsonl."""
 
-from compacter_pl.cli import run_command_line
+from compacter_pl.config import run_command_line
 from compacter_pl.sweep.report import write_report
 
 

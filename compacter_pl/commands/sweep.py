@@ -1,8 +1,8 @@
-"""`python cli.py sweep --config SWEEP.yaml`: run a grid of fits and tests (tasks x methods x sizes x seeds)."""
+"""The `sweep --config SWEEP.yaml` command: run a grid of fits and tests (tasks x methods x sizes x seeds)."""
 
 import sys
 
-from compacter_pl.cli import run_command_line
+from compacter_pl.config import run_command_line
 from compacter_pl.sweep.grid import load_sweep, parse_shard
 from compacter_pl.sweep.runner import run_sweep
 

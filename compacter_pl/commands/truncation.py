@@ -1,20 +1,21 @@
-"""`python cli.py truncation`: per split of a task, how many examples `data.truncation` cuts and how many lose a
+"""The `truncation` command: per split of a task, how many examples `data.truncation` cuts and how many lose a
 field entirely (every token of its value cut), in `end` mode and in `fields` mode, and which fields they lose.
 
 Flow: the data module's own arguments (jsonargparse) -> the paper's splits of the data -> rendered sources ->
 each tokenized whole once and cut both ways (compacter_pl.data.truncation). Nothing is cached or trained.
 
-    python cli.py truncation --data.task rte --data.data_dir DIR --data.tokenizer demo/tiny-t5
-    python cli.py truncation --data.task boolq --data.data_dir DIR --data.tokenizer demo/tiny-t5 \\
+Examples (after the program: `python cli.py`, `compacter-pl`):
+
+    truncation --data.task rte --data.data_dir DIR --data.tokenizer demo/tiny-t5
+    truncation --data.task boolq --data.data_dir DIR --data.tokenizer demo/tiny-t5 \\
         --data.max_source_length 128
 """
 
 from collections import Counter
 
+from compacter_pl.config import OneLineErrorParser, program
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.truncation import TRUNCATION_MODES, cut_sources, encode_whole, require_offsets
-
-PROG = "python cli.py truncation"
 
 
 def truncation_report(data: TextToTextDataModule) -> dict:
@@ -22,7 +23,7 @@ def truncation_report(data: TextToTextDataModule) -> dict:
     the examples that lose a field, the fields lost (an example may lose several) and, for `fields`, the
     examples cut at the end because the prefixes and EOS leave less than a token per field."""
     task, tokenizer = data.task, data.tokenizer
-    require_offsets(tokenizer, f"`{PROG}`", "")
+    require_offsets(tokenizer, f"`{program()} truncation`", "")
     splits = {}
     for split, rendered in data.rendered_splits():
         examples = rendered[:]
@@ -87,9 +88,9 @@ def format_report(report: dict) -> str:
 
 def build_parser():
     summary = __doc__.split(": ", 1)[1].split("\n\n")[0]
-    from compacter_pl.cli import OneLineErrorParser  # the parser of every command: one-line errors
-
-    parser = OneLineErrorParser(prog=PROG, see=f"{PROG} --help", description=summary[0].upper() + summary[1:])
+    parser = OneLineErrorParser(
+        prog=f"{program()} truncation", see="truncation --help", description=summary[0].upper() + summary[1:]
+    )
     # Both modes are reported, so data.truncation is no option here; the others are the data module's own.
     parser.add_class_arguments(TextToTextDataModule, "data", skip={"truncation"})
     return parser

@@ -143,7 +143,7 @@ class TextToTextDataModule(L.LightningDataModule):
             from its end, until the source fits, so every field keeps some tokens; the field order and the
             `name: ` prefixes stay, a source that fits is tokenized as in `end`. When the prefixes and EOS leave
             less than one token per field, the source is cut at the end as in `end`. `fields` needs a fast
-            tokenizer. Applies to every split and to predict_file. `python cli.py truncation` counts the
+            tokenizer. Applies to every split and to predict_file. The `truncation` command counts the
             examples each mode cuts and those that lose a field.
         batch_size: Training batch size per device.
         eval_batch_size: Validation, test and predict batch size per device; None uses batch_size.

@@ -1,4 +1,4 @@
-"""The methods as the parameter report lists them (`python cli.py params`), a view of the registry
+"""The methods as the parameter report lists them (the `params` command), a view of the registry
 (`compacter_pl.methods.registry`), where each method registers its Table 1 row next to its class.
 
 `PAPER_METHODS` are the rows of the paper's Table 1, in its order; `ALL_METHODS` adds the registered methods the

@@ -37,7 +37,7 @@ from typing import Any, Literal, Optional, TypedDict
 
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 
-from compacter_pl.cli import OneLineErrorParser, load_yaml, read_yaml_file
+from compacter_pl.config import OneLineErrorParser, load_yaml, read_yaml_file
 from compacter_pl.errors import UserError, did_you_mean
 from compacter_pl.methods.base import class_path_of
 

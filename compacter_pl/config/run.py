@@ -1,0 +1,186 @@
+"""The configuration of a run (fit / validate / test / predict): LightningCLI's parser with the project's trainer
+defaults, callbacks and links, the model's hyper-parameters taken from `--ckpt_path`, and `run_parser`, which
+parses a run's arguments in process, nothing built (the sweep checks every run of its grid with it).
+
+The command line (`compacter_pl.cli`) subclasses `RunConfigCLI` with what a run does; a parse here makes the same
+parser, so a sweep's check and the run it starts cannot disagree.
+"""
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from compacter_pl.checkpoint_io import LastCheckpoint, read_checkpoint
+from compacter_pl.config.one_line import OneLineErrorParser
+from compacter_pl.config.program import program
+from compacter_pl.data import TextToTextDataModule
+from compacter_pl.errors import UserError
+from compacter_pl.host_memory import HostMemory
+from compacter_pl.module import TextToTextModule
+from compacter_pl.prediction_writer import PredictionWriter
+
+TRAINER_DEFAULTS = {
+    "plugins": [{"class_path": "compacter_pl.checkpoint_io.AtomicCheckpointIO"}],
+    "use_distributed_sampler": False,  # the data module shards batches itself (no repeats in evaluation)
+}
+LIGHTNING_COMMANDS = {  # LightningCLI's own, with the project's one-line summaries
+    "fit": "Train a method on a task (resume a run with --ckpt_path).",
+    "validate": "Score a checkpoint (--ckpt_path) on the validation split.",
+    "test": "Score a checkpoint (--ckpt_path) on the test split.",
+    "predict": "Write a checkpoint's predictions as JSON lines (--predictions.output FILE).",
+}
+
+
+def method_help() -> str:
+    """The command that documents a method's own arguments."""
+    return f"{program()} fit --model.method.help Compacter"
+
+
+def run_seed(seed_everything) -> int:
+    """The run's seed for the data module (seed_everything may be true/false for a random or no seed)."""
+    return 42 if isinstance(seed_everything, bool) or seed_everything is None else int(seed_everything)
+
+
+def newest_last_checkpoint(root: str) -> Path:
+    """The most recent `last.ckpt` of the runs under `root/lightning_logs` (what `--ckpt_path last` means)."""
+    candidates = sorted(Path(root).glob("lightning_logs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise UserError(
+            f"--ckpt_path last: no last.ckpt under {Path(root) / 'lightning_logs'}; pass a checkpoint "
+            f"path, or start without --ckpt_path"
+        )
+    return candidates[-1]
+
+
+def method_and_model(model) -> tuple[str, str]:
+    """The method's class name and the model a (parsed) model config names."""
+    method = model.get("method")
+    class_path = method.get("class_path", "") if hasattr(method, "get") else ""
+    return (str(class_path).rpartition(".")[2] or "the default method", str(model.get("model_name_or_path")))
+
+
+class RunConfigCLI(LightningCLI):
+    """LightningCLI's parsing of a run, with the project's arguments: the parser, and the config it makes of a
+    command line and of the checkpoint `--ckpt_path` names. What a run then does is `compacter_pl.cli`'s."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.task", "model.task")
+        parser.link_arguments("model.model_name_or_path", "data.tokenizer")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/score",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": False,
+                "checkpoint.filename": "best-{epoch}-{step}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        # last.ckpt: where the run stopped (each epoch's end, and every_n_train_steps if set), whatever the score;
+        # `--ckpt_path last` resumes from it. (Lightning's save_last writes it only when a best checkpoint is saved.)
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.set_defaults({"lr_monitor.logging_interval": "step"})
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.add_lightning_class_args(HostMemory, "host_memory")
+        parser.link_arguments("seed_everything", "data.seed", compute_fn=run_seed)
+        parser.add_argument(
+            "--allow_fp16",
+            type=bool,
+            default=False,
+            help="Run float16 precision although T5 is known to overflow in it (bf16 is safe).",
+        )
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        self.load_checkpoint_hyperparameters()
+
+    def load_checkpoint_hyperparameters(self) -> None:
+        """LightningCLI takes the model's hyper-parameters from `--ckpt_path` (as `load_from_checkpoint` would): the
+        method and model a checkpoint was trained with replace the config's, and a line says so when they differ.
+        This is the first read of the file, so a file that is no checkpoint is refused here in one line (read with
+        weights_only, its tensors mapped, not read). `last` is resolved first, so the newest last.ckpt is read the
+        same way."""
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        if config is None or not config.get("ckpt_path"):
+            return
+        if config.ckpt_path == "last":  # Lightning looks only in the new run's folder: find the real one
+            config.ckpt_path = str(newest_last_checkpoint(config.trainer.get("default_root_dir") or "."))
+            print(f"resuming from {config.ckpt_path}")
+        if "://" in str(config.ckpt_path):  # remote: read by the trainer alone (Lightning's own parse skips it too)
+            return
+        hparams = dict(read_checkpoint(config.ckpt_path, mmap=True).get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        named = method_and_model(config.model)
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        except UserError as error:  # e.g. a method class_path that is no registered method
+            raise UserError(f"checkpoint {config.ckpt_path} holds hyper-parameters this CLI refuses: {error}") from None
+        loaded = method_and_model(self.config[subcommand].model)
+        if loaded != named:
+            print(
+                f"warning: loaded {loaded[0]} on {loaded[1]} from {config.ckpt_path}, the method and model it was "
+                f"trained with, in place of the config's {named[0]} on {named[1]}",
+                file=sys.stderr,
+            )
+
+    def _parse_ckpt_path(self) -> None:
+        """Nothing: `load_checkpoint_hyperparameters` has done it. The one private hook this project overrides:
+        LightningCLI's constructor calls it right after `parse_arguments` and no public hook can skip it; left as it
+        is, it would read the whole checkpoint a second time (not mapped) and apply the same hyper-parameters again.
+        (`tests/test_imports_point_down.py` fails if Lightning stops calling it.)"""
+
+
+def cli_settings() -> dict:
+    """LightningCLI's arguments for the project's command line; the same for every parse of a run."""
+    pointer = f"A method's own arguments (its init_args): {method_help()} (or any method's class name)."
+    return {
+        "model_class": TextToTextModule,
+        "datamodule_class": TextToTextDataModule,
+        "seed_everything_default": 42,
+        "save_config_kwargs": {"overwrite": True},
+        "parser_class": OneLineErrorParser,
+        "auto_configure_optimizers": False,
+        "trainer_defaults": TRAINER_DEFAULTS,
+        "parser_kwargs": {
+            name: {"description": f"{summary} {pointer}"} for name, summary in LIGHTNING_COMMANDS.items()
+        },
+    }
+
+
+class _ParserOnly(RunConfigCLI):
+    """Builds the parser and stops there, through public hooks: a config that names no subcommand and no seed
+    leaves LightningCLI nothing to seed, read or run, and instantiating is skipped."""
+
+    def parse_arguments(self, parser, args) -> None:
+        self.config = Namespace(subcommand=None, seed_everything=False)
+
+    def instantiate_classes(self) -> None:
+        pass
+
+
+def run_parser() -> Callable[[list[str]], dict]:
+    """The command line's own parser of a run, built once (building it is most of the cost of a parse): call the
+    result on a run's arguments (e.g. `fit --config C --trainer.max_epochs=3`) as often as needed. Each call parses
+    in this process, nothing built or run, and returns the subcommand's config, or raises a UserError saying in one
+    line why the arguments do not parse."""
+    parser = _ParserOnly(**cli_settings(), args=[], load_from_checkpoint_support=False).parser
+
+    def parse(args: list[str]) -> dict:
+        config = parser.parse_args(args)
+        return config[config.subcommand].as_dict()
+
+    return parse
+
+
+def parse_run(args: list[str]) -> dict:
+    """A run's arguments parsed in this process by the command line's own parser, nothing built or run (see
+    `run_parser`)."""
+    return run_parser()(args)
