@@ -31,6 +31,8 @@ from compacter_pl.bench.beside_paper import add_paper_columns, paper_section, se
 from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.rows import FLOOR, REFERENCE, bench_row
 from compacter_pl.bench.worker import resolve_device
+from compacter_pl.errors import first_line
+from compacter_pl.text_table import text_table
 
 ROOT = Path(__file__).resolve().parents[2]
 PADDING_TOKENIZER = ROOT / "demo" / "tiny-t5"  # the tokenizer that is there offline
@@ -235,7 +237,7 @@ def padding_section(options: BenchOptions) -> dict:
     try:
         return padding_report(options.data_dir, str(PADDING_TOKENIZER), batch_size=options.padding_batch_size)
     except Exception as error:  # a bad folder must not lose the measurements above
-        return {"skipped": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
+        return {"skipped": f"{type(error).__name__}: {first_line(error, '')}"}
 
 
 # --- the text report --------------------------------------------------------------------------------------------
@@ -247,15 +249,6 @@ def _pct(value: float | None) -> str:
 
 def _num(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for r in [header, *rows]:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-    return lines
 
 
 def _split(entry: dict) -> str:
@@ -324,7 +317,7 @@ def format_report(report: dict) -> str:
                 _pct(e["memory_vs_floor_percent"]),
             ]
         )
-    lines += _table(header, rows) + errors
+    lines += text_table([header, *rows]) + errors
     lines += [f"{e['name']}: {e['note']}" for e in entries if e.get("note")]
     spreads = [
         f"{e['name']} {_pct(e['step_vs_floor_paired_iqr_percent'][0])}.."
@@ -379,7 +372,7 @@ def format_report(report: dict) -> str:
         for e in entries
         if "error" not in e
     ]
-    lines += _table(["method", "generate", "rank", "rank/generate"], eval_rows)
+    lines += text_table([["method", "generate", "rank", "rank/generate"], *eval_rows])
     lines += ["", format_padding(report.get("padding") or {})]
     return "\n".join(lines)
 
@@ -411,7 +404,7 @@ def format_beside_paper(section: dict, entries: list[dict]) -> list[str]:
     else:
         title = f"Beside the paper's Table 3 ({section['model']}, {settings}, as run here): vs full fine-tuning"
     header = ["method", "trained", "paper trained", "time vs full FT", "paper time (vs T5)", "mem vs full FT"]
-    lines = ["", title, *_table([*header, "paper mem (vs T5)"], rows)]
+    lines = ["", title, *text_table([[*header, "paper mem (vs T5)"], *rows])]
     reference, example = section["reference"], section["printed_example"]
     lines.append(
         f"paper time / mem (vs T5): recomputed from Table 3's MB and minutes against T5 fine-tuning's "

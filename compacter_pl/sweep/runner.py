@@ -26,10 +26,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from compacter_pl.errors import UserError
+from compacter_pl.files import write_atomically
 from compacter_pl.sweep.grid import FULL, Run, Sweep, shard_of
 from compacter_pl.sweep.recorder import FIT_SUMMARY, TEST_SUMMARY
 from compacter_pl.sweep.results import RESULTS_FILE, append_result, read_results
 from compacter_pl.tensorboard import write_row_metrics
+from compacter_pl.text_table import text_table
 
 CLI_SCRIPT = Path(__file__).resolve().parents[2] / "cli.py"
 STOP_AFTER_SAME_FAILURES = 3  # consecutive runs failing alike: a mistake every run will repeat
@@ -273,7 +275,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
     if todo:
         check_sizes(sweep, configs)
     directory.runs.mkdir(parents=True, exist_ok=True)
-    _write_atomically(directory.root / "sweep.yaml", sweep.path.read_text())
+    write_atomically(directory.root / "sweep.yaml", sweep.path.read_text(), unique=True)
     started = time.monotonic()
     failures = []
     same_in_row, last_reason = 0, None
@@ -339,12 +341,7 @@ def run_counts(sweep: Sweep, runs: list[Run]) -> str:
         for m in methods
     ]
     rows.append(["total", "", *(str(sum(count[m, t] for m in methods)) for t in tasks), str(len(runs))])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-        for row in rows
-    ]
-    return "runs per method and task (configurations x sizes x seeds, after exclude):\n" + "\n".join(lines)
+    return "runs per method and task (configurations x sizes x seeds, after exclude):\n" + "\n".join(text_table(rows))
 
 
 @dataclass(frozen=True)
@@ -527,12 +524,6 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
 
 
 def plural(count: int, noun: str) -> str:
