@@ -1,7 +1,9 @@
-"""Files written whole or not at all: a reader (another process, a resumed run, a report) never sees half of one."""
+"""Files and folders written whole or not at all: a reader (another process, a resumed run, a report) never sees half
+of one."""
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -40,3 +42,15 @@ def write_atomically(path: str | Path, text: str, unique: bool = False) -> None:
     """`path.write_text(text)`, but whole or not at all (`replaced_atomically`)."""
     with replaced_atomically(path, unique=unique) as file:
         file.write(text)
+
+
+@contextlib.contextmanager
+def staged_directory(staging: Path) -> Iterator[Path]:
+    """`staging`, the folder a directory is written into before one rename moves it into place (the caller's): what
+    a killed writer left there is removed first, and an error in the block removes it too."""
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
