@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
-from compacter_pl.errors import UserError
+from compacter_pl.errors import UserError, first_line
 
 _ORIGINAL = {"feed_forward_proj": "relu", "vocab_size": 32128, "tie_word_embeddings": True}
 _V1_1 = {"feed_forward_proj": "gated-gelu", "vocab_size": 32128, "tie_word_embeddings": False}
@@ -99,8 +99,8 @@ def local_t5_config(name_or_path: str | Path) -> T5Config | None:
         try:
             return T5Config.from_pretrained(str(path))
         except Exception as error:  # malformed JSON, not a T5 config, ...
-            first_line = (str(error).splitlines() or [type(error).__name__])[0]
-            raise UserError(f"cannot read a T5 config from {path}: {first_line}") from None
+            reason = first_line(error)
+            raise UserError(f"cannot read a T5 config from {path}: {reason}") from None
     canonical = canonical_name(str(name_or_path))
     return None if canonical is None else T5Config(**ARCHITECTURES[canonical])
 

@@ -13,9 +13,9 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from compacter_pl.errors import UserError
+from compacter_pl.errors import UserError, first_line
+from compacter_pl.files import STAGING_SUFFIX, replaced_atomically
 
-STAGING_SUFFIX = ".tmp"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6 (what Lightning writes)
 PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy format, a bare pickle
 
@@ -58,8 +58,8 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
             f"as loading it could run code; use a checkpoint that cli.py fit wrote"
         ) from None
     except Exception as error:
-        first_line = (str(error).splitlines() or [type(error).__name__])[0]
-        raise UserError(f"cannot read checkpoint {path}: truncated or corrupt ({first_line})") from None
+        reason = first_line(error)
+        raise UserError(f"cannot read checkpoint {path}: truncated or corrupt ({reason})") from None
     if not isinstance(checkpoint, dict):
         raise UserError(
             f"{path} holds a {type(checkpoint).__name__}, not a Lightning checkpoint (a dict with a state_dict); "
@@ -110,19 +110,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             for stale in path.parent.glob(f"*.ckpt{STAGING_SUFFIX}"):
                 stale.unlink(missing_ok=True)
             self._swept.add(path.parent)
-        staging = path.with_name(path.name + STAGING_SUFFIX)
         try:
-            with open(staging, "wb") as f:
+            with replaced_atomically(path, "wb", sync=True) as f:
                 torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
         except BaseException as error:
-            staging.unlink(missing_ok=True)
             cause = os_error_in(error)
             if cause is not None:
                 raise OSError(cause.errno, cause.strerror or os.strerror(cause.errno), str(path)) from error
             raise
-        os.replace(staging, path)
 
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
         if "://" in str(path):

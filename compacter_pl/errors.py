@@ -5,6 +5,12 @@ import errno
 import re
 
 
+def first_line(error: BaseException, default: str | None = None) -> str:
+    """The first line of an error's message, for a one-line report; for an empty message `default` (None: the
+    error's type name)."""
+    return (str(error).splitlines() or [type(error).__name__ if default is None else default])[0]
+
+
 class UserError(Exception):
     """Bad input: the message says what was wrong and how to fix it, in one line."""
 

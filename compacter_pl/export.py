@@ -22,6 +22,7 @@ from transformers import T5Config
 
 from compacter_pl.checkpoint_io import read_checkpoint
 from compacter_pl.errors import UserError
+from compacter_pl.files import staged_directory
 from compacter_pl.methods import Method, registry, trainable_names
 
 WEIGHTS_FILE = "adapter.safetensors"
@@ -91,17 +92,13 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: boo
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     staging, previous = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.previous")
-    shutil.rmtree(staging, ignore_errors=True)  # left by a killed export
-    try:
+    with staged_directory(staging):  # one a killed export left is removed first
         staging.mkdir()
         save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
         # safetensors writes a private temporary file (0600) and renames it; an export is shared like any file the
         # user writes, so it gets the mode of one (0666 less the umask), as its JSON does
         os.chmod(staging / WEIGHTS_FILE, 0o666 & ~_umask())
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if out.exists():  # an empty folder, or an export replaced with overwrite: moved aside, then removed
         shutil.rmtree(previous, ignore_errors=True)
         os.replace(out, previous)

@@ -15,11 +15,7 @@ from huggingface_hub import constants
 from huggingface_hub.file_download import repo_folder_name
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5ForConditionalGeneration
 
-from compacter_pl.errors import UserError
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0]
+from compacter_pl.errors import UserError, first_line
 
 
 @functools.cache
@@ -29,7 +25,7 @@ def hub_connection_error(endpoint: str) -> str | None:
     try:
         huggingface_hub.get_session().head(endpoint, timeout=constants.HF_HUB_ETAG_TIMEOUT)
     except Exception as error:  # connection refused, no DNS, a timeout, a proxy or TLS failure: all unreachable
-        return _first_line(error) or type(error).__name__
+        return first_line(error) or type(error).__name__
     return None
 
 
@@ -50,7 +46,7 @@ def _load(load, name: str, what: str):
         try:
             return load(name)
         except Exception as error:  # OSError for missing files, ValueError for unrecognised ones, ...
-            raise UserError(f"cannot load the {what} from directory {name}: {_first_line(error)}") from None
+            raise UserError(f"cannot load the {what} from directory {name}: {first_line(error)}") from None
     offline = huggingface_hub.is_offline_mode()
     unreachable = None if offline else hub_connection_error(constants.ENDPOINT)
     try:
@@ -65,7 +61,7 @@ def _load(load, name: str, what: str):
         else:  # the Hub answered: no such model, or no access to it
             raise UserError(
                 f"{what} {name!r} is neither a local directory nor a model on the Hugging Face Hub "
-                f"({_first_line(error)}); check the name, or pass a directory saved with save_pretrained: "
+                f"({first_line(error)}); check the name, or pass a directory saved with save_pretrained: "
                 f"--model.model_name_or_path DIR"
             ) from None
         raise UserError(f"{what} {name!r} is not a local directory, and {why}; {how_to_work_offline(name)}") from None

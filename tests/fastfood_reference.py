@@ -1,4 +1,4 @@
-"""The pure-autograd Fastfood projection, kept as the oracle of the fast one (compacter_pl/layers/fastfood.py).
+"""The pure-autograd Fastfood projection, kept as the oracle of the fast one (compacter_pl/layers/fastfood/).
 
 This is the implementation Intrinsic-SAID used before issue 16: every level of the Walsh-Hadamard butterfly is a
 recorded autograd op on full-size tensors. Exact and obviously right, but slow and memory-hungry at the sizes of

@@ -1,4 +1,4 @@
-"""Tests for the fast Fastfood projection (compacter_pl/layers/fastfood.py): exact against the dense S H G Pi H B and
+"""Tests for the fast Fastfood projection (compacter_pl/layers/fastfood/): exact against the dense S H G Pi H B and
 against the pure-autograd oracle (tests/fastfood_reference.py), its own backward checked by gradcheck, and the two
 versions of the random stream pinned (version 1 bit-identical to the original code)."""
 

@@ -6,16 +6,17 @@ Flow: `commands/bench.py` (the options: `options.BenchOptions`) -> `runner.run_b
 `python -m compacter_pl.bench.worker` per method, given the same options (so the peak resident memory of a process
 is that method's alone) -> `worker.measure`, which builds the model with `architectures.build_t5`, applies the
 method, and trains and evaluates with the LightningModule's own pieces (`steps.training_loss`,
-`steps.build_optimizer`, `steps.label_log_likelihoods`, `steps.greedy_generate`) -> the runner prints and writes
-the table, with the paper's Table 3 beside it (`beside_paper.py`: its deltas recomputed against T5 fine-tuning,
-as ours are against full fine-tuning). `padding.py` reports the real-token share of training batches from the
-real sampler.
+`steps.build_optimizer`, `steps.label_log_likelihoods`, `steps.greedy_generate`) -> the runner collects the
+report and `text.format_report` prints the table, with the paper's Table 3 beside it (`beside_paper.py`: its
+deltas recomputed against T5 fine-tuning, as ours are against full fine-tuning). `padding.py` reports the
+real-token share of training batches from the real sampler.
 """
 
 from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.padding import padding_report, real_token_fraction
 from compacter_pl.bench.rows import BENCH_ROWS, FLOOR, TABLE3_SETTINGS, bench_row, build_method
-from compacter_pl.bench.runner import format_report, run_bench
+from compacter_pl.bench.runner import run_bench
+from compacter_pl.bench.text import format_report
 
 __all__ = [
     "BENCH_ROWS",

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import resource
 import statistics
 import sys
@@ -36,6 +35,8 @@ import torch
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.rows import FLOOR, build_method
+from compacter_pl.errors import first_line
+from compacter_pl.files import replaced_atomically
 from compacter_pl.host_memory import apply_host_memory, set_malloc_thresholds
 from compacter_pl.layers.regions import PREFIX as REGION_PREFIX
 from compacter_pl.methods import trainable_parameters
@@ -261,11 +262,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = measure(BenchOptions(**data["options"]), key)
     except Exception as error:  # reported in the table as this method's error; the other methods go on
-        first_line = (str(error).splitlines() or [type(error).__name__])[0]
-        result = {"key": key, "error": f"{type(error).__name__}: {first_line}"}
-    with open(out_path + ".tmp", "w") as file:
+        reason = first_line(error)
+        result = {"key": key, "error": f"{type(error).__name__}: {reason}"}
+    with replaced_atomically(out_path) as file:
         json.dump(result, file)
-    os.replace(out_path + ".tmp", out_path)
 
 
 if __name__ == "__main__":

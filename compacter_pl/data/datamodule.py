@@ -25,6 +25,7 @@ from compacter_pl.data.sources import load_split, require_utf8, source_fingerpri
 from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, split_validation_in_half, subsample
 from compacter_pl.data.truncation import Truncation, check_truncation, require_offsets, source_ids
 from compacter_pl.errors import UserError
+from compacter_pl.files import staged_directory
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import Task, TaskName, get_task
 
@@ -272,19 +273,19 @@ class TextToTextDataModule(L.LightningDataModule):
         # one staging directory per process: builders of the same entry at once (sweep shards sharing a cache
         # directory) never write into each other's files
         staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        longest_target = 0
-        sizes = {}
-        for split, examples in self.rendered_splits():
-            tokenized = examples.map(self._tokenize, batched=True, remove_columns=["source", "spans", "target"])
-            longest_target = max(longest_target, max(tokenized["target_tokens"][:]))
-            tokenized = tokenized.remove_columns("target_tokens")
-            tokenized.save_to_disk(str(staging / split))
-            sizes[split] = len(tokenized)
-        if self.task.targets is not None:  # a closed label set bounds generation by its longest label
-            longest_target = max(len(self.tokenizer(t)["input_ids"]) for t in self.task.targets)
-        meta = {"sizes": sizes, "max_target_tokens": longest_target}
-        (staging / "meta.json").write_text(json.dumps(meta))
+        with staged_directory(staging):
+            longest_target = 0
+            sizes = {}
+            for split, examples in self.rendered_splits():
+                tokenized = examples.map(self._tokenize, batched=True, remove_columns=["source", "spans", "target"])
+                longest_target = max(longest_target, max(tokenized["target_tokens"][:]))
+                tokenized = tokenized.remove_columns("target_tokens")
+                tokenized.save_to_disk(str(staging / split))
+                sizes[split] = len(tokenized)
+            if self.task.targets is not None:  # a closed label set bounds generation by its longest label
+                longest_target = max(len(self.tokenizer(t)["input_ids"]) for t in self.task.targets)
+            meta = {"sizes": sizes, "max_target_tokens": longest_target}
+            (staging / "meta.json").write_text(json.dumps(meta))
         try:
             staging.rename(path)  # atomic: the entry is complete or absent
         except OSError:  # the entry exists: built meanwhile by another process (the same content), or a leftover

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import datasets
 
-from compacter_pl.errors import UserError
+from compacter_pl.errors import UserError, first_line
 from compacter_pl.hub import hub_connection_error
 from compacter_pl.tasks import Task
 
@@ -52,8 +52,8 @@ def load_local_split(task: Task, data_dir: Path, split: str) -> datasets.Dataset
     except Exception as error:  # pyarrow and pandas raise many kinds: all mean an unreadable file
         if not _has_text(path):
             raise UserError(f"{path} is empty; the {split} split of {task.name} needs at least one record") from None
-        first_line = (str(error).splitlines() or [""])[0]
-        raise UserError(f"cannot read {path}: {type(error).__name__}: {first_line}") from None
+        reason = first_line(error, "")
+        raise UserError(f"cannot read {path}: {type(error).__name__}: {reason}") from None
     if len(dataset) == 0:
         raise UserError(f"{path} holds no records; the {split} split of {task.name} needs at least one")
     check_columns(task, dataset, str(path))
@@ -76,13 +76,13 @@ def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dat
         with _datasets_offline(offline or unreachable is not None):
             dataset = datasets.load_dataset(task.hub_path, task.hub_config, split=split, revision=revision)
     except Exception as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error)
         if unreachable is not None:
             endpoint = datasets.config.HF_ENDPOINT
-            first_line = f"the Hub ({endpoint}) cannot be reached ({unreachable}) and the datasets cache lacks it"
+            reason = f"the Hub ({endpoint}) cannot be reached ({unreachable}) and the datasets cache lacks it"
         raise UserError(
             f"cannot load {task.hub_path} ({task.hub_config}, {split}) from the Hugging Face Hub: "
-            f"{first_line}. Offline, pass --data.data_dir DIR holding {split}.parquet/.jsonl/.csv "
+            f"{reason}. Offline, pass --data.data_dir DIR holding {split}.parquet/.jsonl/.csv "
             f"in the Hub's schema"
         ) from None
     check_columns(task, dataset, f"{task.hub_path}/{task.hub_config}/{split}")

@@ -11,7 +11,7 @@ from peft import PeftConfig, PromptLearningConfig, get_peft_config, inject_adapt
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
 from transformers import T5Config, T5ForConditionalGeneration
 
-from compacter_pl.errors import UserError
+from compacter_pl.errors import UserError, first_line
 from compacter_pl.methods.base import Method, freeze
 from compacter_pl.methods.registry import register_method
 
@@ -56,8 +56,8 @@ def build_peft_config(peft_config: dict) -> PeftConfig:
     try:
         config = get_peft_config({**peft_config, "peft_type": peft_type})
     except (TypeError, ValueError) as error:
-        first_line = (str(error).splitlines() or [type(error).__name__])[0]
-        raise UserError(f"bad {peft_type} config {peft_config!r}: {first_line}") from None
+        reason = first_line(error)
+        raise UserError(f"bad {peft_type} config {peft_config!r}: {reason}") from None
     return config
 
 
@@ -83,10 +83,8 @@ class Peft(Method):
         try:
             inject_adapter_in_model(self.build_config(), model, adapter_name=ADAPTER_NAME)
         except ValueError as error:  # e.g. none of the target modules is in the model
-            first_line = (str(error).splitlines() or [type(error).__name__])[0]
-            raise UserError(
-                f"cannot inject {self.peft_config.get('peft_type')} into this model: {first_line}"
-            ) from None
+            reason = first_line(error)
+            raise UserError(f"cannot inject {self.peft_config.get('peft_type')} into this model: {reason}") from None
 
 
 # Not in the paper: today's most used method through PEFT, for comparison in the same harness.

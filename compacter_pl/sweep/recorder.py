@@ -9,11 +9,12 @@ written to a temporary name and renamed, so it is whole or absent.
 """
 
 import json
-import os
 from pathlib import Path
 
 import lightning as L
 import torch
+
+from compacter_pl.files import write_atomically
 
 FIT_SUMMARY = "fit.json"
 TEST_SUMMARY = "test.json"
@@ -30,9 +31,7 @@ def _metrics(trainer: L.Trainer, stage: str) -> dict[str, float]:
 
 def _write_json(path: Path, content: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(content, indent=1, default=str))  # a method argument JSON lacks: its text
-    os.replace(staging, path)
+    write_atomically(path, json.dumps(content, indent=1, default=str))  # a method argument JSON lacks: its text
 
 
 class RunRecorder(L.Callback):

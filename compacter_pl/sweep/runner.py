@@ -7,234 +7,31 @@ re-running the sweep skips finished runs and restarts any other run from scratch
 killed sweep resumes where it stopped. While a run executes, its lock in `<sweep>/.locks/` is held by the
 sweep and by its subprocess (a second sweep on the same directory skips it), and the subprocess is killed with
 its sweep (Linux), so a killed sweep leaves nothing running.
+
+This module is the loop and the record of a finished run; the checks before anything runs are in `preflight`, the
+subprocesses, their logs and locks in `processes`.
 """
 
-import ctypes
-import fcntl
-import json
-import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from compacter_pl.errors import UserError
-from compacter_pl.sweep.grid import FULL, Run, Sweep, shard_of
-from compacter_pl.sweep.recorder import FIT_SUMMARY, TEST_SUMMARY
-from compacter_pl.sweep.results import RESULTS_FILE, append_result, read_results
+from compacter_pl.files import write_atomically
+from compacter_pl.sweep.grid import Run, Sweep, shard_of
+from compacter_pl.sweep.preflight import check_fingerprints, check_sizes, resolved_configs
+from compacter_pl.sweep.processes import Outcome, SweepDir, Tested, fit_and_test, fit_command, run_lock
+from compacter_pl.sweep.results import append_result, read_results
 from compacter_pl.tensorboard import write_row_metrics
+from compacter_pl.text_table import text_table
 
-CLI_SCRIPT = Path(__file__).resolve().parents[2] / "cli.py"
+__all__ = ["duration", "resolved_configs", "run_sweep"]
+
 STOP_AFTER_SAME_FAILURES = 3  # consecutive runs failing alike: a mistake every run will repeat
-LOCK_WAIT_SECONDS = 10.0  # a killed sweep's subprocess may take a moment to die and release its run
-MAX_REASON = 400  # characters of a failed run's error shown in the progress line; the log has all of it
-RECORDER = "compacter_pl.sweep.recorder.RunRecorder"
-LOGGER = "compacter_pl.tensorboard.TensorBoardLogger"  # the fit writes the run's HParams row (tensorboard.py)
-
-
-@dataclass(frozen=True)
-class SweepDir:
-    root: Path
-
-    @property
-    def results(self) -> Path:
-        return self.root / RESULTS_FILE
-
-    @property
-    def runs(self) -> Path:
-        return self.root / "runs"
-
-    def run(self, run: Run) -> Path:
-        return self.runs / run.name
-
-    def lock(self, run: Run) -> Path:
-        return self.root / ".locks" / f"{run.name}.lock"
-
-
-def cli_command() -> list[str]:
-    """`python cli.py` of this checkout (or the installed package's entry point without a checkout)."""
-    if CLI_SCRIPT.is_file():
-        return [sys.executable, str(CLI_SCRIPT)]
-    return [sys.executable, "-c", "from compacter_pl.cli import main; main()"]
-
-
-def fit_command(sweep: Sweep, directory: SweepDir, run: Run, progress_bar: bool) -> list[str]:
-    # the test (another process, no logger) adds its scores to the run's row afterwards (write_row_metrics)
-    row = {"sweep.method": run.method.name, **({"sweep.config": run.config.name} if run.config.name else {})}
-    init_args = {"save_dir": str(directory.runs), "name": "", "version": run.name, "row": row}
-    logger = {"class_path": LOGGER, "init_args": init_args}
-    return [
-        *cli_command(),
-        "fit",
-        *_run_args(sweep, directory, run),
-        f"--trainer.logger={json.dumps(logger)}",
-        *_progress(progress_bar),
-    ]
-
-
-def test_command(sweep: Sweep, directory: SweepDir, run: Run, checkpoint: str, progress_bar: bool) -> list[str]:
-    """The test of the best checkpoint with the fit's arguments; its own config.yaml goes to `test/`."""
-    return [
-        *cli_command(),
-        "test",
-        *_run_args(sweep, directory, run),
-        "--trainer.logger=false",
-        f"--trainer.default_root_dir={directory.run(run) / 'test'}",
-        "--ckpt_path",
-        checkpoint,
-        *_progress(progress_bar),
-    ]
-
-
-def _run_args(sweep: Sweep, directory: SweepDir, run: Run) -> list[str]:
-    recorder = {"class_path": RECORDER, "init_args": {"out_dir": str(directory.run(run))}}
-    # no last.ckpt: an unfinished run restarts from scratch, and pruning would delete it anyway
-    return [
-        "--config",
-        str(sweep.base_config),
-        *run.args(),
-        "--last_checkpoint.at_epoch_end=false",
-        f"--trainer.callbacks+={json.dumps(recorder)}",
-    ]
-
-
-def _progress(progress_bar: bool) -> list[str]:
-    return [] if progress_bar else ["--trainer.enable_progress_bar=false"]
-
-
-# --- checks before anything runs --------------------------------------------------------------------------------
-
-
-def resolved_configs(sweep: Sweep) -> dict[str, dict]:
-    """Parse runs that together use every task, method, size and searched value with cli.py's own parser (in
-    this process, no model is built): an unknown or ill-typed override fails here, naming where the sweep file
-    sets it. Returns each task's resolved config."""
-    from compacter_pl.cli import run_parser
-
-    parse_run, configs, seen = run_parser(), {}, set()
-    for run in sweep.runs():
-        coordinates = {
-            ("task", run.task),
-            ("method", run.method.name),
-            ("size", run.size),
-            *((key, json.dumps(value, sort_keys=True)) for key, value in run.config.values.items()),
-        }
-        if coordinates <= seen:
-            continue
-        seen |= coordinates
-        try:
-            config = parse_run(["fit", "--config", str(sweep.base_config), *run.args()])
-        except UserError as error:
-            raise UserError(
-                f"{sweep.path}: run {run.name} does not parse{_set_where(sweep, run, str(error))}: {error}"
-            ) from None
-        configs.setdefault(run.task, config)
-    return configs
-
-
-def _set_where(sweep: Sweep, run: Run, message: str) -> str:
-    levels = [
-        ("overrides", sweep.overrides),
-        (f"tasks.{run.task}", sweep.tasks[run.task]),
-        (f"methods.{run.method.name}.overrides", run.method.overrides),
-        (f"sizes.{run.size or FULL}", sweep.sizes[run.size]),
-        (f"methods.{run.method.name}.search", run.config.overrides()),
-    ]
-    for context, overrides in reversed(levels):
-        if any(f"--{key}=" in message or f"'{key}'" in message for key in overrides):
-            return f" (check {context})"
-    if "model.method" in message or "init_args" in message:
-        return f" (check methods.{run.method.name})"
-    return ""
-
-
-def check_sizes(sweep: Sweep, configs: dict[str, dict]) -> None:
-    """Every size fits its task's training split (after the paper's split), before hours are spent."""
-    from compacter_pl.data.sources import load_split
-    from compacter_pl.tasks import get_task
-
-    runs = sweep.runs()
-    for name, config in configs.items():
-        sizes = sorted({run.size for run in runs if run.task == name and run.size is not None})
-        if not sizes:
-            continue
-        data = config.get("data") or {}
-        task = get_task(name)
-        available = len(load_split(task, "train", data.get("data_dir"), data.get("revision")))
-        if not task.small:  # large tasks hold out validation examples from the training split
-            available -= int(data.get("validation_size") or 0)
-        if sizes[-1] > available:
-            raise UserError(
-                f"{sweep.path}: size {sizes[-1]} is larger than the training split of {name} "
-                f"({available} examples); drop it from sizes or add {{task: {name}, size: {sizes[-1]}}} "
-                f"to exclude"
-            )
-
-
-def check_fingerprints(sweep: Sweep, finished: dict[str, dict], base_content, root: Path | None = None) -> None:
-    """A finished run counts only if it is this grid's run: the same fingerprint (the base config and the run's
-    arguments), and the same value for every method argument the sweep file leaves to its default (a default that
-    changed since, like the adapters' activation, would otherwise mix two grids in one table)."""
-    for run in sweep.runs():
-        record = finished.get(run.name)
-        if not record:
-            continue
-        if record.get("fingerprint") not in (None, run.fingerprint(base_content)):
-            raise UserError(
-                f"{sweep.path}: {RESULTS_FILE} in {sweep.out_dir} holds run {run.name} made with other "
-                f"settings (the sweep file or its base config changed since); write this sweep to a "
-                f"new directory with --out DIR, or delete that run's line to redo it"
-            )
-        changed = _changed_arguments(run, record, root)
-        if changed:
-            name, then, now = changed[0]
-            raise UserError(
-                f"{sweep.path}: {RESULTS_FILE} in {sweep.out_dir} holds run {run.name} made with {name}={then!r}, "
-                f"where the method's default is now {now!r}; set {name}: {json.dumps(then)} in "
-                f"methods.{run.method.name}.init_args to go on with those runs, or write this sweep to a new "
-                f"directory with --out DIR"
-            )
-
-
-def _changed_arguments(run: Run, record: dict, root: Path | None) -> list[tuple[str, object, object]]:
-    """(argument, the finished run's value, this run's value) for each method argument that differs; arguments
-    the run resolves itself (a None default: the run's seed) are not compared."""
-    from compacter_pl.methods.registry import complete_init_args, method_class
-
-    then = record.get("method_init_args")
-    if then is None and root is not None and record.get("log_dir"):  # recorded before the sweep kept them
-        then = _saved_method_args(root / record["log_dir"] / "config.yaml")
-    cls = method_class(run.method.class_path)
-    if not isinstance(then, dict) or cls is None:
-        return []
-    now = complete_init_args(cls, run.method.config(run.config)["init_args"])
-    as_json = lambda value: json.loads(json.dumps(value, default=str))  # noqa: E731 (tuples as lists)
-    return [
-        (name, then[name], value)
-        for name, value in now.items()
-        if value is not None and name in then and as_json(then[name]) != as_json(value)
-    ]
-
-
-def _saved_method_args(path: Path) -> dict | None:
-    """The method's init_args in a run's config.yaml (LightningCLI writes every argument, defaults included)."""
-    import yaml
-
-    try:
-        config = yaml.safe_load(path.read_text())
-        return config["model"]["method"]["init_args"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return None
-
-
-# --- running ---------------------------------------------------------------------------------------------------
 
 
 def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool = False) -> int:
@@ -273,7 +70,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
     if todo:
         check_sizes(sweep, configs)
     directory.runs.mkdir(parents=True, exist_ok=True)
-    _write_atomically(directory.root / "sweep.yaml", sweep.path.read_text())
+    write_atomically(directory.root / "sweep.yaml", sweep.path.read_text(), unique=True)
     started = time.monotonic()
     failures = []
     same_in_row, last_reason = 0, None
@@ -339,79 +136,28 @@ def run_counts(sweep: Sweep, runs: list[Run]) -> str:
         for m in methods
     ]
     rows.append(["total", "", *(str(sum(count[m, t] for m in methods)) for t in tasks), str(len(runs))])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-        for row in rows
-    ]
-    return "runs per method and task (configurations x sizes x seeds, after exclude):\n" + "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # done, skipped or failed
-    detail: str  # the test score, why it was skipped, why it failed
+    return "runs per method and task (configurations x sizes x seeds, after exclude):\n" + "\n".join(text_table(rows))
 
 
 def execute(sweep: Sweep, directory: SweepDir, run: Run, base_content, progress_bar: bool) -> Outcome:
     """Fit, test and record one run, holding its lock."""
-    lock_path = directory.lock(run)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if not _lock(lock, LOCK_WAIT_SECONDS):
+    with run_lock(directory, run) as lock:
+        if lock is None:
             return Outcome("skipped", "another sweep process is running it")
         if run.name in read_results(directory.results).finished():
             return Outcome("skipped", "another sweep process finished it")
-        return _fit_test_record(sweep, directory, run, base_content, progress_bar, lock)
-    finally:
-        os.close(lock)
+        tested = fit_and_test(sweep, directory, run, progress_bar, lock)
+        if isinstance(tested, Outcome):
+            return tested
+        return record(sweep, directory, run, base_content, tested)
 
 
-def _fit_test_record(
-    sweep: Sweep, directory: SweepDir, run: Run, base_content, progress_bar: bool, lock: int
-) -> Outcome:
-    run_dir = directory.run(run)
-    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished run starts over
-    run_dir.mkdir(parents=True)
-    fit = fit_command(sweep, directory, run, progress_bar)
-    (run_dir / "command.txt").write_text(shlex.join(fit) + "\n")
-    started = time.monotonic()
-    if _run_logged(fit, run_dir / "fit.log", progress_bar, lock):
-        return Outcome("failed", _failure(run_dir / "fit.log"))
-    summary_path = run_dir / FIT_SUMMARY
-    if not summary_path.exists():
-        return Outcome("failed", f"the fit wrote no {FIT_SUMMARY} (log: {run_dir / 'fit.log'})")
-    fit_summary = json.loads(summary_path.read_text())
-    expected = {"task": run.task, "train_size": run.size, "seed": run.seed if run.size is not None else None}
-    used = {k: v for k, v in fit_summary.get("data", {}).items() if expected.get(k) is not None}
-    if used != {k: v for k, v in expected.items() if v is not None}:
-        return Outcome(
-            "failed",
-            f"the run trained on {used}, not the sweep's {expected}: is seed_everything "
-            f"still linked to data.seed in compacter_pl/cli.py?",
-        )
-    checkpoint = fit_summary.get("best_checkpoint")
-    if "score" not in fit_summary.get("best_val", {}):
-        return Outcome(
-            "failed",
-            "no validation ran, so there is no best checkpoint; validate at least once "
-            "(trainer.val_check_interval, check_val_every_n_epoch, max_epochs)",
-        )
-    if not checkpoint:
-        return Outcome("failed", "the fit kept no best checkpoint to test (is trainer.enable_checkpointing off?)")
-    test = test_command(sweep, directory, run, checkpoint, progress_bar)
-    with open(run_dir / "command.txt", "a") as f:
-        f.write(shlex.join(test) + "\n")
-    if _run_logged(test, run_dir / "test.log", progress_bar, lock):
-        return Outcome("failed", _failure(run_dir / "test.log"))
-    if not (run_dir / TEST_SUMMARY).exists():
-        return Outcome("failed", f"the test wrote no {TEST_SUMMARY} (log: {run_dir / 'test.log'})")
-    test_metrics = json.loads((run_dir / TEST_SUMMARY).read_text())["test"]
-    wall_time = time.monotonic() - started
+def record(sweep: Sweep, directory: SweepDir, run: Run, base_content, tested: Tested) -> Outcome:
+    """A tested run's scores in its TensorBoard row, its checkpoints pruned, its line in results.jsonl."""
+    run_dir, fit_summary, test_metrics = directory.run(run), tested.fit_summary, tested.test_metrics
     write_row_metrics(run_dir, {f"test/{name}": value for name, value in test_metrics.items()}, fit_summary["steps"])
-    checkpoint = _prune_checkpoints(run_dir, checkpoint, sweep.keep_checkpoints)
-    record = {
+    checkpoint = _prune_checkpoints(run_dir, tested.checkpoint, sweep.keep_checkpoints)
+    line = {
         "run": run.name,
         "task": run.task,
         "method": run.method.name,
@@ -424,7 +170,7 @@ def _fit_test_record(
         "best_step": fit_summary["best_step"],
         "best_epoch": fit_summary["best_epoch"],
         "steps": fit_summary["steps"],
-        "wall_time_s": round(wall_time, 2),
+        "wall_time_s": round(tested.wall_time, 2),
         "log_dir": _relative(run_dir, directory.root),
         "best_checkpoint": _relative(Path(checkpoint), directory.root) if checkpoint else None,
         "class_path": run.method.class_path,
@@ -437,74 +183,13 @@ def _fit_test_record(
         "fingerprint": run.fingerprint(base_content),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    append_result(directory.results, record)
+    append_result(directory.results, line)
     return Outcome("done", f"test score {test_metrics.get('score', float('nan')):.4f}")
-
-
-def _lock(fd: int, wait: float) -> bool:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.2)
-
-
-def _die_with_parent(parent: int):
-    """In the child, before exec: be killed when the sweep dies (Linux), so no orphan trains on."""
-
-    def preexec() -> None:
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent:  # the sweep died before prctl took effect
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec if sys.platform.startswith("linux") else None
-
-
-def _run_logged(command: list[str], log: Path, echo: bool, lock: int) -> int:
-    """Run `command` with its output in `log` (and on the terminal when `echo`); the child shares the run's
-    lock, so the run stays locked until the child is gone too. Returns the exit code."""
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if echo else out,
-            stderr=subprocess.STDOUT,
-            pass_fds=(lock,),
-            preexec_fn=_die_with_parent(os.getpid()),
-        )
-        try:
-            if echo:
-                for chunk in iter(lambda: process.stdout.read1(1 << 16), b""):
-                    out.write(chunk)
-                    sys.stdout.buffer.write(chunk)
-                    sys.stdout.flush()
-            return process.wait()
-        finally:
-            if process.poll() is None:  # interrupted: take the child down with the sweep
-                process.kill()
-                process.wait()
 
 
 def _reason(detail: str) -> str:
     """A failure without its log's path and addresses, to tell whether runs fail alike."""
     return re.sub(r"0x[0-9a-fA-F]+", "0x", detail.split(" (log: ")[0])
-
-
-def _failure(log: Path) -> str:
-    """The one-line reason of a failed subprocess: its `error:` line, else its last line, and where the log is."""
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    reason = errors[-1] if errors else (lines[-1] if lines else "no output")
-    if len(reason) > MAX_REASON:
-        reason = reason[:MAX_REASON] + " [...]"
-    return f"{reason} (log: {log})"
 
 
 def _prune_checkpoints(run_dir: Path, best: str, keep: str) -> str | None:
@@ -527,12 +212,6 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
 
 
 def plural(count: int, noun: str) -> str:
