@@ -30,7 +30,6 @@ from compacter_pl.config.run import (
     method_and_model,
     method_help,
     newest_last_checkpoint,
-    run_parser,  # noqa: F401  for compacter_pl/sweep/runner.py until it imports it from compacter_pl.config
 )
 from compacter_pl.errors import Interrupted, UserError, did_you_mean, file_error
 from compacter_pl.progress import default_progress_bar

@@ -14,7 +14,7 @@ def resolved_configs(sweep: Sweep) -> dict[str, dict]:
     """Parse runs that together use every task, method, size and searched value with cli.py's own parser (in
     this process, no model is built): an unknown or ill-typed override fails here, naming where the sweep file
     sets it. Returns each task's resolved config."""
-    from compacter_pl.cli import run_parser
+    from compacter_pl.config import run_parser
 
     parse_run, configs, seen = run_parser(), {}, set()
     for run in sweep.runs():

@@ -136,7 +136,7 @@ def fit_and_test(sweep: Sweep, directory: SweepDir, run: Run, progress_bar: bool
         return Outcome(
             "failed",
             f"the run trained on {used}, not the sweep's {expected}: is seed_everything "
-            f"still linked to data.seed in compacter_pl/cli.py?",
+            f"still linked to data.seed in compacter_pl/config/run.py?",
         )
     checkpoint = fit_summary.get("best_checkpoint")
     if "score" not in fit_summary.get("best_val", {}):

@@ -21,6 +21,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from compacter_pl.config.program import program
 from compacter_pl.files import write_atomically
 from compacter_pl.sweep.grid import Run, Sweep, shard_of
 from compacter_pl.sweep.preflight import check_fingerprints, check_sizes, resolved_configs
@@ -114,7 +115,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] | None = None, dry_run: bool 
         return 1
     print(
         f"sweep finished in {total}: {plural(len(todo), 'run')}; results in {directory.results}; "
-        f"tables and figure: python cli.py report {directory.root}",
+        f"tables and figure: {program()} report {directory.root}",
         flush=True,
     )
     return 0

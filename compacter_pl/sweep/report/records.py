@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from compacter_pl.config.program import program
 from compacter_pl.errors import UserError
 from compacter_pl.sweep.results import RESULTS_FILE, read_results
 
@@ -62,7 +63,7 @@ def load_records(paths: list[str | Path]) -> tuple[list[dict], list[str]]:
         file = path / RESULTS_FILE if path.is_dir() else path
         if not file.is_file():
             raise UserError(
-                f"{path} has no {RESULTS_FILE}; run `python cli.py sweep --config SWEEP.yaml` first "
+                f"{path} has no {RESULTS_FILE}; run `{program()} sweep --config SWEEP.yaml` first "
                 f"(or pass the sweep directory it wrote)"
             )
         results = read_results(file)
