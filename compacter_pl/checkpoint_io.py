@@ -5,6 +5,7 @@ is refused in one line that names it and says what it is."""
 import os
 import pickle
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,19 @@ from compacter_pl.errors import UserError
 STAGING_SUFFIX = ".tmp"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6 (what Lightning writes)
 PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy format, a bare pickle
+# What torch.load (weights_only) raises on a truncated or corrupt file besides pickle.UnpicklingError, as found by
+# truncating checkpoints and overwriting random bytes of them in both formats: the zip reader's RuntimeError or
+# OSError, and the unpickler's EOFError, struct.error, ValueError (UnicodeDecodeError among them), KeyError or
+# IndexError, and AssertionError for a storage key it cannot find.
+TORCH_LOAD_CORRUPT_FILE_ERRORS = (
+    RuntimeError,
+    OSError,
+    EOFError,
+    struct.error,
+    ValueError,
+    LookupError,
+    AssertionError,
+)
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict:
@@ -57,7 +71,7 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
             f"checkpoint {path} holds objects other than tensors (a pickled {refused.group(1)}) and was NOT loaded, "
             f"as loading it could run code; use a checkpoint that cli.py fit wrote"
         ) from None
-    except Exception as error:
+    except TORCH_LOAD_CORRUPT_FILE_ERRORS as error:
         first_line = (str(error).splitlines() or [type(error).__name__])[0]
         raise UserError(f"cannot read checkpoint {path}: truncated or corrupt ({first_line})") from None
     if not isinstance(checkpoint, dict):

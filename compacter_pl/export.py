@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import T5Config
@@ -129,7 +130,7 @@ def load_export(export_dir: str | Path) -> AdapterExport:
         raise UserError(f"{config_path} is not valid JSON ({error}); re-export the checkpoint") from None
     try:
         state = load_file(str(weights_path))
-    except Exception as error:
+    except (SafetensorError, OSError) as error:  # a corrupt header or data; a file that cannot be read
         raise UserError(f"cannot read {weights_path} (truncated or corrupt?): {error}; re-export it") from None
     return AdapterExport(config, state)
 

@@ -172,7 +172,7 @@ class TextToTextModule(L.LightningModule):
         texts = self.outputs(batch)
         return [
             {"id": json.loads(i), "prediction": self.task.prediction(t), "generated": t}
-            for i, t in zip(batch["id"], texts)
+            for i, t in zip(batch["id"], texts, strict=True)
         ]
 
     def _log_epoch_metrics(self, stage: str) -> float:

@@ -111,7 +111,7 @@ def test_rendering_gives_the_character_span_of_every_value(name):
     (example,) = task.examples(record, training=False)
     assert example.spans == spans and len(spans) == len(task.input_fields)
     position = 0
-    for field, (start, end) in zip(task.input_fields, spans):
+    for field, (start, end) in zip(task.input_fields, spans, strict=True):
         prefix = f"{field}: "
         assert source[start - len(prefix) : start] == prefix and start - len(prefix) == position
         assert source[start:end] == task.field_formats.get(field, plain_text)(record[field])

@@ -260,7 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     key = data["key"]
     try:
         result = measure(BenchOptions(**data["options"]), key)
-    except Exception as error:  # reported in the table as this method's error; the other methods go on
+    # This process measures one method, and whatever stops it (an out-of-memory error, a bug in the method, a
+    # library's error) is reported in the table as that method's error while the other methods go on.
+    except Exception as error:  # noqa: BLE001
         first_line = (str(error).splitlines() or [type(error).__name__])[0]
         result = {"key": key, "error": f"{type(error).__name__}: {first_line}"}
     with open(out_path + ".tmp", "w") as file:

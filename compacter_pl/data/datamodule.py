@@ -95,7 +95,7 @@ def rows_of(records: datasets.Dataset, chunk: int = 1000):
     """The records as dicts, read a chunk at a time (much faster than indexing a Dataset row by row)."""
     for batch in records.iter(batch_size=chunk):
         columns = list(batch)
-        yield from (dict(zip(columns, values)) for values in zip(*batch.values()))
+        yield from (dict(zip(columns, values, strict=True)) for values in zip(*batch.values(), strict=True))
 
 
 def _numbered(records: datasets.Dataset) -> datasets.Dataset:
@@ -306,7 +306,8 @@ class TextToTextDataModule(L.LightningDataModule):
                 self.tokenizer(flat_answers, max_length=self.max_target_length, truncation=True)["input_ids"]
             )
             lengths = [
-                max([n] + [len(next(answer_ids)) for _ in answers]) for n, answers in zip(lengths, batch["answers"])
+                max([n] + [len(next(answer_ids)) for _ in answers])
+                for n, answers in zip(lengths, batch["answers"], strict=True)
             ]
         return {
             "input_ids": sources,

@@ -174,7 +174,7 @@ class IntrinsicSAIDState(nn.Module):
         if index not in self._cache:  # the whole chunk at once: the other tensors of it are read soon
             self.projections()
             chunk = self._chunk_of[index]
-            for member, flat in zip(self._chunks[chunk][1], self._project_chunk(chunk)):
+            for member, flat in zip(self._chunks[chunk][1], self._project_chunk(chunk), strict=True):
                 self._cache[member] = flat.view(self.shapes[member]).to(like.dtype)
         return self._cache[index]
 

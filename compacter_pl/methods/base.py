@@ -77,8 +77,9 @@ class Method(abc.ABC):
         if takes_kwargs:
             init.__signature__ = with_inherited_arguments(init, super(cls, cls).__init__)
 
-    def check(self, config: T5Config, max_source_length: int | None = None) -> None:
-        """Raise a UserError for hyper-parameters that cannot work with this model (before it is built)."""
+    def check(self, config: T5Config, max_source_length: int | None = None) -> None:  # noqa: B027 (optional hook)
+        """Raise a UserError for hyper-parameters that cannot work with this model (before it is built). Optional:
+        by default every configuration is accepted."""
 
     @abc.abstractmethod
     def apply(self, model: T5ForConditionalGeneration) -> None:

@@ -43,7 +43,7 @@ _STACK_ARGS = (
 
 def _as_kwargs(args: tuple, kwargs: dict) -> dict:
     """T5Stack.forward's positional arguments by name (callers in transformers pass keywords; others may not)."""
-    return {**dict(zip(_STACK_ARGS, args)), **kwargs}
+    return {**dict(zip(_STACK_ARGS, args, strict=False)), **kwargs}
 
 
 def _prepend_prompt(encoder: nn.Module, args: tuple, kwargs: dict):

@@ -363,7 +363,10 @@ def _configs(entry: MethodEntry, context: str, spec: SweepFile) -> tuple[Config,
         if not values or len({json.dumps(v, sort_keys=True) for v in values}) < len(values):
             raise UserError(f"{context}.{key} must list distinct values, got {values}")
     configs = [
-        Config("_".join(_short(key, value) for key, value in zip(search, combination)), dict(zip(search, combination)))
+        Config(
+            "_".join(_short(key, value) for key, value in zip(search, combination, strict=True)),
+            dict(zip(search, combination, strict=True)),
+        )
         for combination in itertools.product(*search.values())
     ]
     names = [c.name for c in configs]

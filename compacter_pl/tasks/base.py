@@ -183,7 +183,7 @@ class Task:
         if self.targets is None:
             return "free text"
         if self.label_names:
-            return ", ".join(f"{t} {n}" for t, n in zip(self.targets, self.label_names))
+            return ", ".join(f"{t} {n}" for t, n in zip(self.targets, self.label_names, strict=True))
         if len(self.targets) > 4:
             return f"{self.targets[0]}, {self.targets[1]}, ..., {self.targets[-1]}"
         return ", ".join(self.targets)
@@ -206,8 +206,8 @@ class Task:
                     f"{self.name} scores free text against gold answers: got {len(texts)} texts "
                     f"and {len(answers)} answer lists"
                 )
-            em = torch.tensor([best_exact_match(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
-            f1 = torch.tensor([best_token_f1(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
+            em = torch.tensor([best_exact_match(t, a) for t, a in zip(texts, answers, strict=True)], dtype=torch.float)
+            f1 = torch.tensor([best_token_f1(t, a) for t, a in zip(texts, answers, strict=True)], dtype=torch.float)
             return Scored(labels, labels, labels.float(), labels.float(), groups.cpu(), em, f1)
         invalid = len(self.targets)  # the marker: one past the last class
         preds = torch.tensor([invalid if d is None else d for d in map(self.decode, texts)], dtype=torch.long)
