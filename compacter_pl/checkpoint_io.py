@@ -133,7 +133,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException as error:
             staging.unlink(missing_ok=True)
             cause = os_error_in(error)
-            if cause is not None:
+            if cause is not None and cause.errno is not None:  # os_error_in returns only errors with an errno
                 raise OSError(cause.errno, cause.strerror or os.strerror(cause.errno), str(path)) from error
             raise
         os.replace(staging, path)

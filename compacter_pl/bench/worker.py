@@ -29,9 +29,11 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from transformers import T5ForConditionalGeneration
 
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.bench.options import BenchOptions
@@ -122,8 +124,8 @@ def region_seconds(step, device: torch.device) -> tuple[float, dict[str, float],
 class Training:
     """A model with a method applied, and one training step of it."""
 
-    model: torch.nn.Module
-    step: object  # () -> None: forward + loss + backward + optimizer step
+    model: T5ForConditionalGeneration
+    step: Callable[[], None]  # forward + loss + backward + optimizer step
 
 
 def build_training(options: BenchOptions, key: str, device: torch.device) -> Training:
@@ -148,7 +150,7 @@ def build_training(options: BenchOptions, key: str, device: torch.device) -> Tra
 
     def step() -> None:
         with _autocast(device, options.precision):
-            loss = training_loss(forward, input_ids, attention_mask, labels)
+            loss = training_loss(forward, input_ids, attention_mask, labels)  # type: ignore[arg-type]  # compiled
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -106,7 +106,7 @@ def render(task: Task, records: datasets.Dataset, training: bool, where: str) ->
     """Text-to-text examples of a split, each with the id of its record (`record_id`: the record's `idx`, else its
     row in the original split, counted from 1); a record the task cannot use (a label outside its classes, a
     missing answer) is named by its row in `where`, counted from 1."""
-    rows = {"id": [], "source": [], "spans": [], "target": [], "label": [], "group": [], "answers": []}
+    rows: dict[str, list] = {"id": [], "source": [], "spans": [], "target": [], "label": [], "group": [], "answers": []}
     for i, record in enumerate(rows_of(records)):
         row = record.get(ROW, i) + 1
         try:

@@ -14,12 +14,12 @@ there are (non-empty) values, the source is cut at the end as in `end` mode. Nee
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from compacter_pl.errors import UserError
 
 Truncation = Literal["end", "fields"]
-TRUNCATION_MODES: tuple[str, ...] = Truncation.__args__
+TRUNCATION_MODES: tuple[str, ...] = get_args(Truncation)
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,10 @@ def value_of_tokens(
     """The field value each token belongs to, or None for the template (prefixes, joining spaces) and special
     tokens. A token that also covers template text other than white space (none do with T5's tokenizer, whose
     tokens start at a space) counts as template, so a `name:` prefix is never cut."""
-    value_at = [None] * (len(source) + 1)  # the value each character lies in
+    value_at: list[int | None] = [None] * (len(source) + 1)  # the value each character lies in
     for i, (value_start, value_end) in enumerate(spans):
         value_at[value_start:value_end] = [i] * (value_end - value_start)
-    owners = []
+    owners: list[int | None] = []
     for (start, end), is_special in zip(offsets, special, strict=True):
         if is_special:
             owners.append(None)
@@ -171,7 +171,7 @@ def cut_sources(
                 truncated=True,
                 fell_back=mode == "fields",
             )
-    return cuts
+    return cast("list[Cut]", cuts)  # every None was filled in above
 
 
 def source_ids(

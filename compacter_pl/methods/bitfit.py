@@ -26,7 +26,7 @@ from compacter_pl.methods.registry import PaperRow, register_method
 
 def _add_bias(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
     """Forward hook of a layer norm given a bias: T5's layer norm only scales, BitFit also shifts."""
-    return output + module.bias.to(output.dtype)
+    return output + module.bias.to(output.dtype)  # type: ignore[operator]  # a Parameter (torch types it Tensor | Module)
 
 
 def _zeros_like_row(weight: torch.Tensor, size: int) -> nn.Parameter:
@@ -67,7 +67,7 @@ class BitFit(Method):
             linear.bias.requires_grad_(True)
         if self.layer_norm_biases:
             for norm in t5_parts.block_layer_norms(model):
-                norm.bias = _zeros_like_row(norm.weight, norm.weight.shape[0])
+                norm.bias = _zeros_like_row(norm.weight, norm.weight.shape[0])  # type: ignore[arg-type,index]
                 norm.register_forward_hook(_add_bias)
         if self.train_output_layer:
             t5_parts.train_output_layer(model)

@@ -141,7 +141,8 @@ def unregister_method(key: str) -> None:
 def registered_methods() -> tuple[RegisteredMethod, ...]:
     """Every registered method: the paper's in Table 1 order, then the others in registration order."""
     entries = list(_METHODS.values())
-    paper = sorted((e for e in entries if e.paper is not None), key=lambda e: e.paper.position)
+    positions = [(e.paper.position, e) for e in entries if e.paper is not None]
+    paper = [e for _, e in sorted(positions, key=lambda pair: pair[0])]
     return (*paper, *(e for e in entries if e.paper is None))
 
 

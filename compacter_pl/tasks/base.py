@@ -122,7 +122,7 @@ class Task:
     def __post_init__(self) -> None:
         if (self.targets is None) != (self.answers_of is not None):
             raise TypeError(f"task {self.name}: a free-text task (targets=None) needs answers_of, and only it")
-        if self.ordinal and not all(_is_number(t) for t in self.targets):
+        if self.ordinal and (self.targets is None or not all(_is_number(t) for t in self.targets)):
             raise TypeError(f"task {self.name}: ordinal targets must be numbers")
 
     @property
@@ -145,6 +145,7 @@ class Task:
         source, spans = self.rendered(record)
         group = int(self.group_of(record)) if self.group_of else -1
         if self.targets is None:
+            assert self.answers_of is not None  # __post_init__: a free-text task has answers_of
             answers = tuple(dict.fromkeys(plain_text(a) for a in self.answers_of(record) if plain_text(a)))
             if not answers:
                 raise ValueError("the record has no gold answer")
