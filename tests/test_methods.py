@@ -1,6 +1,6 @@
 """Every method of the paper on tiny T5s (original and gated) and on the T5-base architecture (meta device).
 
-What is checked: the trainable counts of SPEC section 2; only the intended parameters train; everything else is
+What is checked: the trainable counts behind Table 1; only the intended parameters train; everything else is
 bit-identical after an optimizer step; every trainable parameter gets a gradient (DDP needs no
 find_unused_parameters); the adapters' placement; Compacter's shared A; prompt tuning in generation;
 Intrinsic-SAID's reparameterisation; PEFT; bad hyper-parameters as one-line UserErrors.
@@ -117,7 +117,7 @@ def intended(key: str, name: str, model) -> bool:
     }[key]
 
 
-# --- parameter counts on the T5-base architecture (SPEC section 2) ------------------------------------------
+# --- parameter counts on the T5-base architecture (Table 1) ------------------------------------------------
 
 
 @pytest.mark.parametrize("row", PAPER_METHODS, ids=[row.key for row in PAPER_METHODS])

@@ -1,4 +1,4 @@
-"""Tests for compacter_pl.metrics: the paper's metrics as torchmetrics, fed by `Task.score` (SPEC section 3)."""
+"""Tests for compacter_pl.metrics: the paper's metrics as torchmetrics, fed by `Task.score` (the paper's Section 5)."""
 
 import inspect
 import math

@@ -1,5 +1,5 @@
 """Tests for compacter_pl.tasks and compacter_pl.data.splits: each task of the paper as text-to-text (template,
-targets, labels, metrics, split rule, SPEC section 3) and the paper's splits."""
+targets, labels, metrics, split rule; the paper's Section 5) and the paper's splits."""
 
 import datasets
 import pytest

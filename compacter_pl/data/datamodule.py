@@ -34,7 +34,7 @@ ROW = "__row__"  # the position of a record in its original split, carried throu
 
 
 def original_splits(task: Task) -> dict[str, str]:
-    """The original split each of train / validation / test is drawn from (SPEC section 3)."""
+    """The original split each of train / validation / test is drawn from (the paper's Section 5)."""
     return {"train": "train", "validation": task.test_split if task.small else "train", "test": task.test_split}
 
 
@@ -47,7 +47,7 @@ def paper_splits(
     seed: int,
     validation_size: int = HELD_OUT_VALIDATION,
 ) -> dict[str, datasets.Dataset]:
-    """Raw records of train / validation / test as the paper splits them (SPEC section 3).
+    """Raw records of train / validation / test as the paper splits them (its Section 5).
 
     Small tasks: the original validation set, shuffled with `data_seed`, is halved into validation and test
     (by group: MultiRC by question). Large tasks: `validation_size` training records drawn with `data_seed`

@@ -4,8 +4,9 @@ Flow: CLI -> LightningModule -> method (this file) -> layers (`compacter_pl.laye
 holds what they share (and what PHM-Adapter, Compacter and Compacter++ in `compacter.py` reuse): the bottleneck
 adapter `adapter(y) = y + U(act(D(y)))`, its placement, and what trains.
 
-Placement (SPEC section 1), without forking T5: a forward hook on the library's module whose output is the
-sublayer's y replaces y by adapter(y); T5 then adds the residual itself, `h = h + dropout(adapter(y))`.
+Placement (the paper's Section 3, as its authors' code does it), without forking T5: a forward hook on the
+library's module whose output is the sublayer's y replaces y by adapter(y); T5 then adds the residual itself,
+`h = h + dropout(adapter(y))`.
 - "self_attention": the `SelfAttention` (T5Attention) of layer[0] of every block; its output is a tuple whose
   first element is y. None after cross-attention.
 - "feed_forward": the `DenseReluDense` (ungated or gated) of the block's last layer; its output is y.

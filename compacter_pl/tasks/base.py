@@ -25,7 +25,7 @@ Spans = tuple[tuple[int, int], ...]  # (start, end) character offsets of each fi
 def render_fields_with_spans(
     record: dict, fields: Sequence[str], formats: dict[str, Callable[[Any], str]] | None = None
 ) -> tuple[str, Spans]:
-    """`field: value` pairs joined by spaces, as in the paper (SPEC section 3), and where each value lies in
+    """`field: value` pairs joined by spaces, as in the paper (Section 5), and where each value lies in
     that text (`source[start:end]` is the value; the `field: ` prefixes and the joining spaces lie outside)."""
     formats = formats or {}
     parts, spans, position = [], [], 0
@@ -99,7 +99,7 @@ class HubDataset:
 
 @dataclass(frozen=True)
 class Task:
-    """One GLUE or SuperGLUE task as the paper casts it to text-to-text (SPEC section 3)."""
+    """One GLUE or SuperGLUE task as the paper casts it to text-to-text (its Section 5)."""
 
     name: str
     dataset: HubDataset  # where its records live on the Hub, pinned
