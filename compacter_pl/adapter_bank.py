@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from transformers import T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
 from compacter_pl.export import AdapterExport, apply_export, load_export, shared_base_copy
@@ -38,11 +39,11 @@ def _own_trained_parameters(model: nn.Module, base_ids: set[int]) -> None:
 class AdapterBank:
     """One base model, any number of exported adapters, one `predict` or `generate` per request."""
 
-    def __init__(self, base_model: nn.Module, tokenizer, max_new_tokens: int = 16) -> None:
+    def __init__(self, base_model: T5ForConditionalGeneration, tokenizer, max_new_tokens: int = 16) -> None:
         self.base = base_model.eval()
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
-        self.models: dict[str, nn.Module] = {}
+        self.models: dict[str, T5ForConditionalGeneration] = {}
         self.exports: dict[str, AdapterExport] = {}
 
     def add(self, name: str, export_dir: str) -> None:

@@ -23,6 +23,7 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError, first_line
+from compacter_pl.hub import FROM_PRETRAINED_ERRORS
 
 _ORIGINAL = {"feed_forward_proj": "relu", "vocab_size": 32128, "tie_word_embeddings": True}
 _V1_1 = {"feed_forward_proj": "gated-gelu", "vocab_size": 32128, "tie_word_embeddings": False}
@@ -98,9 +99,8 @@ def local_t5_config(name_or_path: str | Path) -> T5Config | None:
     if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):
         try:
             return T5Config.from_pretrained(str(path))
-        except Exception as error:  # malformed JSON, not a T5 config, ...
-            reason = first_line(error)
-            raise UserError(f"cannot read a T5 config from {path}: {reason}") from None
+        except FROM_PRETRAINED_ERRORS as error:  # malformed JSON, not a T5 config, a value of the wrong type
+            raise UserError(f"cannot read a T5 config from {path}: {first_line(error)}") from None
     canonical = canonical_name(str(name_or_path))
     return None if canonical is None else T5Config(**ARCHITECTURES[canonical])
 
@@ -126,7 +126,7 @@ def t5_config(name_or_path: str | Path | T5Config, offline: bool = True) -> T5Co
         raise unknown
     try:
         return T5Config.from_pretrained(str(name_or_path))
-    except Exception:
+    except FROM_PRETRAINED_ERRORS:
         raise unknown from None
 
 

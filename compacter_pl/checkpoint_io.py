@@ -5,6 +5,7 @@ is refused in one line that names it and says what it is."""
 import os
 import pickle
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,19 @@ from compacter_pl.files import STAGING_SUFFIX, replaced_atomically
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6 (what Lightning writes)
 PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy format, a bare pickle
+# What torch.load (weights_only) raises on a truncated or corrupt file besides pickle.UnpicklingError, as found by
+# truncating checkpoints and overwriting random bytes of them in both formats: the zip reader's RuntimeError or
+# OSError, and the unpickler's EOFError, struct.error, ValueError (UnicodeDecodeError among them), KeyError or
+# IndexError, and AssertionError for a storage key it cannot find.
+TORCH_LOAD_CORRUPT_FILE_ERRORS = (
+    RuntimeError,
+    OSError,
+    EOFError,
+    struct.error,
+    ValueError,
+    LookupError,
+    AssertionError,
+)
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict:
@@ -57,9 +71,8 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
             f"checkpoint {path} holds objects other than tensors (a pickled {refused.group(1)}) and was NOT loaded, "
             f"as loading it could run code; use a checkpoint that cli.py fit wrote"
         ) from None
-    except Exception as error:
-        reason = first_line(error)
-        raise UserError(f"cannot read checkpoint {path}: truncated or corrupt ({reason})") from None
+    except TORCH_LOAD_CORRUPT_FILE_ERRORS as error:
+        raise UserError(f"cannot read checkpoint {path}: truncated or corrupt ({first_line(error)})") from None
     if not isinstance(checkpoint, dict):
         raise UserError(
             f"{path} holds a {type(checkpoint).__name__}, not a Lightning checkpoint (a dict with a state_dict); "
@@ -115,7 +128,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, f)
         except BaseException as error:
             cause = os_error_in(error)
-            if cause is not None:
+            if cause is not None and cause.errno is not None:  # os_error_in returns only errors with an errno
                 raise OSError(cause.errno, cause.strerror or os.strerror(cause.errno), str(path)) from error
             raise
 

@@ -14,11 +14,13 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import T5Config
+from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.checkpoint_io import read_checkpoint
 from compacter_pl.errors import UserError
@@ -126,7 +128,7 @@ def load_export(export_dir: str | Path) -> AdapterExport:
         raise UserError(f"{config_path} is not valid JSON ({error}); re-export the checkpoint") from None
     try:
         state = load_file(str(weights_path))
-    except Exception as error:
+    except (SafetensorError, OSError) as error:  # a corrupt header or data; a file that cannot be read
         raise UserError(f"cannot read {weights_path} (truncated or corrupt?): {error}; re-export it") from None
     return AdapterExport(config, state)
 
@@ -164,7 +166,7 @@ def check_architecture(expected: dict, config: T5Config) -> None:
             )
 
 
-def apply_export(model: nn.Module, export: AdapterExport, before_load=None) -> None:
+def apply_export(model: T5ForConditionalGeneration, export: AdapterExport, before_load=None) -> None:
     """Apply the export's method to a base model and load its parameters (exactly the ones that train).
     `before_load(model)` runs after the method changed the model and before the parameters are copied in."""
     check_architecture(export.config["base_architecture"], model.config)
@@ -184,9 +186,12 @@ def apply_export(model: nn.Module, export: AdapterExport, before_load=None) -> N
     model.load_state_dict(export.state_dict, strict=False)
 
 
-def shared_base_copy(base: nn.Module) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def shared_base_copy(base: ModuleT) -> ModuleT:
     """A copy of the model whose frozen base parameters are the very same tensors: no memory is duplicated,
     and a method applied to the copy leaves the base untouched."""
-    memo = {id(p): p for p in base.parameters()}
+    memo: dict[int, torch.Tensor] = {id(p): p for p in base.parameters()}
     memo.update({id(b): b for b in base.buffers()})
     return copy.deepcopy(base, memo)

@@ -4,10 +4,9 @@ PyTorch's CPU tensors come straight from the C library's malloc. glibc unmaps bl
 on every free (the threshold starts at 128 KiB and adapts up to 32 MiB), and hands the free memory at the top of
 its heap back to the system once it exceeds the trim threshold (twice the mmap threshold). A training step frees
 most of its activations at its end, so the next step page-faults much of that memory in again, zero-filled;
-how much depends on the process's address-space layout. Measured on t5-base (batch 8, length 128, CPU fp32,
-in one process): with glibc's defaults 6,100 faults a step for the LN-only floor and 25,000 for Compacter,
-whose adapters keep about 100 MiB more activations, and Compacter's step was 7.7% slower than the floor's; with
-freed memory kept, no faults after the first steps, and 2%.
+how much depends on the process's address-space layout. Methods that keep more activations for the backward
+pass (the adapters keep their inputs) pay the most; with freed memory kept, steps stop faulting after the first
+ones. docs/host-memory.md has the measurements.
 
 `keep_freed_memory()` sets the mmap threshold to glibc's ceiling (32 MiB) and never trims the heap. The
 process's resident memory then stays at its peak instead of shrinking between steps. An allocation pattern that
@@ -70,11 +69,10 @@ class HostMemory(L.Callback):
 
     Args:
         keep_freed: true keeps it for the next step (glibc's malloc: no heap trimming, 32 MiB mmap threshold),
-            so steps do not page-fault it back in: Compacter's t5-base CPU step went from 7.7% to 2% over the
-            LN-only floor's. The resident memory stays at its peak between steps. false returns it to the system
-            after every step (thresholds fixed at 32 MiB mmap, 64 MiB trim), for allocation patterns that
-            fragment the heap: on a CPU, Intrinsic-SAID's Fastfood projections (t5-base) outgrew 24 GiB with
-            freed memory kept, 12 GiB with glibc's untouched defaults, and 24 GiB in one of two runs so.
+            so steps do not page-fault it back in (the adapters' steps gain the most). The resident memory stays
+            at its peak between steps. false returns it to the system after every step (thresholds fixed at
+            32 MiB mmap, 64 MiB trim), for allocation patterns that fragment the heap, such as Intrinsic-SAID's
+            Fastfood projections on a CPU (docs/host-memory.md).
     """
 
     def __init__(self, keep_freed: bool = True) -> None:

@@ -12,10 +12,27 @@ from pathlib import Path
 
 import huggingface_hub
 from huggingface_hub import constants
+from huggingface_hub.errors import StrictDataclassError
 from huggingface_hub.file_download import repo_folder_name
+from safetensors import SafetensorError
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError, first_line
+
+# What transformers' from_pretrained (a config, a model or a tokenizer) raises on a directory or Hub name it cannot
+# load: OSError for missing files, invalid JSON and every Hub failure (huggingface_hub's HTTP errors are OSErrors),
+# ValueError for an unrecognised tokenizer or repository name, TypeError or KeyError for JSON of the wrong shape,
+# StrictDataclassError for a config value of the wrong type, SafetensorError for truncated or corrupt weights and
+# RuntimeError for weights whose shapes do not match the config.
+FROM_PRETRAINED_ERRORS = (
+    OSError,
+    ValueError,
+    TypeError,
+    LookupError,
+    RuntimeError,
+    SafetensorError,
+    StrictDataclassError,
+)
 
 
 @functools.cache
@@ -24,7 +41,10 @@ def hub_connection_error(endpoint: str) -> str | None:
     huggingface_hub's own session (its proxies and certificates), with its metadata timeout (HF_HUB_ETAG_TIMEOUT)."""
     try:
         huggingface_hub.get_session().head(endpoint, timeout=constants.HF_HUB_ETAG_TIMEOUT)
-    except Exception as error:  # connection refused, no DNS, a timeout, a proxy or TLS failure: all unreachable
+    # Any failure of this one request means unreachable (connection refused, no DNS, a timeout, a proxy or TLS
+    # failure, a malformed endpoint), and huggingface_hub's HTTP client, whose exceptions these are, changes between
+    # its major versions (httpx in 1.x, httpx2 in 2.x): so every exception of the request is caught.
+    except Exception as error:  # noqa: BLE001
         return first_line(error) or type(error).__name__
     return None
 
@@ -45,13 +65,13 @@ def _load(load, name: str, what: str):
     if Path(name).exists():
         try:
             return load(name)
-        except Exception as error:  # OSError for missing files, ValueError for unrecognised ones, ...
+        except FROM_PRETRAINED_ERRORS as error:
             raise UserError(f"cannot load the {what} from directory {name}: {first_line(error)}") from None
     offline = huggingface_hub.is_offline_mode()
     unreachable = None if offline else hub_connection_error(constants.ENDPOINT)
     try:
         return load(name, local_files_only=offline or unreachable is not None)
-    except Exception as error:
+    except FROM_PRETRAINED_ERRORS as error:
         if offline:
             why = "HF_HUB_OFFLINE is set and the Hub cache does not hold it"
         elif unreachable is not None:

@@ -6,6 +6,7 @@ Efficiency options live here too, because they wrap the whole model whatever the
 """
 
 import json
+from collections.abc import Mapping
 from typing import Literal
 
 import lightning as L
@@ -14,12 +15,14 @@ from jsonargparse.typing import NonNegativeInt, PositiveFloat
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import Metric
 
 from compacter_pl.architectures import local_t5_config
 from compacter_pl.errors import UserError
 from compacter_pl.export import architecture_of, check_architecture
 from compacter_pl.hub import load_t5, load_tokenizer
-from compacter_pl.methods import FullFineTuning, Method, trainable_names, trainable_parameters
+from compacter_pl.methods import Method, trainable_names, trainable_parameters
+from compacter_pl.methods.full import FullFineTuning
 from compacter_pl.metrics import build_metrics, update_metrics
 from compacter_pl.steps import (
     build_optimizer,
@@ -110,7 +113,10 @@ class TextToTextModule(L.LightningModule):
             if self.task.targets is None
             else padded_label_ids([self.tokenizer(t)["input_ids"] for t in self.task.targets])
         )
-        self.metrics = nn.ModuleDict({stage: nn.ModuleDict(build_metrics(self.task)) for stage in STAGES})
+        # ModuleDicts (registered, so they move with the module), read as the mappings they are
+        self.metrics: Mapping[str, Mapping[str, Metric]] = nn.ModuleDict(  # type: ignore[assignment]
+            {stage: nn.ModuleDict(build_metrics(self.task)) for stage in STAGES}
+        )
         self.best_val_score = float("-inf")
         # Checkpoints hold only what trains; loading them onto the freshly built model must not demand the rest.
         self.strict_loading = False
@@ -118,8 +124,9 @@ class TextToTextModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         self.method.check(self.model.config, getattr(datamodule, "max_source_length", None))  # e.g. prompt length
-        if self.max_new_tokens is None and getattr(datamodule, "max_target_tokens", None):
-            self.max_new_tokens = datamodule.max_target_tokens
+        max_target_tokens = getattr(datamodule, "max_target_tokens", None)
+        if self.max_new_tokens is None and max_target_tokens:
+            self.max_new_tokens = max_target_tokens
 
     def forward(self, input_ids, attention_mask, labels):
         return training_loss(self._training_model, input_ids, attention_mask, labels)
@@ -128,8 +135,9 @@ class TextToTextModule(L.LightningModule):
         loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
         if not torch.isfinite(loss):  # stop before the optimizer writes NaN into the weights
             # the newest checkpoint: last.ckpt's callback (no monitor: its "best" is the latest) before the best one
-            callbacks = sorted(self.trainer.checkpoint_callbacks, key=lambda c: c.monitor is not None)
-            last_good = next((c.best_model_path for c in callbacks if c.best_model_path), "")
+            # (ModelCheckpoints, which Lightning's annotations type as their base class Checkpoint)
+            callbacks = sorted(self.trainer.checkpoint_callbacks, key=lambda c: c.monitor is not None)  # type: ignore[attr-defined]
+            last_good = next((c.best_model_path for c in callbacks if c.best_model_path), "")  # type: ignore[attr-defined]
             raise UserError(
                 f"the loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
                 f"training stopped, the last good checkpoint is {last_good or 'none yet'} (untouched). "
@@ -145,8 +153,10 @@ class TextToTextModule(L.LightningModule):
 
     def rank(self, batch: dict) -> list[str]:
         """The most likely target of the task's label set for each input (always a valid label)."""
-        scores = label_log_likelihoods(self.model, batch["input_ids"], batch["attention_mask"], self._label_ids)
-        return [self.task.targets[i] for i in scores.argmax(-1).tolist()]
+        targets, label_ids = self.task.targets, self._label_ids
+        assert targets is not None and label_ids is not None  # eval_mode is rank only for a closed label set
+        scores = label_log_likelihoods(self.model, batch["input_ids"], batch["attention_mask"], label_ids)
+        return [targets[i] for i in scores.argmax(-1).tolist()]
 
     def outputs(self, batch: dict) -> list[str]:
         """The output text of each input, by the module's eval_mode."""
@@ -172,7 +182,7 @@ class TextToTextModule(L.LightningModule):
         texts = self.outputs(batch)
         return [
             {"id": json.loads(i), "prediction": self.task.prediction(t), "generated": t}
-            for i, t in zip(batch["id"], texts)
+            for i, t in zip(batch["id"], texts, strict=True)
         ]
 
     def _log_epoch_metrics(self, stage: str) -> float:
@@ -204,10 +214,10 @@ class TextToTextModule(L.LightningModule):
         row = {
             "task": self.task.name,
             "method": type(self.method).__name__,
-            "model": self.hparams.model_name_or_path,
+            "model": self.hparams["model_name_or_path"],
             "train_size": "full" if train_size is None else train_size,
             "seed": getattr(datamodule, "seed", None),
-            "learning_rate": self.hparams.learning_rate,
+            "learning_rate": self.hparams["learning_rate"],
         }
         row.update({f"method.{name}": value for name, value in self.method.init_args().items() if value is not None})
         return {name: value for name, value in row.items() if value is not None}

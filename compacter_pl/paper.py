@@ -140,15 +140,23 @@ class Efficiency:
     def row(self, method: str) -> EfficiencyRow | None:
         return next((r for r in self.rows if r.method == method), None)
 
+    @property
+    def reference(self) -> EfficiencyRow:
+        """T5 fine-tuning's row, which every delta divides by."""
+        row = self.row(REFERENCE)
+        if row is None:
+            raise ValueError(f"Table 3 has no {REFERENCE!r} row to compare with")
+        return row
+
     def memory_delta(self, method: str) -> float | None:
         """(memory - memory_T5) / memory_T5 in %: against T5 fine-tuning, as the time deltas are (the printed
         memory deltas divide by the method's own memory instead)."""
-        row, reference = self.row(method), self.row(REFERENCE)
+        row, reference = self.row(method), self.reference
         return None if row is None else 100.0 * (row.memory_mb - reference.memory_mb) / reference.memory_mb
 
     def time_delta(self, method: str) -> float | None:
         """(time - time_T5) / time_T5 in %, as printed."""
-        row, reference = self.row(method), self.row(REFERENCE)
+        row, reference = self.row(method), self.reference
         return None if row is None else 100.0 * (row.time_min - reference.time_min) / reference.time_min
 
 

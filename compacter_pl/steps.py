@@ -7,7 +7,7 @@
 """
 
 import torch
-from torch import nn
+from transformers import T5ForConditionalGeneration
 from transformers.masking_utils import create_causal_mask
 
 IGNORE_INDEX = -100
@@ -15,7 +15,7 @@ RANK_LOGITS_BUDGET = 2**26  # logits held at once while ranking labels (256 MiB 
 
 
 def training_loss(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    model: T5ForConditionalGeneration, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
 ) -> torch.Tensor:
     """The mean token cross-entropy of the targets (labels padded with -100), teacher-forced. No key/value cache in
     training: nothing reads it."""
@@ -56,7 +56,7 @@ def build_optimizer(
     )
 
 
-def enable_gradient_checkpointing(model: nn.Module) -> None:
+def enable_gradient_checkpointing(model: T5ForConditionalGeneration) -> None:
     """Recompute each block's activations in the backward instead of keeping them (less memory, about a third
     more compute). Non-reentrant checkpointing, so the blocks' trainable parameters get gradients although the
     base is frozen; with a frozen input embedding its output is also made to require grad, as reentrant
@@ -71,7 +71,7 @@ def enable_gradient_checkpointing(model: nn.Module) -> None:
 
 
 def greedy_generate(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int
+    model: T5ForConditionalGeneration, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int
 ) -> torch.Tensor:
     """One greedy generation pass, at most `max_new_tokens` new tokens (the task's longest target)."""
     return model.generate(
@@ -89,7 +89,7 @@ def padded_label_ids(label_ids: list[list[int]], device=None) -> torch.Tensor:
 
 
 def label_log_likelihoods(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    model: T5ForConditionalGeneration, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
 ) -> torch.Tensor:
     """Sequence log-likelihood of every candidate target for every input: (batch, candidates).
 

@@ -12,6 +12,7 @@ curve, and runs of different tasks and methods compare in one table (no experime
 scores join its row instead of starting a run of their own.
 """
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
@@ -68,7 +69,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
     def __init__(self, save_dir, *args, default_hp_metric: bool = False, row: dict | None = None, **kwargs) -> None:
         """`row`: more columns of the run's HParams row (a sweep's names for the run's method and configuration)."""
-        super().__init__(save_dir, *args, default_hp_metric=default_hp_metric, **kwargs)
+        super().__init__(save_dir, *args, default_hp_metric=default_hp_metric, **kwargs)  # type: ignore[misc]
         self.row = dict(row or {})
         self._row_writer = None
 
@@ -82,7 +83,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         return self._row_writer
 
     @rank_zero_only
-    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         curves = {k: v for k, v in metrics.items() if k not in DROPPED}
         if curves:
             super().log_metrics(curves, step)

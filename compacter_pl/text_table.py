@@ -10,6 +10,9 @@ def text_table(rows: Sequence[Sequence[str]], align: str | None = None) -> list[
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     align = align or "<" + ">" * (len(widths) - 1)
     return [
-        "  ".join(cell.ljust(w) if a == "<" else cell.rjust(w) for cell, w, a in zip(row, widths, align)).rstrip()
+        "  ".join(
+            cell.ljust(width) if side == "<" else cell.rjust(width)
+            for cell, width, side in zip(row, widths, align, strict=True)
+        ).rstrip()
         for row in rows
     ]

@@ -70,7 +70,7 @@ def cli_runs(bad_data, tmp_path_factory) -> dict:
         )
 
     with ThreadPoolExecutor(max_workers=len(CLI_CASES)) as pool:
-        return dict(zip(CLI_CASES, pool.map(run, CLI_CASES)))
+        return dict(zip(CLI_CASES, pool.map(run, CLI_CASES), strict=True))
 
 
 def one_error_line(result) -> str:

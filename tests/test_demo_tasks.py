@@ -195,7 +195,7 @@ def test_demo_task_data_is_what_the_script_writes(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_the_full_config_of_every_task_has_the_papers_settings(name):
-    """The values of Appendix A (SPEC section 4); tests/test_configs.py checks that every config parses."""
+    """The values of the paper's Appendix A; tests/test_configs.py checks that every config parses."""
     text = (ROOT / "configs" / f"{name}_full.yaml").read_text()
     assert text.startswith("# ") and f"python cli.py fit --config configs/{name}_full.yaml" in text
     config = yaml.safe_load(text)

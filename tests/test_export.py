@@ -63,7 +63,7 @@ def test_export_reloads_onto_the_base_model_with_identical_predictions(tmp_path)
         **inputs, max_new_tokens=4, do_sample=False, output_scores=True, return_dict_in_generate=True
     )
     assert torch.equal(expected.sequences, actual.sequences)
-    assert all(torch.equal(a, b) for a, b in zip(expected.scores, actual.scores))
+    assert all(torch.equal(a, b) for a, b in zip(expected.scores, actual.scores, strict=True))
 
 
 def test_export_files_are_written_with_the_users_umask(tmp_path, capsys):

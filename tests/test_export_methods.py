@@ -87,7 +87,7 @@ def test_checkpoint_resume_and_export_round_trip(case, tmp_path):
                 )
             )
     assert torch.equal(outputs[0].sequences, outputs[1].sequences)
-    assert all(torch.equal(a, b) for a, b in zip(outputs[0].scores, outputs[1].scores))
+    assert all(torch.equal(a, b) for a, b in zip(outputs[0].scores, outputs[1].scores, strict=True))
 
 
 @pytest.mark.slow

@@ -63,7 +63,7 @@ def test_lphm_parameter_counts():
     assert (down.s.numel(), down.t.numel(), down.bias.numel()) == (4 * 192 * 1, 4 * 1 * 6, 24)
     assert count(down) == 816
     assert count(LowRankPHMLinear(768, 24, n=4)) == 816 + 4**3
-    # SPEC section 2: Compacter = 48 adapters (down + up) + shared A + 47,616 layer-norm numbers.
+    # Table 1: Compacter = 48 adapters (down + up) + shared A + 47,616 layer-norm numbers.
     assert 48 * (count(down) + count(up)) + rules.A.numel() + 47_616 == 161_728
     assert 24 * (count(down) + count(up)) + rules.A.numel() + 47_616 == 104_704
 

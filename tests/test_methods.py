@@ -1,6 +1,6 @@
 """Every method of the paper on tiny T5s (original and gated) and on the T5-base architecture (meta device).
 
-What is checked: the trainable counts of SPEC section 2; only the intended parameters train; everything else is
+What is checked: the trainable counts behind Table 1; only the intended parameters train; everything else is
 bit-identical after an optimizer step; every trainable parameter gets a gradient (DDP needs no
 find_unused_parameters); the adapters' placement; Compacter's shared A; prompt tuning in generation;
 Intrinsic-SAID's reparameterisation; PEFT; bad hyper-parameters as one-line UserErrors.
@@ -117,7 +117,7 @@ def intended(key: str, name: str, model) -> bool:
     }[key]
 
 
-# --- parameter counts on the T5-base architecture (SPEC section 2) ------------------------------------------
+# --- parameter counts on the T5-base architecture (Table 1) ------------------------------------------------
 
 
 @pytest.mark.parametrize("row", PAPER_METHODS, ids=[row.key for row in PAPER_METHODS])
@@ -446,14 +446,14 @@ def test_said_chunked_projection_equals_each_tensor_alone():
     weights = [torch.randn(shape) for shape in state.shapes]
     state.begin_forward()
     chunked = [state.delta(i, w) for i, w in enumerate(weights)]
-    sum((d * w).sum() for d, w in zip(chunked, weights)).backward()
+    sum((d * w).sum() for d, w in zip(chunked, weights, strict=True)).backward()
     state.end_forward()
     assert len(state._chunks) < len(state.shapes)  # tensors of a size share a call
     grads = state.z.grad.clone(), state.lambdas.grad.clone()
     state.z.grad = state.lambdas.grad = None
     alone = [state.delta(i, w) for i, w in enumerate(weights)]  # no forward: no cache, one tensor at a time
-    sum((d * w).sum() for d, w in zip(alone, weights)).backward()
-    for a, b in zip(chunked, alone):
+    sum((d * w).sum() for d, w in zip(alone, weights, strict=True)).backward()
+    for a, b in zip(chunked, alone, strict=True):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
     assert torch.allclose(grads[0], state.z.grad, rtol=1e-4, atol=1e-5)
     assert torch.allclose(grads[1], state.lambdas.grad, rtol=1e-4, atol=1e-5)

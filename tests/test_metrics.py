@@ -1,4 +1,4 @@
-"""Tests for compacter_pl.metrics: the paper's metrics as torchmetrics, fed by `Task.score` (SPEC section 3)."""
+"""Tests for compacter_pl.metrics: the paper's metrics as torchmetrics, fed by `Task.score` (the paper's Section 5)."""
 
 import inspect
 import math
@@ -300,8 +300,10 @@ def test_mrpc_f1_sets_an_invalid_generation_to_the_opposite_label(modules, inval
     for _ in range(CASES):
         labels, texts = random_case(rng, ("0", "1"), invalid_share)
         # the authors' f1_score_with_invalid: an invalid prediction becomes the opposite of its gold label
-        predicted = [int(t) if t != "bad" else 1 - g for t, g in zip(valid_or(texts, ("0", "1"), "bad"), labels)]
-        correct = [t.strip() == str(g) for t, g in zip(texts, labels)]
+        predicted = [
+            int(t) if t != "bad" else 1 - g for t, g in zip(valid_or(texts, ("0", "1"), "bad"), labels, strict=True)
+        ]
+        correct = [t.strip() == str(g) for t, g in zip(texts, labels, strict=True)]
         expected = {
             "accuracy": sum(correct) / len(correct),
             "f1": sklearn.metrics.f1_score(labels, predicted, zero_division=0),

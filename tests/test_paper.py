@@ -91,7 +91,7 @@ def test_every_cell_equals_the_transcription():
     for table in paper().scores:
         rows = source[f"table{table.number}"]["rows"]
         assert len(rows) == len(table.rows)
-        for theirs, ours in zip(rows, table.rows):
+        for theirs, ours in zip(rows, table.rows, strict=True):
             assert ours.trained == theirs["trained_per_task"] and ours.total_params == theirs["total_params"]
             assert ours.average == theirs["scores"]["avg"]
             for column, value in theirs["scores"].items():

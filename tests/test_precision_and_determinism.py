@@ -54,5 +54,5 @@ def test_same_config_and_seed_give_identical_metrics_and_weights(tmp_path):
     assert {k: float(v) for k, v in first_trainer.callback_metrics.items()} == {
         k: float(v) for k, v in second_trainer.callback_metrics.items()
     }
-    for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
+    for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items(), strict=True):
         assert torch.equal(a, b), name

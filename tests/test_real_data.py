@@ -63,7 +63,11 @@ def test_every_real_split_file_renders_encodes_and_scores_perfectly(name, glue_s
         targets = examples["target"]
         distinct = sorted(set(targets))  # closed-set tasks have a handful: encode and decode each once
         round_trip = dict(
-            zip(distinct, tokenizer.batch_decode(tokenizer(distinct)["input_ids"], skip_special_tokens=True))
+            zip(
+                distinct,
+                tokenizer.batch_decode(tokenizer(distinct)["input_ids"], skip_special_tokens=True),
+                strict=True,
+            )
         )
         decoded = [round_trip[target] for target in targets]
         assert decoded == targets  # the target string survives tokenization
@@ -115,7 +119,7 @@ def test_data_module_builds_the_papers_splits_from_real_records(name, glue_sampl
         if task.targets is not None:
             assert [task.decode(text) for text in decoded] == data["label"], split
         else:
-            assert all(text == answers[0] for text, answers in zip(decoded, data["answers"])), split
+            assert all(text == answers[0] for text, answers in zip(decoded, data["answers"], strict=True)), split
         if split != "train":
             scores = perfect_scores(task, decoded, data["label"], data["group"], data["answers"])
             assert scores == pytest.approx({metric: 1.0 for metric in task.metrics}), split

@@ -119,7 +119,7 @@ def test_the_protocol_sweeps_search_the_papers_space_and_say_their_size(name, ru
     assert [t for t, task in TASKS.items() if task.benchmark == benchmark] == list(sweep.tasks)
     base_epochs = yaml.safe_load(sweep.base_config.read_text())["trainer"]["max_epochs"]
     epochs = {t: o.get("trainer.max_epochs", base_epochs) for t, o in sweep.tasks.items()}
-    assert epochs == {t: 20 if TASKS[t].small else 3 for t in sweep.tasks}  # SPEC section 4
+    assert epochs == {t: 20 if TASKS[t].small else 3 for t in sweep.tasks}  # the paper's Appendix A
 
 
 def per_n(sweep) -> dict[str, list[int]]:

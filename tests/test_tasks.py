@@ -1,5 +1,5 @@
 """Tests for compacter_pl.tasks and compacter_pl.data.splits: each task of the paper as text-to-text (template,
-targets, labels, metrics, split rule, SPEC section 3) and the paper's splits."""
+targets, labels, metrics, split rule; the paper's Section 5) and the paper's splits."""
 
 import datasets
 import pytest
@@ -111,7 +111,7 @@ def test_rendering_gives_the_character_span_of_every_value(name):
     (example,) = task.examples(record, training=False)
     assert example.spans == spans and len(spans) == len(task.input_fields)
     position = 0
-    for field, (start, end) in zip(task.input_fields, spans):
+    for field, (start, end) in zip(task.input_fields, spans, strict=True):
         prefix = f"{field}: "
         assert source[start - len(prefix) : start] == prefix and start - len(prefix) == position
         assert source[start:end] == task.field_formats.get(field, plain_text)(record[field])

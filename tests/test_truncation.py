@@ -114,7 +114,7 @@ def assert_every_field_kept(task, source, spans, ids, length, tokenizer):
     pattern = "^" + " ".join(f"{re.escape(name)}: (.+?)" for name in task.input_fields) + "$"
     match = re.match(pattern, text)
     assert match, text
-    for kept, (start, end) in zip(match.groups(), spans):
+    for kept, (start, end) in zip(match.groups(), spans, strict=True):
         assert source[start:end].startswith(kept.strip()) and kept.strip(), (kept, source[start:end])
 
 
@@ -122,7 +122,9 @@ def test_fields_mode_keeps_every_field_its_prefix_and_order_and_fits(tokenizer):
     task = get_task("rte")
     sources, spans = rte_sources((LONG, SHORT), (SHORT, LONG), (LONG, LONG), (LONG + " " + LONG, "No."))
     for length in (11, 12, 16, 48, 128):
-        for source, value_spans, ids in zip(sources, spans, source_ids(tokenizer, sources, spans, length, "fields")):
+        for source, value_spans, ids in zip(
+            sources, spans, source_ids(tokenizer, sources, spans, length, "fields"), strict=True
+        ):
             assert_every_field_kept(task, source, value_spans, ids, length, tokenizer)
     end = source_ids(tokenizer, sources, spans, 48, "end")
     assert "sentence2" not in tokenizer.decode(end[0])  # what end mode does to the first one
@@ -171,7 +173,7 @@ def test_fields_mode_on_the_demo_splits_keeps_every_field(tmp_path, tokenizer):
         examples = render(task, raw[split], split == "train", split)[:]
         whole = tokenizer(examples["source"])["input_ids"]
         for source, spans, full, kept, ended in zip(
-            examples["source"], examples["spans"], whole, fields[split], end[split]
+            examples["source"], examples["spans"], whole, fields[split], end[split], strict=True
         ):
             if len(full) <= 48:
                 assert kept == full == ended
@@ -209,7 +211,9 @@ def test_a_slow_tokenizer_in_fields_mode_names_the_option(tmp_path):
 def predicted_ids(dm) -> list[list[int]]:
     rows = []
     for batch in dm.predict_dataloader():
-        rows += [ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+        rows += [
+            ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)
+        ]
     return rows
 
 

@@ -50,7 +50,7 @@ def differences(options: dict, keys: list[str]) -> list[str]:
     paper among `keys` takes with another value than Table 3's. Empty: like with like."""
     efficiency = paper().efficiency
     found = [] if same_model(options["model"], efficiency.model) else [f"model {options['model']}"]
-    changed = {}
+    changed: dict[str, object] = {}
     for key in keys:
         if efficiency.row(key) is not None:
             row = bench_row(key)
@@ -104,7 +104,7 @@ def trained_mismatches(keys: list[str]) -> list[dict]:
 def paper_section(options: dict, keys: list[str]) -> dict:
     """What the report's paper columns are and how the printed ones were computed (the JSON's `paper`)."""
     efficiency = paper().efficiency
-    reference = efficiency.row(REFERENCE)
+    reference = efficiency.reference
     example = next(r for r in efficiency.rows if r.memory_delta_printed is not None)
     return {
         "source": efficiency.source,

@@ -1,5 +1,5 @@
 """What `bench` measures: every registered method (`compacter_pl.methods.registry`), the layer-norm-only floor
-among them, with the settings of the paper's Table 3 (SPEC section 5; the paper's numbers are
+among them, with the settings of the paper's Table 3 (Section 5.5; the paper's numbers are
 `compacter_pl.paper`'s, put beside ours by `beside_paper.py`).
 
 Table 3's settings (adapter size 24, n 4, 100 prompt tokens, SAID d' 1,400) are the benchmark's, given by
@@ -21,7 +21,7 @@ BENCH_ROWS: tuple[RegisteredMethod, ...] = registry.registered_methods()
 FLOOR: RegisteredMethod = next(row for row in BENCH_ROWS if row.bench_floor)
 REFERENCE: str = next(row.key for row in BENCH_ROWS if row.bench_reference)  # Table 3: relative to T5 fine-tuning
 
-# SPEC section 5: adapter size 24, n 4, 100 prompt tokens, SAID d' 1,400; by __init__ argument name.
+# Table 3 (Section 5.5): adapter size 24, n 4, 100 prompt tokens, SAID d' 1,400; by __init__ argument name.
 TABLE3_SETTINGS = {"bottleneck": 24, "n": 4, "num_tokens": 100, "intrinsic_dim": 1400}
 
 

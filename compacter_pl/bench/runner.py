@@ -33,7 +33,8 @@ from compacter_pl.bench.options import BenchOptions
 from compacter_pl.bench.rows import FLOOR, REFERENCE, bench_row
 from compacter_pl.bench.text import NOISY_SPREAD, MiB, format_report
 from compacter_pl.bench.worker import resolve_device
-from compacter_pl.errors import first_line
+from compacter_pl.data.sources import LOAD_DATASET_ERRORS
+from compacter_pl.errors import UserError, first_line
 
 __all__ = [
     "MiB",
@@ -96,7 +97,8 @@ def _median(values: list) -> float | None:
 
 def paired_ratios(result: dict, clock: str = "wall") -> list[float]:
     """A worker's step times over the floor's, pair by pair (empty when it ran unpaired)."""
-    return [x / f for x, f in zip(_step_times(result, clock), _step_times(result, clock, "floor_"))]
+    floors = _step_times(result, clock, "floor_")  # none when it ran unpaired
+    return [x / f for x, f in zip(_step_times(result, clock), floors, strict=bool(floors))]
 
 
 def aggregate(key: str, results: list[dict], clock: str) -> dict:
@@ -246,7 +248,7 @@ def padding_section(options: BenchOptions) -> dict:
 
     try:
         return padding_report(options.data_dir, str(PADDING_TOKENIZER), batch_size=options.padding_batch_size)
-    except Exception as error:  # a bad folder must not lose the measurements above
+    except (UserError, *LOAD_DATASET_ERRORS) as error:  # a bad folder must not lose the measurements above
         return {"skipped": f"{type(error).__name__}: {first_line(error, '')}"}
 
 

@@ -28,9 +28,11 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from transformers import T5ForConditionalGeneration
 
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.bench.options import BenchOptions
@@ -123,8 +125,8 @@ def region_seconds(step, device: torch.device) -> tuple[float, dict[str, float],
 class Training:
     """A model with a method applied, and one training step of it."""
 
-    model: torch.nn.Module
-    step: object  # () -> None: forward + loss + backward + optimizer step
+    model: T5ForConditionalGeneration
+    step: Callable[[], None]  # forward + loss + backward + optimizer step
 
 
 def build_training(options: BenchOptions, key: str, device: torch.device) -> Training:
@@ -149,7 +151,7 @@ def build_training(options: BenchOptions, key: str, device: torch.device) -> Tra
 
     def step() -> None:
         with _autocast(device, options.precision):
-            loss = training_loss(forward, input_ids, attention_mask, labels)
+            loss = training_loss(forward, input_ids, attention_mask, labels)  # type: ignore[arg-type]  # compiled
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -261,9 +263,10 @@ def main(argv: list[str] | None = None) -> None:
     key = data["key"]
     try:
         result = measure(BenchOptions(**data["options"]), key)
-    except Exception as error:  # reported in the table as this method's error; the other methods go on
-        reason = first_line(error)
-        result = {"key": key, "error": f"{type(error).__name__}: {reason}"}
+    # This process measures one method, and whatever stops it (an out-of-memory error, a bug in the method, a
+    # library's error) is reported in the table as that method's error while the other methods go on.
+    except Exception as error:  # noqa: BLE001
+        result = {"key": key, "error": f"{type(error).__name__}: {first_line(error)}"}
     with replaced_atomically(out_path) as file:
         json.dump(result, file)
 

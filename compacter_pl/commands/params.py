@@ -177,7 +177,9 @@ def format_table(report: dict) -> str:
         if len(row) != len(header):  # a method that cannot apply: its reason instead of numbers
             text.append(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]}")
             continue
-        cells = [f"{row[0]:<{widths[0]}}"] + [f"{cell:>{width}}" for cell, width in zip(row[1:], widths[1:])]
+        cells = [f"{row[0]:<{widths[0]}}"] + [
+            f"{cell:>{width}}" for cell, width in zip(row[1:], widths[1:], strict=True)
+        ]
         text.append("  ".join(cells).rstrip())
     for table in report["paper"]:
         text += ["", *_paper_table(table)]
@@ -206,7 +208,9 @@ def _paper_table(table: dict) -> list[str]:
         f"Table {table['table']} of the paper ({table['title']}): our count with the settings that reproduce each share"
     ]
     for line in [header, *lines]:
-        cells = [f"{c:>{w}}" if r else f"{c:<{w}}" for c, w, r in zip(line, widths, right)]
+        cells = [
+            f"{c:>{w}}" if r else f"{c:<{w}}" for c, w, r in zip(line, widths, right, strict=False)
+        ]  # the last cell: unpadded
         text.append("  ".join([*cells, line[-1]]).rstrip())
     if any(row["trainable"] is not None and not row["reproduced"] for row in table["rows"]):
         text.append(

@@ -68,8 +68,8 @@ def format_report(report: dict) -> str:
             "  ".join(
                 [
                     row[0].ljust(widths[0]),
-                    *(c.rjust(w) for c, w in zip(row[1:3], widths[1:3])),
-                    *(c.ljust(w) for c, w in zip(row[3:], widths[3:])),
+                    *(c.rjust(w) for c, w in zip(row[1:3], widths[1:3], strict=True)),
+                    *(c.ljust(w) for c, w in zip(row[3:], widths[3:], strict=True)),
                 ]
             ).rstrip()
         )
@@ -99,5 +99,5 @@ def build_parser():
 def main(argv: list[str]) -> None:
     parser = build_parser()
     config = parser.parse_args(argv)
-    data = parser.instantiate_classes(config).data
+    data = parser.instantiate(config).data
     print(format_report(truncation_report(data)))

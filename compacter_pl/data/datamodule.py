@@ -35,7 +35,7 @@ ROW = "__row__"  # the position of a record in its original split, carried throu
 
 
 def original_splits(task: Task) -> dict[str, str]:
-    """The original split each of train / validation / test is drawn from (SPEC section 3)."""
+    """The original split each of train / validation / test is drawn from (the paper's Section 5)."""
     return {"train": "train", "validation": task.test_split if task.small else "train", "test": task.test_split}
 
 
@@ -48,7 +48,7 @@ def paper_splits(
     seed: int,
     validation_size: int = HELD_OUT_VALIDATION,
 ) -> dict[str, datasets.Dataset]:
-    """Raw records of train / validation / test as the paper splits them (SPEC section 3).
+    """Raw records of train / validation / test as the paper splits them (its Section 5).
 
     Small tasks: the original validation set, shuffled with `data_seed`, is halved into validation and test
     (by group: MultiRC by question). Large tasks: `validation_size` training records drawn with `data_seed`
@@ -96,7 +96,7 @@ def rows_of(records: datasets.Dataset, chunk: int = 1000):
     """The records as dicts, read a chunk at a time (much faster than indexing a Dataset row by row)."""
     for batch in records.iter(batch_size=chunk):
         columns = list(batch)
-        yield from (dict(zip(columns, values)) for values in zip(*batch.values()))
+        yield from (dict(zip(columns, values, strict=True)) for values in zip(*batch.values(), strict=True))
 
 
 def _numbered(records: datasets.Dataset) -> datasets.Dataset:
@@ -107,7 +107,7 @@ def render(task: Task, records: datasets.Dataset, training: bool, where: str) ->
     """Text-to-text examples of a split, each with the id of its record (`record_id`: the record's `idx`, else its
     row in the original split, counted from 1); a record the task cannot use (a label outside its classes, a
     missing answer) is named by its row in `where`, counted from 1."""
-    rows = {"id": [], "source": [], "spans": [], "target": [], "label": [], "group": [], "answers": []}
+    rows: dict[str, list] = {"id": [], "source": [], "spans": [], "target": [], "label": [], "group": [], "answers": []}
     for i, record in enumerate(rows_of(records)):
         row = record.get(ROW, i) + 1
         try:
@@ -307,7 +307,8 @@ class TextToTextDataModule(L.LightningDataModule):
                 self.tokenizer(flat_answers, max_length=self.max_target_length, truncation=True)["input_ids"]
             )
             lengths = [
-                max([n] + [len(next(answer_ids)) for _ in answers]) for n, answers in zip(lengths, batch["answers"])
+                max([n] + [len(next(answer_ids)) for _ in answers])
+                for n, answers in zip(lengths, batch["answers"], strict=True)
             ]
         return {
             "input_ids": sources,

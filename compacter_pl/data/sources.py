@@ -9,10 +9,16 @@ import hashlib
 from pathlib import Path
 
 import datasets
+import pyarrow
 
 from compacter_pl.errors import UserError, first_line
 from compacter_pl.hub import hub_connection_error
 from compacter_pl.tasks import Task
+
+# What datasets.load_dataset raises on a file or Hub dataset it cannot read: its own DatasetsError (wrapping
+# pyarrow's and pandas' parse errors), pyarrow's errors (an unreadable parquet file), ValueError (no records, an
+# unknown config or split), OSError (every Hub and cache failure) and StopIteration (a JSON Lines file with no line).
+LOAD_DATASET_ERRORS = (datasets.exceptions.DatasetsError, pyarrow.ArrowException, ValueError, OSError, StopIteration)
 
 LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
@@ -49,7 +55,7 @@ def load_local_split(task: Task, data_dir: Path, split: str) -> datasets.Dataset
         require_utf8(path)
     try:
         dataset = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
-    except Exception as error:  # pyarrow and pandas raise many kinds: all mean an unreadable file
+    except LOAD_DATASET_ERRORS as error:  # all mean an unreadable file
         if not _has_text(path):
             raise UserError(f"{path} is empty; the {split} split of {task.name} needs at least one record") from None
         reason = first_line(error, "")
@@ -75,7 +81,7 @@ def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dat
     try:
         with _datasets_offline(offline or unreachable is not None):
             dataset = datasets.load_dataset(task.hub_path, task.hub_config, split=split, revision=revision)
-    except Exception as error:
+    except LOAD_DATASET_ERRORS as error:
         reason = first_line(error)
         if unreachable is not None:
             endpoint = datasets.config.HF_ENDPOINT

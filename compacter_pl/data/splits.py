@@ -1,4 +1,4 @@
-"""The paper's splits (SPEC section 3, after Zhang et al. 2021), all drawn with a fixed data seed."""
+"""The paper's splits (its Section 5, after Zhang et al. 2021), all drawn with a fixed data seed."""
 
 import datasets
 import numpy as np

@@ -14,12 +14,12 @@ there are (non-empty) values, the source is cut at the end as in `end` mode. Nee
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from compacter_pl.errors import UserError
 
 Truncation = Literal["end", "fields"]
-TRUNCATION_MODES: tuple[str, ...] = Truncation.__args__
+TRUNCATION_MODES: tuple[str, ...] = get_args(Truncation)
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class Cut:
     @property
     def lost(self) -> tuple[int, ...]:
         """The fields whose value lost every token (a value that had none is not lost)."""
-        return tuple(i for i, (had, kept) in enumerate(zip(self.value_tokens, self.kept)) if had and not kept)
+        return tuple(
+            i for i, (had, kept) in enumerate(zip(self.value_tokens, self.kept, strict=True)) if had and not kept
+        )
 
 
 def check_truncation(mode: str) -> None:
@@ -84,11 +86,11 @@ def value_of_tokens(
     """The field value each token belongs to, or None for the template (prefixes, joining spaces) and special
     tokens. A token that also covers template text other than white space (none do with T5's tokenizer, whose
     tokens start at a space) counts as template, so a `name:` prefix is never cut."""
-    value_at = [None] * (len(source) + 1)  # the value each character lies in
+    value_at: list[int | None] = [None] * (len(source) + 1)  # the value each character lies in
     for i, (value_start, value_end) in enumerate(spans):
         value_at[value_start:value_end] = [i] * (value_end - value_start)
-    owners = []
-    for (start, end), is_special in zip(offsets, special):
+    owners: list[int | None] = []
+    for (start, end), is_special in zip(offsets, special, strict=True):
         if is_special:
             owners.append(None)
         elif end <= start:  # a token without characters: the value at its position
@@ -137,7 +139,7 @@ def cut_sources(
     whole = whole if whole is not None else encode_whole(tokenizer, sources)
     cuts: list[Cut | None] = []
     at_the_end = []  # sources end mode cuts: all too long ones in end mode, the fall-backs in fields mode
-    for k, (source, value_spans) in enumerate(zip(sources, spans)):
+    for k, (source, value_spans) in enumerate(zip(sources, spans, strict=True)):
         ids = whole["input_ids"][k]
         owners = value_of_tokens(source, value_spans, whole["offset_mapping"][k], whole["special_tokens_mask"][k])
         lengths = _counts(owners, len(value_spans))
@@ -151,7 +153,7 @@ def cut_sources(
             continue
         seen = [0] * len(lengths)
         kept_ids = []
-        for token, owner in zip(ids, owners):
+        for token, owner in zip(ids, owners, strict=True):
             if owner is not None:
                 seen[owner] += 1
                 if seen[owner] > kept[owner]:
@@ -169,7 +171,7 @@ def cut_sources(
                 truncated=True,
                 fell_back=mode == "fields",
             )
-    return cuts
+    return cast("list[Cut]", cuts)  # every None was filled in above
 
 
 def source_ids(

@@ -29,7 +29,9 @@ class BottleneckAdapter(nn.Module):
         tokens = y.numel() // y.shape[-1]
         down = two_factors(self.down, tokens)
         up = two_factors(self.up, tokens) if down is not None else None
-        if up is not None:  # one autograd function: fewer passes over the wide tensors (layers/fused_adapter.py)
+        if (
+            down is not None and up is not None
+        ):  # one autograd function: fewer passes over the wide tensors (layers/fused_adapter.py)
             return fused_adapter(y, down, up, self.activation)
         return y + self.up(self.activation(self.down(y)))
 

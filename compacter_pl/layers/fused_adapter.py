@@ -112,8 +112,10 @@ class _FusedAdapter(torch.autograd.Function):
         grad_p_down = y2.t() @ grad_down_inner if needs[2] else None
         grad_y = torch.addmm(g, grad_down_inner, p_down.t()).view(y.shape) if needs[0] else None  # + residual
         grads = (grad_p_down, grad_q_down, grad_b_down, grad_p_up, grad_q_up, grad_b_up)
-        grads = [None if g is None or d is None else g.to(d) for g, d in zip(grads, ctx.input_dtypes)]
-        return (grad_y, None, *grads)
+        in_input_dtypes = [
+            None if g is None or d is None else g.to(d) for g, d in zip(grads, ctx.input_dtypes, strict=True)
+        ]
+        return (grad_y, None, *in_input_dtypes)
 
 
 def fused_adapter(y: Tensor, down: Factors, up: Factors, activation: Callable) -> Tensor:

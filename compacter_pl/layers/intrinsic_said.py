@@ -86,6 +86,7 @@ class IntrinsicSAIDState(nn.Module):
         d = self.z.numel()
         numels = [math.prod(s) for s in self.shapes]
         version = self.projection_version
+        projections: list[tuple[FastfoodProjection, torch.Tensor | None]]
         if not self.share_random_factors:
             projections = [
                 (FastfoodProjection(numel, d, self.seed * _SEED_STRIDE + i, version).to(device), None)
@@ -108,9 +109,8 @@ class IntrinsicSAIDState(nn.Module):
             per_chunk = max(1, _CHUNK_ENTRIES // projection.padded_dim)
             for start in range(0, len(indices), per_chunk):
                 members = indices[start : start + per_chunk]
-                signs = (
-                    None if projections[members[0]][1] is None else torch.stack([projections[i][1] for i in members])
-                )
+                member_signs = [projections[i][1] for i in members]  # all tensors, or all None
+                signs = None if member_signs[0] is None else torch.stack([s for s in member_signs if s is not None])
                 for i in members:
                     self._chunk_of[i] = len(self._chunks)
                 self._chunks.append((projection, members, signs))
@@ -174,7 +174,7 @@ class IntrinsicSAIDState(nn.Module):
         if index not in self._cache:  # the whole chunk at once: the other tensors of it are read soon
             self.projections()
             chunk = self._chunk_of[index]
-            for member, flat in zip(self._chunks[chunk][1], self._project_chunk(chunk)):
+            for member, flat in zip(self._chunks[chunk][1], self._project_chunk(chunk), strict=True):
                 self._cache[member] = flat.view(self.shapes[member]).to(like.dtype)
         return self._cache[index]
 
@@ -204,6 +204,8 @@ class IntrinsicSAIDState(nn.Module):
 
 class SAIDWeight(nn.Module):
     """The parametrization of one tensor: original + lambda_i P_i z."""
+
+    _state: IntrinsicSAIDState
 
     def __init__(self, state: IntrinsicSAIDState, index: int):
         super().__init__()

@@ -96,6 +96,9 @@ class SharedPHMRules(nn.Module):
 class _PHMRulesMixin:
     """Gives a layer its own ``A`` parameter or a non-owning link to a :class:`SharedPHMRules`."""
 
+    A: nn.Parameter
+    _shared_rules: SharedPHMRules | None
+
     def _init_rules(self, n: int, shared_A: SharedPHMRules | None, a_init_std: float) -> None:
         if shared_A is None:
             self.A = nn.Parameter(torch.empty(n, n, n))

@@ -4,8 +4,9 @@ Flow: CLI -> LightningModule -> method (this file) -> layers (`compacter_pl.laye
 holds what they share (and what PHM-Adapter, Compacter and Compacter++ in `compacter.py` reuse): the bottleneck
 adapter `adapter(y) = y + U(act(D(y)))`, its placement, and what trains.
 
-Placement (SPEC section 1), without forking T5: a forward hook on the library's module whose output is the
-sublayer's y replaces y by adapter(y); T5 then adds the residual itself, `h = h + dropout(adapter(y))`.
+Placement (the paper's Section 3, as its authors' code does it), without forking T5: a forward hook on the
+library's module whose output is the sublayer's y replaces y by adapter(y); T5 then adds the residual itself,
+`h = h + dropout(adapter(y))`.
 - "self_attention": the `SelfAttention` (T5Attention) of layer[0] of every block; its output is a tuple whose
   first element is y. None after cross-attention.
 - "feed_forward": the `DenseReluDense` (ungated or gated) of the block's last layer; its output is y.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch import nn
@@ -37,8 +38,12 @@ from compacter_pl.methods.registry import PaperRow, register_method
 SUBLAYERS = ("self_attention", "feed_forward")
 # Types the CLI checks while parsing (a bad value is a one-line error there, before anything is built).
 Sublayer = Literal["self_attention", "feed_forward"]
-NonLinearity = Literal[tuple(sorted(ACT2FN))]
-WeightInit = Literal[GLOROT_INITS]  # the authors' choices for PHM and low-rank factors (layers/inits.py)
+if TYPE_CHECKING:  # Literals built at run time from the tables: plain strings to a type checker
+    NonLinearity = str
+    WeightInit = str
+else:
+    NonLinearity = Literal[tuple(sorted(ACT2FN))]
+    WeightInit = Literal[GLOROT_INITS]  # the authors' choices for PHM and low-rank factors (layers/inits.py)
 
 
 def weight_init(value) -> str:
@@ -50,12 +55,12 @@ def weight_init(value) -> str:
 
 def _adapt_first_output(module: nn.Module, args, output):
     """Forward hook of a T5Attention: its output is (y, position_bias, weights); y becomes adapter(y)."""
-    return (module.adapter(output[0]), *output[1:])
+    return (module.adapter(output[0]), *output[1:])  # type: ignore[operator]  # a submodule, not a Tensor
 
 
 def _adapt_output(module: nn.Module, args, output):
     """Forward hook of a feed-forward: y becomes adapter(y)."""
-    return module.adapter(output)
+    return module.adapter(output)  # type: ignore[operator]  # a submodule, not a Tensor
 
 
 _HOSTS = {
@@ -89,7 +94,10 @@ class AdapterMethod(Method):
             first: it gets its own copy of the embedding, which trains while the input embedding stays frozen.
     """
 
-    phm_n: int | None = None  # set by PHM-based subclasses: n must divide the width and the bottleneck
+    @property
+    def phm_n(self) -> int | None:
+        """The n of PHM-based subclasses (n must divide the width and the bottleneck); None for plain projections."""
+        return None
 
     def __init__(
         self,
@@ -107,14 +115,14 @@ class AdapterMethod(Method):
         if non_linearity not in ACT2FN:
             raise UserError(f"unknown non_linearity {non_linearity!r}; choose one of {', '.join(sorted(ACT2FN))}")
         self.non_linearity = non_linearity
-        sublayers = [sublayers] if isinstance(sublayers, str) else list(dict.fromkeys(sublayers))
-        unknown = [s for s in sublayers if s not in SUBLAYERS]
+        chosen: list[str] = [sublayers] if isinstance(sublayers, str) else list(dict.fromkeys(sublayers))
+        unknown = [s for s in chosen if s not in SUBLAYERS]
         if unknown:
             raise UserError(
                 f"unknown sublayer {unknown[0]!r}: choose among {', '.join(SUBLAYERS)} "
                 f"(adapters never follow cross-attention)"
             )
-        self.sublayers = sublayers
+        self.sublayers = chosen
         self.train_layer_norms = bool(train_layer_norms)
         self.train_output_layer = bool(train_output_layer)
 
@@ -169,8 +177,8 @@ class AdapterMethod(Method):
                 )
             if d % n:
                 raise UserError(f"n={n} does not divide the {where}: {self._n_hint(n, d_model, d)}")
-        counts = (config.num_layers, config.num_decoder_layers)
-        if not any(self.adapted_blocks(count) for count in counts):
+        counts = (config.num_layers, config.num_decoder_layers)  # T5Config sets the second from the first if None
+        if not any(self.adapted_blocks(count) for count in counts):  # type: ignore[arg-type]
             raise UserError(
                 f"{type(self).__name__} places no adapter in a model of {counts[0]} encoder and "
                 f"{counts[1]} decoder blocks{self.no_adapter_hint()}"

@@ -70,15 +70,15 @@ class Method(abc.ABC):
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         init = vars(cls).get("__init__")
+        if init is None:
+            return
         # only an __init__ that passes **kwargs on: any other keeps its own signature, annotations unevaluated
-        takes_kwargs = init is not None and any(
-            p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(init).parameters.values()
-        )
-        if takes_kwargs:
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(init).parameters.values()):
             init.__signature__ = with_inherited_arguments(init, super(cls, cls).__init__)
 
-    def check(self, config: T5Config, max_source_length: int | None = None) -> None:
-        """Raise a UserError for hyper-parameters that cannot work with this model (before it is built)."""
+    def check(self, config: T5Config, max_source_length: int | None = None) -> None:  # noqa: B027 (optional hook)
+        """Raise a UserError for hyper-parameters that cannot work with this model (before it is built). Optional:
+        by default every configuration is accepted."""
 
     @abc.abstractmethod
     def apply(self, model: T5ForConditionalGeneration) -> None:

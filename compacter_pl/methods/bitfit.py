@@ -26,7 +26,7 @@ from compacter_pl.methods.registry import PaperRow, register_method
 
 def _add_bias(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
     """Forward hook of a layer norm given a bias: T5's layer norm only scales, BitFit also shifts."""
-    return output + module.bias.to(output.dtype)
+    return output + module.bias.to(output.dtype)  # type: ignore[operator]  # a Parameter (torch types it Tensor | Module)
 
 
 def _zeros_like_row(weight: torch.Tensor, size: int) -> nn.Parameter:
@@ -67,13 +67,13 @@ class BitFit(Method):
             linear.bias.requires_grad_(True)
         if self.layer_norm_biases:
             for norm in t5_parts.block_layer_norms(model):
-                norm.bias = _zeros_like_row(norm.weight, norm.weight.shape[0])
+                norm.bias = _zeros_like_row(norm.weight, norm.weight.shape[0])  # type: ignore[arg-type,index]
                 norm.register_forward_hook(_add_bias)
         if self.train_output_layer:
             t5_parts.train_output_layer(model)
 
 
-# SPEC section 2 gives "about 280,900"; every bias counted is 280,960.
+# Table 1's 0.126% of T5-base is about 280,900; every bias counted is 280,960.
 register_method(
     "bitfit",
     BitFit,

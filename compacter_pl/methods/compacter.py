@@ -16,7 +16,7 @@ B_i, s_i, t_i (`compacter_pl.layers.inits`); biases zero; the A's std (0.01, 1e-
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from jsonargparse.typing import PositiveInt
 from torch import nn
@@ -28,7 +28,10 @@ from compacter_pl.layers.phm import LPHM_MODES
 from compacter_pl.methods.adapters import AdapterMethod, Sublayer, WeightInit, positive_int, weight_init
 from compacter_pl.methods.registry import PaperRow, register_method
 
-LPHMForm = Literal[LPHM_MODES]
+if TYPE_CHECKING:  # a Literal built at run time: a plain string to a type checker
+    LPHMForm = str
+else:
+    LPHMForm = Literal[LPHM_MODES]
 SHARED_RULES = "shared_phm_rules"  # the attribute of the model that holds Compacter's shared A
 PHM_A_INIT_STD = 0.01  # PHM-Adapter's per-layer A (the authors' code)
 SHARED_A_INIT_STD = 1e-4  # Compacter's shared A (the authors' code)

@@ -42,7 +42,7 @@ def build_peft_config(peft_config: dict) -> PeftConfig:
             f"peft_config must be a mapping with a peft_type (e.g. {{peft_type: LORA, r: 8}}), got {peft_config!r}"
         )
     peft_type = str(peft_config["peft_type"]).upper()
-    config_cls = PEFT_TYPE_TO_CONFIG_MAPPING.get(peft_type)
+    config_cls = PEFT_TYPE_TO_CONFIG_MAPPING.get(peft_type)  # type: ignore[call-overload]  # PeftType is a str Enum
     if config_cls is not None and issubclass(config_cls, PromptLearningConfig):
         raise UserError(
             f"PEFT type {peft_type} is prompt learning, which cannot be injected into a model: use "

@@ -14,7 +14,7 @@ The prompt is `model.encoder.prompt.weight` (num_tokens x d_model): in the state
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from jsonargparse.typing import PositiveInt
@@ -43,16 +43,16 @@ _STACK_ARGS = (
 
 def _as_kwargs(args: tuple, kwargs: dict) -> dict:
     """T5Stack.forward's positional arguments by name (callers in transformers pass keywords; others may not)."""
-    return {**dict(zip(_STACK_ARGS, args)), **kwargs}
+    return {**dict(zip(_STACK_ARGS, args, strict=False)), **kwargs}
 
 
 def _prepend_prompt(encoder: nn.Module, args: tuple, kwargs: dict):
     """Encoder pre-hook: [prompt; embed(input_ids)] as inputs_embeds, the mask extended to match."""
     kwargs = _as_kwargs(args, kwargs)
-    prompt: SoftPrompt = encoder.prompt
+    prompt = cast(SoftPrompt, encoder.prompt)
     embeds = kwargs.get("inputs_embeds")
     if embeds is None:
-        embeds = encoder.embed_tokens(kwargs["input_ids"])
+        embeds = encoder.embed_tokens(kwargs["input_ids"])  # type: ignore[operator]  # a submodule, not a Tensor
     batch = embeds.shape[0]
     vectors = prompt.weight.to(embeds.dtype).unsqueeze(0).expand(batch, -1, -1)
     kwargs["input_ids"] = None

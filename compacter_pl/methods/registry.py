@@ -31,7 +31,7 @@ PACKAGE = "compacter_pl.methods"  # its classes are also known by their short na
 
 @dataclass(frozen=True)
 class PaperRow:
-    """A method's row of the paper's Table 1 (SPEC section 2).
+    """A method's row of the paper's Table 1.
 
     position: the row's number in Table 1 (1 = T5 fine-tuning): reports list the paper's methods in this order.
     percent: the paper's trainable share of T5-base, in %.
@@ -50,8 +50,9 @@ class RegisteredMethod:
     key: short name, also the config suffix (configs/rte_<key>.yaml), the `params --methods` and bench choice.
     name: as reports show it (the paper's Table 1 name for its methods).
     init_args: the arguments this key gives the class (e.g. prompt_vocab: init vocab); the rest are defaults.
-    t5_base_params: trainable parameters on T5-base (SPEC section 2), None when unknown.
-    tolerance: how far the count may be from t5_base_params (SPEC gives BitFit as "about 280,900").
+    t5_base_params: trainable parameters on T5-base under the paper's settings (they give Table 1's
+        percentages), None when unknown.
+    tolerance: how far the count may be from t5_base_params (BitFit's 0.126% in Table 1 is about 280,900).
     paper: its row of the paper's Table 1, None when the paper has none.
     bench_floor: the floor bench measures every method against (only the layer norms train); not a method the
         parameter report lists.
@@ -141,7 +142,8 @@ def unregister_method(key: str) -> None:
 def registered_methods() -> tuple[RegisteredMethod, ...]:
     """Every registered method: the paper's in Table 1 order, then the others in registration order."""
     entries = list(_METHODS.values())
-    paper = sorted((e for e in entries if e.paper is not None), key=lambda e: e.paper.position)
+    positions = [(e.paper.position, e) for e in entries if e.paper is not None]
+    paper = [e for _, e in sorted(positions, key=lambda pair: pair[0])]
     return (*paper, *(e for e in entries if e.paper is None))
 
 

@@ -5,10 +5,14 @@ kinds are covered: `T5DenseActDense` (wi, wo; original T5) and `T5DenseGatedActD
 Flan-T5, mT5).
 """
 
+# The `type: ignore`s below: torch types every submodule reached by attribute (nn.Module.__getattr__) as
+# `Tensor | Module`, though a T5 block's `layer` is always a ModuleList of sublayers.
+
 from collections.abc import Iterator
 
 from torch import nn
 from transformers import T5ForConditionalGeneration
+from transformers.models.t5.modeling_t5 import T5Stack
 
 from compacter_pl.architectures import untie_output_layer
 
@@ -16,22 +20,22 @@ FEED_FORWARD_LINEARS = ("wi", "wi_0", "wi_1", "wo")
 ATTENTION_LINEARS = ("q", "k", "v", "o")
 
 
-def stacks(model: T5ForConditionalGeneration) -> dict[str, nn.Module]:
+def stacks(model: T5ForConditionalGeneration) -> dict[str, T5Stack]:
     return {"encoder": model.encoder, "decoder": model.decoder}
 
 
 def self_attention(block: nn.Module) -> nn.Module:
     """The `T5Attention` of a block's self-attention sublayer; it returns a tuple whose first element is y."""
-    return block.layer[0].SelfAttention
+    return block.layer[0].SelfAttention  # type: ignore[index,union-attr]
 
 
 def cross_attention(block: nn.Module) -> nn.Module | None:
-    return block.layer[1].EncDecAttention if len(block.layer) == 3 else None
+    return block.layer[1].EncDecAttention if len(block.layer) == 3 else None  # type: ignore[index,union-attr,arg-type]
 
 
 def feed_forward(block: nn.Module) -> nn.Module:
     """`DenseReluDense` of a block's feed-forward sublayer (ungated or gated); it returns y."""
-    return block.layer[-1].DenseReluDense
+    return block.layer[-1].DenseReluDense  # type: ignore[index,union-attr]
 
 
 def attentions(block: nn.Module) -> list[nn.Module]:
@@ -53,7 +57,7 @@ def block_layer_norms(model: T5ForConditionalGeneration) -> Iterator[nn.Module]:
     """The layer norm in front of every sublayer (2 per encoder block, 3 per decoder block)."""
     for stack in stacks(model).values():
         for block in stack.block:
-            for sublayer in block.layer:
+            for sublayer in block.layer:  # type: ignore[union-attr]
                 yield sublayer.layer_norm
 
 

@@ -9,7 +9,7 @@ code scores it, per metric: wrong for accuracy and MultiRC exact match, the oppo
 of its own for Matthews correlation, a miss of the gold class for macro-F1, the value -1.0 for the correlations.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +27,13 @@ from compacter_pl.tasks.base import Scored, Task
 class MetricSpec:
     make: Callable[[Task], Metric]
     inputs: Callable[[Scored], tuple]
+
+
+def _classes(task: Task) -> int:
+    """How many classes a closed-set task has (a class metric on a free-text task is a mistake in its table)."""
+    if task.targets is None:
+        raise TypeError(f"task {task.name} has free-text targets: no class metric applies")
+    return len(task.targets)
 
 
 def _labels(s: Scored) -> tuple:
@@ -49,15 +56,15 @@ def _values(s: Scored) -> tuple:
 
 METRICS: dict[str, MetricSpec] = {
     # share of correct predictions; one class more than the task's for an invalid generation, always wrong
-    "accuracy": MetricSpec(lambda t: MulticlassAccuracy(len(t.targets) + 1, average="micro"), _labels),
+    "accuracy": MetricSpec(lambda t: MulticlassAccuracy(_classes(t) + 1, average="micro"), _labels),
     # F1 of the positive class "1" (MRPC equivalent, QQP duplicate, MultiRC true answer option)
     "f1": MetricSpec(lambda t: BinaryF1Score(), _opposite_if_invalid),
     # unweighted mean of the per-class F1 over all classes (CB: 3), a class absent from the data included (F1 0);
     # an invalid generation misses its gold class and is a false positive of none
-    "macro_f1": MetricSpec(lambda t: MacroF1(len(t.targets)), _labels),
+    "macro_f1": MetricSpec(lambda t: MacroF1(_classes(t)), _labels),
     # Matthews correlation (CoLA), sklearn's: 0 when the predictions or the gold labels are all one class; an
     # invalid generation is a class of its own (the authors' sklearn call on the generated strings)
-    "matthews": MetricSpec(lambda t: MatthewsCorrCoef(len(t.targets)), _labels),
+    "matthews": MetricSpec(lambda t: MatthewsCorrCoef(_classes(t)), _labels),
     # correlations of the predicted and gold values (STS-B scores), scipy's (NaN if one side is constant)
     "pearson": MetricSpec(lambda t: PearsonCorrCoef(), _values),
     "spearman": MetricSpec(lambda t: SpearmanCorrCoef(), _values),
@@ -73,7 +80,7 @@ def build_metrics(task: Task) -> dict[str, Metric]:
     return {name: METRICS[name].make(task) for name in task.metrics}
 
 
-def update_metrics(metrics: dict[str, Metric], scored: Scored) -> None:
+def update_metrics(metrics: Mapping[str, Metric], scored: Scored) -> None:
     for name, metric in metrics.items():
         metric.update(*METRICS[name].inputs(scored))
 

@@ -13,6 +13,7 @@ class ConfusionMatrixMetric(Metric):
     """Counts of (gold class, predicted class or invalid) pairs; subclasses compute a score from them."""
 
     full_state_update = False
+    confusion: torch.Tensor
 
     def __init__(self, num_classes: int, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -33,6 +33,8 @@ def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
 
 class _Correlation(Metric):
     full_state_update = False
+    preds: list[torch.Tensor]
+    target: list[torch.Tensor]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -10,6 +10,8 @@ class GroupExactMatch(Metric):
     so the options of one question may be evaluated on different ranks."""
 
     full_state_update = False
+    correct: list[torch.Tensor]
+    groups: list[torch.Tensor]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

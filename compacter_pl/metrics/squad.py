@@ -41,6 +41,8 @@ class MeanOverQueries(Metric):
     `Task.score`). Sum and count are summed across devices, so the mean is over every query of every rank."""
 
     full_state_update = False
+    total: torch.Tensor
+    count: torch.Tensor
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

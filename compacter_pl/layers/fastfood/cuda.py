@@ -11,7 +11,8 @@ from torch import Tensor
 def _load_cuda_kernel():
     try:
         from fast_hadamard_transform import hadamard_transform  # Dao-AILab's CUDA kernel (optional extra)
-    except Exception:  # not installed, or built for another torch / CUDA: the pure-torch path is used
+    except (ImportError, OSError, RuntimeError):  # not installed, or built for another torch / CUDA (an undefined
+        # symbol, a missing CUDA library): the pure-torch path is used
         return None
     return hadamard_transform
 

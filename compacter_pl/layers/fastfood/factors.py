@@ -74,7 +74,7 @@ def _children(seed_sequence: np.random.SeedSequence, count: int) -> list[np.rand
 
 
 def _shuffle_buckets(order: np.ndarray, bounds: list[int], seed_sequences: list) -> None:
-    for (start, stop), seed_sequence in zip(zip(bounds[:-1], bounds[1:]), seed_sequences):
+    for (start, stop), seed_sequence in zip(zip(bounds[:-1], bounds[1:], strict=True), seed_sequences, strict=True):
         _generator(seed_sequence).shuffle(order[start:stop])
 
 

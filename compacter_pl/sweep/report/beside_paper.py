@@ -151,14 +151,14 @@ def beside_paper(full: FullData, records: list[dict]) -> tuple[str, list[dict]]:
             matched = section.tasks[(method, index)]
             ours = [full.cells.get((method, t, n)) if t in matched else None for t in tasks for n in full.metrics[t]]
             paper_values = [row.scores.get(t, {}).get(n) for t in tasks for n in full.metrics[t]]
-            delta = [None if o is None or v is None else o.mean - v for o, v in zip(ours, paper_values)]
+            delta = [None if o is None or v is None else o.mean - v for o, v in zip(ours, paper_values, strict=True)]
             average = full.averages.get((method, table.benchmark))
             # the paper's average is over all of its tasks: a difference only when ours is over exactly those
             complete = average is not None and average[1] == len(table.tasks) and set(table.tasks) <= set(matched)
             mean_delta = average[0].mean - row.average if complete else None
             shown = [
                 None if v is None else _number(v) + (f" {MARKS[row.marks[t]]}" if t in row.marks else "")
-                for (t, _), v in zip(((t, n) for t in tasks for n in full.metrics[t]), paper_values)
+                for (t, _), v in zip(((t, n) for t in tasks for n in full.metrics[t]), paper_values, strict=True)
             ]
             for note in row.notes:
                 marks[note] = None

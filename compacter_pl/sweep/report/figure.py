@@ -39,7 +39,7 @@ def figure(table: LowResource, path: Path) -> None:
     fig = Figure(figsize=(4.2 * columns, 3.3 * rows + 0.4), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     colors = {method: f"C{i}" for i, method in enumerate(table.methods)}
-    for ax, (title, stats) in zip(axes, panels):
+    for ax, (title, stats) in zip(axes, panels, strict=False):  # a grid may have more axes than panels
         for method, color in colors.items():
             points = sorted((n, s, complete) for (m, n), (s, complete) in stats.items() if m == method)
             if not points:
@@ -50,8 +50,8 @@ def figure(table: LowResource, path: Path) -> None:
             ax.plot(x, mean, color=color)
             ax.fill_between(
                 x,
-                [m - d for m, d in zip(mean, std)],
-                [m + d for m, d in zip(mean, std)],
+                [m - d for m, d in zip(mean, std, strict=True)],
+                [m + d for m, d in zip(mean, std, strict=True)],
                 color=color,
                 alpha=0.2,
                 linewidth=0,
