@@ -31,7 +31,7 @@ from compacter_pl.config.run import (
     method_help,
     newest_last_checkpoint,
 )
-from compacter_pl.errors import Interrupted, UserError, did_you_mean, file_error
+from compacter_pl.errors import Interrupted, UserError, did_you_mean, file_error, first_line
 from compacter_pl.progress import default_progress_bar
 
 FLOAT16_PRECISIONS = {"16", "16-mixed", "16-true", "transformer-engine-float16"}
@@ -107,7 +107,7 @@ class CompacterCLI(RunConfigCLI):
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, MisconfigurationException) as error:  # e.g. FSDP asked for on a CPU
-            raise UserError(f"the trainer settings cannot work: {str(error).splitlines()[0]}") from None
+            raise UserError(f"the trainer settings cannot work: {first_line(error)}") from None
 
     def _terminated(self, subcommand: str) -> Interrupted:
         """Lightning stops at the end of the step a SIGTERM arrived in (LastCheckpoint then writes last.ckpt):

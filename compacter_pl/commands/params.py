@@ -24,6 +24,7 @@ from compacter_pl.errors import UserError
 from compacter_pl.methods.paper import ALL_METHODS, MethodRow, report_methods
 from compacter_pl.methods.registry import complete_init_args, method_entry
 from compacter_pl.paper import ScoreRow, ScoreTable, matching_rows, paper, same_model
+from compacter_pl.text_table import text_table
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MethodKey = Literal[tuple(row.key for row in ALL_METHODS)]
@@ -168,19 +169,8 @@ def format_table(report: dict) -> str:
                 _size(entry["lightning_checkpoint_bytes"]),
             ]
         )
-    widths = [
-        max(len(str(row[i])) for row in [header, *lines] if i < len(row) and len(row) == len(header))
-        for i in range(len(header))
-    ]
-    text = [f"{report['model']}: {report['total_parameters']:,} parameters"]
-    for row in [header, *lines]:
-        if len(row) != len(header):  # a method that cannot apply: its reason instead of numbers
-            text.append(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]}")
-            continue
-        cells = [f"{row[0]:<{widths[0]}}"] + [
-            f"{cell:>{width}}" for cell, width in zip(row[1:], widths[1:], strict=True)
-        ]
-        text.append("  ".join(cells).rstrip())
+    # a method that cannot apply: its reason, spanning the columns, instead of numbers
+    text = [f"{report['model']}: {report['total_parameters']:,} parameters", *text_table([header, *lines])]
     for table in report["paper"]:
         text += ["", *_paper_table(table)]
     return "\n".join(text)
@@ -202,16 +192,11 @@ def _paper_table(table: dict) -> list[str]:
         reproduced = "yes" if row["reproduced"] else "no"
         counted = [f"{row['trainable']:,}", f"{row['percent']:.{decimals}f}", reproduced]
         lines.append([row["name"], row["trained"], _settings(row["counted_with"]), *counted])
-    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header) - 1)]
-    right = (False, True, False, True, True)  # names and settings read from the left, numbers from the right
+    title = f"Table {table['table']} of the paper ({table['title']})"
     text = [
-        f"Table {table['table']} of the paper ({table['title']}): our count with the settings that reproduce each share"
+        f"{title}: our count with the settings that reproduce each share",
+        *text_table([header, *lines], "<><>><"),  # names and settings read from the left, numbers from the right
     ]
-    for line in [header, *lines]:
-        cells = [
-            f"{c:>{w}}" if r else f"{c:<{w}}" for c, w, r in zip(line, widths, right, strict=False)
-        ]  # the last cell: unpadded
-        text.append("  ".join([*cells, line[-1]]).rstrip())
     if any(row["trainable"] is not None and not row["reproduced"] for row in table["rows"]):
         text.append(
             "no: no setting the paper searched reproduces the share; counted with the nearest (paper_results.yaml)"

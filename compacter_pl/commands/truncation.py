@@ -16,6 +16,7 @@ from collections import Counter
 from compacter_pl.config import OneLineErrorParser, program
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.truncation import TRUNCATION_MODES, cut_sources, encode_whole, require_offsets
+from compacter_pl.text_table import text_table
 
 
 def truncation_report(data: TextToTextDataModule) -> dict:
@@ -58,21 +59,11 @@ def format_report(report: dict) -> str:
         [split, str(row["examples"]), str(row["truncated"]), _losses(row["end"]), _losses(row["fields"])]
         for split, row in report["splits"].items()
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         f"{report['task']} ({' '.join(f + ':' for f in report['fields'])}), tokenizer {report['tokenizer']}, "
         f"max_source_length {report['max_source_length']} (EOS included)"
     ]
-    for row in [header, *rows]:
-        lines.append(
-            "  ".join(
-                [
-                    row[0].ljust(widths[0]),
-                    *(c.rjust(w) for c, w in zip(row[1:3], widths[1:3], strict=True)),
-                    *(c.ljust(w) for c, w in zip(row[3:], widths[3:], strict=True)),
-                ]
-            ).rstrip()
-        )
+    lines += text_table([header, *rows], "<>><<")
     lines.append(
         "truncated: examples longer than max_source_length (both modes cut the same ones); lose a field: "
         "examples left with no token of some field's value (per field in brackets)"
