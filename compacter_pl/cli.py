@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from compacter_pl.checkpoint_io import LastCheckpoint, os_error_in
@@ -109,13 +109,13 @@ class CompacterCLI(RunConfigCLI):
         except (ValueError, MisconfigurationException) as error:  # e.g. FSDP asked for on a CPU
             raise UserError(f"the trainer settings cannot work: {first_line(error)}") from None
 
-    def _terminated(self, subcommand: str) -> Interrupted:
+    def _terminated(self, subcommand: str | None) -> Interrupted:
         """Lightning stops at the end of the step a SIGTERM arrived in (LastCheckpoint then writes last.ckpt):
         where to resume from."""
         trainer = self.trainer
         if subcommand != "fit":
             return Interrupted(f"{subcommand} stopped by SIGTERM; it wrote nothing to resume from: run it again")
-        last = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+        last = next((c for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)), None)
         path = Path(last.best_model_path) if last is not None and last.best_model_path else None
         where = f"at step {trainer.global_step} (epoch {trainer.current_epoch})"
         if path is None or not path.is_file():
@@ -174,7 +174,8 @@ class CompacterCLI(RunConfigCLI):
         return option, written
 
     def after_fit(self) -> None:
-        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        callback = self.trainer.checkpoint_callback  # typed Checkpoint; best_model_path is ModelCheckpoint's
+        best = callback.best_model_path if isinstance(callback, ModelCheckpoint) else ""
         if best and self.trainer.is_global_zero:
             print(f"best checkpoint: {best}\ntest it with: {program()} test --config CONFIG --ckpt_path {best}")
 

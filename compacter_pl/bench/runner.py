@@ -25,6 +25,7 @@ import sys
 import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -104,7 +105,7 @@ def paired_ratios(result: dict, clock: str = "wall") -> list[float]:
 def aggregate(key: str, results: list[dict], clock: str) -> dict:
     """One method's rounds -> its row of the report (before the ratios)."""
     row = bench_row(key)
-    entry = {"key": key, "name": row.name}
+    entry: dict[str, Any] = {"key": key, "name": row.name}  # JSON: numbers, lists and mappings by name
     good = [r for r in results if "error" not in r]
     if not good:
         entry["error"] = results[0]["error"] if results else "not run"
@@ -169,9 +170,11 @@ def add_ratios(entries: list[dict]) -> None:
         if "error" in entry:
             continue
         for name, reference in (("full", by_key.get(REFERENCE)), ("floor", by_key.get(FLOOR.key))):
-            entry[f"step_vs_{name}_percent"] = _percent(entry["step_seconds"], reference and reference["step_seconds"])
+            entry[f"step_vs_{name}_percent"] = _percent(
+                entry["step_seconds"], None if reference is None else reference["step_seconds"]
+            )
             entry[f"memory_vs_{name}_percent"] = _percent(
-                entry["peak_memory_bytes"], reference and reference["peak_memory_bytes"]
+                entry["peak_memory_bytes"], None if reference is None else reference["peak_memory_bytes"]
             )
         entry["step_vs_floor_separate_percent"] = entry["step_vs_floor_percent"]
         if "step_vs_floor_paired_percent" in entry:  # steps alternating in one process beat runs minutes apart
@@ -228,7 +231,7 @@ def run_bench(options: BenchOptions, progress=None) -> dict:
                     progress(done, options.rounds * len(keys), result)
     entries = [aggregate(key, results[key], options.clock) for key in keys]
     add_ratios(entries)
-    report = {
+    report: dict[str, Any] = {
         "options": {**asdict(options), "settings": options.settings},
         "machine": machine_info(options.device),
         "methods": entries,

@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from transformers import T5ForConditionalGeneration
@@ -56,7 +57,7 @@ EOS_ID = 1  # T5's end of sequence; a label's last token
 SEED = 0  # of the random weights and tokens
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: Literal["auto", "cpu", "cuda"]) -> Literal["cpu", "cuda"]:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():

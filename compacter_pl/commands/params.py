@@ -14,7 +14,7 @@ Examples (after the program: `python cli.py`, `compacter-pl`):
 from __future__ import annotations
 
 from json import dumps
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 
@@ -26,9 +26,15 @@ from compacter_pl.methods.registry import complete_init_args, method_entry
 from compacter_pl.paper import ScoreRow, ScoreTable, matching_rows, paper, same_model
 from compacter_pl.text_table import text_table
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-MethodKey = Literal[tuple(row.key for row in ALL_METHODS)]
-DType = Literal[tuple(DTYPES)]
+DType = Literal["float32", "bfloat16", "float16"]
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in get_args(DType)}
+# A Literal built at run time: a plain string to a type checker (as bench's MethodKey). Only a list parameter may
+# take it: command_parser reads a list's element type with typing.get_type_hints, while jsonargparse, which
+# resolves the other parameters' annotations, runs TYPE_CHECKING blocks.
+if TYPE_CHECKING:
+    MethodKey = str
+else:
+    MethodKey = Literal[tuple(row.key for row in ALL_METHODS)]
 SETTING_NAMES = {"intrinsic_dim": "d'"}  # as the paper writes it
 
 
@@ -75,6 +81,7 @@ def printed_decimals(printed: str) -> int:
 def paper_row_report(table: ScoreTable, row: ScoreRow, config, total: int) -> dict:
     """One printed share of `table` beside our count with the row's arguments and its `counted_with` settings,
     and whether that count, as a share of the model, rounds to the printed one."""
+    assert row.counted_with is not None, f"{row.label()}: parameter_report passes only rows with counted_with"
     entry = method_entry(row.method)
     takes = complete_init_args(entry.cls, entry.init_args)
     # The table's arguments (train_output_layer) hold for each method that takes them.
@@ -138,10 +145,14 @@ def parameter_report(model: str = "t5-base", methods: list[str] | None = None, d
 
 
 def _size(num_bytes: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if num_bytes < 1024 or unit == "GiB":
-            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
-        num_bytes /= 1024
+    if num_bytes < 1024:
+        return f"{num_bytes:.0f} B"
+    size = num_bytes / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def format_table(report: dict) -> str:

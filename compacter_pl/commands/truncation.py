@@ -25,10 +25,10 @@ def truncation_report(data: TextToTextDataModule) -> dict:
     examples cut at the end because the prefixes and EOS leave less than a token per field."""
     task, tokenizer = data.task, data.tokenizer
     require_offsets(tokenizer, f"`{program()} truncation`", "")
-    splits = {}
+    splits: dict[str, dict] = {}
     for split, rendered in data.rendered_splits():
         examples = rendered[:]
-        row = {"examples": len(examples["source"])}
+        row: dict[str, object] = {"examples": len(examples["source"])}
         whole = encode_whole(tokenizer, examples["source"]) if examples["source"] else None  # once for both modes
         for mode in TRUNCATION_MODES:
             cuts = cut_sources(tokenizer, examples["source"], examples["spans"], data.max_source_length, mode, whole)

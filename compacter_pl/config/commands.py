@@ -39,7 +39,8 @@ def command_parser(component, command: str, positional: tuple[str, ...] = ()) ->
     for name, parameter in parameters.items():  # one at a time: --help lists them in the signature's order
         element = _list_element(hints[name])
         if element is None:
-            add(component, as_group=False, skip=set(parameters) - {name})
+            skip: set[str | int] = {other for other in parameters if other != name}  # it also takes positions
+            add(component, as_group=False, skip=skip)
             continue
         # jsonargparse's list option takes one value (`--methods '[a, b]'`): a list is added by hand, as nargs.
         kwargs = {"type": element, "nargs": "+", "metavar": name.upper()}

@@ -53,6 +53,7 @@ class OneLineErrorParser(LightningArgumentParser):
                     f"method class_path '{abstract[1]}' is abstract (a base to subclass, not a method); choose one "
                     f"of {', '.join(known)}"
                 )
+            assert bad_class is not None  # the only other way into this branch
             close = did_you_mean(bad_class.group(1).rpartition(".")[2], known)
             raise UserError(
                 f"unknown method class_path '{bad_class.group(1)}'{close} (known methods: {', '.join(known)})"

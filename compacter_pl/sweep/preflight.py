@@ -16,7 +16,9 @@ def resolved_configs(sweep: Sweep) -> dict[str, dict]:
     sets it. Returns each task's resolved config."""
     from compacter_pl.config import run_parser
 
-    parse_run, configs, seen = run_parser(), {}, set()
+    parse_run = run_parser()
+    configs: dict[str, dict] = {}
+    seen: set[tuple[str, object]] = set()
     for run in sweep.runs():
         coordinates = {
             ("task", run.task),

@@ -5,6 +5,7 @@ its sweep (Linux: PR_SET_PDEATHSIG), so a killed sweep leaves nothing running.""
 import contextlib
 import ctypes
 import fcntl
+import io
 import json
 import os
 import shlex
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from compacter_pl.sweep.grid import Run, Sweep
 from compacter_pl.sweep.recorder import FIT_SUMMARY, TEST_SUMMARY
@@ -213,7 +215,8 @@ def _run_logged(command: list[str], log: Path, echo: bool, lock: int) -> int:
         )
         try:
             if echo:
-                for chunk in iter(lambda: process.stdout.read1(1 << 16), b""):
+                pipe = cast(io.BufferedReader, process.stdout)  # stdout=PIPE with Popen's default buffering
+                for chunk in iter(lambda: pipe.read1(1 << 16), b""):
                     out.write(chunk)
                     sys.stdout.buffer.write(chunk)
                     sys.stdout.flush()

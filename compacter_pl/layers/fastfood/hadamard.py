@@ -194,7 +194,7 @@ class FastfoodWorkspace:
         return {}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__()
+        FastfoodWorkspace.__init__(self)
 
     def clear(self) -> None:
         self._buffers.clear()

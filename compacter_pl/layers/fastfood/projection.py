@@ -67,6 +67,11 @@ class FastfoodProjection(nn.Module):
     Each output coordinate therefore has variance about ``||z||^2 / L``.
     """
 
+    binary_diagonal: Tensor
+    gather_index: Tensor
+    gaussian_diagonal: Tensor
+    scaling_diagonal: Tensor
+
     def __init__(self, output_dim: int, input_dim: int, seed: int, version: int = CURRENT_PROJECTION_VERSION):
         super().__init__()
         if output_dim < 1 or input_dim < 1:

@@ -16,7 +16,9 @@ shows that configuration's numbers. Only validation can select (`check_selection
 beside the paper's published numbers (`compacter_pl/sweep/paper_results.yaml`, `beside_paper`).
 """
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 from compacter_pl.errors import UserError
 from compacter_pl.sweep.report.aggregate import full_data, low_resource
@@ -35,12 +37,21 @@ from compacter_pl.sweep.report.select import SELECT_ON, select
 
 FIGURE_FILE, TABLE_FILE, CSV_FILE = "figure4.png", "report.md", "report.csv"
 
-__all__ = ["CSV_FILE", "FIGURE_FILE", "SELECT_ON", "TABLE_FILE", "write_report"]
+__all__ = ["CSV_FILE", "FIGURE_FILE", "SELECT_ON", "TABLE_FILE", "Written", "write_report"]
+
+
+class Written(TypedDict, total=False):
+    """What `write_report` wrote: the files (the figure only with low-resource runs) and the Markdown's text."""
+
+    figure: Path
+    markdown: Path
+    csv: Path
+    text: str
 
 
 def write_report(
-    paths: list[str | Path], out: str | Path | None = None, metric: str = "test/score", select_on: str = SELECT_ON
-) -> dict:
+    paths: Sequence[str | Path], out: str | Path | None = None, metric: str = "test/score", select_on: str = SELECT_ON
+) -> Written:
     """Write report.md, report.csv and (with low-resource runs) figure4.png; returns what was written."""
     records, methods = load_records(paths)
     if not records:
@@ -54,7 +65,8 @@ def write_report(
     sources = ", ".join(map(str, paths))
     runs = f"{len(records)} finished run{'' if len(records) == 1 else 's'}"
     parts = [f"# Report of {sources}", "", f"{runs}. Scores x 100.", ""]
-    written, paper = {}, ("", [])
+    written: Written = {}
+    paper: tuple[str, list[dict]] = ("", [])
     if selections:
         parts.append(selection_markdown(selections, select_on, paper_learning_rates(records)))
     if low:

@@ -3,7 +3,9 @@ for the low-resource runs (the paper's Figure 4) and the full-data runs (its Tab
 
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from compacter_pl.sweep.report.records import SCALE, benchmark_of, metric_order, metric_value, task_order
 
@@ -27,7 +29,7 @@ class Stat:
 
 def seed_values(records: list[dict], metric: str) -> dict[tuple, dict[int, float]]:
     """(method, size, task) -> {seed: value of `metric`}."""
-    cells = defaultdict(dict)
+    cells: defaultdict[tuple, dict[int, float]] = defaultdict(dict)
     for record in records:
         value = metric_value(record, metric)
         if value is not None:
@@ -35,7 +37,7 @@ def seed_values(records: list[dict], metric: str) -> dict[tuple, dict[int, float
     return cells
 
 
-def average(per_task: dict[str, dict[int, float]]) -> Stat | None:
+def average(per_task: Mapping[Any, Mapping[int, float]]) -> Stat | None:
     """Per seed the mean over the tasks, then the Stat over the seeds every task has (None if there is none)."""
     seeds = set.intersection(*(set(values) for values in per_task.values())) if per_task else set()
     if not seeds:
@@ -99,7 +101,7 @@ def full_data(records: list[dict], methods: list[str], stage: str) -> FullData |
         return None
     tasks = task_order(r["task"] for r in full)
     metrics = {t: metric_order(t, {n for r in full if r["task"] == t for n in r.get(stage, {})}) for t in tasks}
-    per_seed = defaultdict(dict)  # (method, task, metric) -> {seed: value}
+    per_seed: defaultdict[tuple, dict[int, float]] = defaultdict(dict)  # (method, task, metric) -> {seed: value}
     for record in full:
         for name in metrics[record["task"]]:
             value = metric_value(record, f"{stage}/{name}")

@@ -2,8 +2,10 @@
 numbers beside the paper's with the difference, and the learning rates the paper selected."""
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import yaml
 
@@ -113,14 +115,15 @@ def _one_configuration_note(section: PaperSection) -> str:
         "Appendix A's search (every learning rate of 3e-5 ... 3e-1, and every bottleneck of 96, 48, 24 for the "
         "adapters, chosen per task on validation)"
     )
-    if len(single) == len(section.records) and len(at_paper) == len(single):
+    # at_paper holds a method only where the paper gives rates (rates is not None)
+    if rates is not None and len(single) == len(section.records) and len(at_paper) == len(single):
         return (
             f"These runs re-run the paper's selected configuration (one run per method and task at the learning "
             f"rate of the paper's Table {rates.number}), not the paper's search: {search}. The differences say how "
             f"close the paper's configuration comes here, not what the search would give."
         )
     parts = [f"{', '.join(single)} ran one configuration each (no search), not {search}"]
-    if at_paper:
+    if at_paper and rates is not None:
         parts.append(f"{', '.join(at_paper)} at the learning rate the paper selected (Table {rates.number})")
     if elsewhere:
         parts.append("; ".join(elsewhere))
@@ -145,7 +148,7 @@ def beside_paper(full: FullData, records: list[dict]) -> tuple[str, list[dict]]:
         ]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         order = {m: k for k, m in enumerate(full.methods)}
-        marks = {}
+        marks: dict[str, None] = {}  # the rows' notes, each once, in order
         for method, index in sorted(section.tasks, key=lambda key: (order.get(key[0], len(order)), key[1])):
             row = table.rows[index]
             matched = section.tasks[(method, index)]
@@ -155,7 +158,7 @@ def beside_paper(full: FullData, records: list[dict]) -> tuple[str, list[dict]]:
             average = full.averages.get((method, table.benchmark))
             # the paper's average is over all of its tasks: a difference only when ours is over exactly those
             complete = average is not None and average[1] == len(table.tasks) and set(table.tasks) <= set(matched)
-            mean_delta = average[0].mean - row.average if complete else None
+            mean_delta = average[0].mean - row.average if complete and average is not None else None
             shown = [
                 None if v is None else _number(v) + (f" {MARKS[row.marks[t]]}" if t in row.marks else "")
                 for (t, _), v in zip(((t, n) for t in tasks for n in full.metrics[t]), paper_values, strict=True)
@@ -163,7 +166,7 @@ def beside_paper(full: FullData, records: list[dict]) -> tuple[str, list[dict]]:
             for note in row.notes:
                 marks[note] = None
             for name, values, last in (
-                ("ours", [o and o.cell() for o in ours], average_cell(average, len(table.tasks))),
+                ("ours", [None if o is None else o.cell() for o in ours], average_cell(average, len(table.tasks))),
                 (f"paper: {row.label()}", shown, _number(row.average)),
                 ("difference", [_number(d, "+") for d in delta], _number(mean_delta, "+")),
             ):
@@ -213,21 +216,26 @@ def beside_paper(full: FullData, records: list[dict]) -> tuple[str, list[dict]]:
 def _unmatched(full: FullData, records: list[dict], sections: list[PaperSection]) -> list[str]:
     """Our methods with full-data test numbers that no table of the paper has a row for, with their model."""
     matched = {method for section in sections for method, _ in section.tasks}
-    models = defaultdict(dict)
+    models: defaultdict[str, dict[str, None]] = defaultdict(dict)
     for record in records:
         if record.get("size") is None and record["method"] not in matched:
             models[record["method"]][str(run_settings(record)["model"] or "model unknown")] = None
     return [f"{m} ({', '.join(models[m])})" for m in full.methods if m in models]
 
 
+@overload
+def _number(value: float, sign: str = "") -> str: ...
+@overload
+def _number(value: float | None, sign: str = "") -> str | None: ...
 def _number(value: float | None, sign: str = "") -> str | None:
     return None if value is None else f"{value:{sign}.2f}"
 
 
-def _cells(values: list[str | None], full: FullData, tasks: list[str]) -> list[str]:
+def _cells(values: Sequence[str | None], full: FullData, tasks: list[str]) -> list[str]:
     """A table cell per task from its metrics' values: empty if it has none, — for each missing one."""
-    cells, values = [], iter(values)
+    cells: list[str] = []
+    remaining = iter(values)
     for task in tasks:
-        own = [next(values) for _ in full.metrics[task]]
+        own = [next(remaining) for _ in full.metrics[task]]
         cells.append("" if all(v is None for v in own) else " / ".join(v or "—" for v in own))
     return cells

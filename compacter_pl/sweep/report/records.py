@@ -2,6 +2,7 @@
 metrics and benchmark averages that every table, the CSV and the figure share."""
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -55,10 +56,11 @@ def metric_order(task: str, names) -> list[str]:
     )
 
 
-def load_records(paths: list[str | Path]) -> tuple[list[dict], list[str]]:
+def load_records(paths: Sequence[str | Path]) -> tuple[list[dict], list[str]]:
     """The results of sweep directories (or results files), and the methods in the order their sweep files
     declare them (else the order they first appear). Corrupt lines are reported on stderr and skipped."""
-    records, methods = [], []
+    records: list[dict] = []
+    methods: list[str] = []
     for path in map(Path, paths):
         file = path / RESULTS_FILE if path.is_dir() else path
         if not file.is_file():

@@ -45,12 +45,14 @@ def select(records: list[dict], select_on: str = SELECT_ON) -> tuple[list[dict],
     missing a seed, unfinished or failed, is left out rather than compared on other seeds); a tie goes to the
     smaller values, axis by axis in the order of the sweep file's search."""
     check_selection(select_on)
-    cells = defaultdict(lambda: defaultdict(dict))  # (task, method, size) -> config -> {seed: record}
+    # (task, method, size) -> config -> {seed: record}
+    cells: defaultdict[tuple, defaultdict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     for record in records:
         cells[(record["task"], record["method"], record.get("size"))][record.get("config") or ""][record["seed"]] = (
             record
         )
-    kept, selections = [], []
+    kept: list[dict] = []
+    selections: list[Selection] = []
     for (task, method, size), configs in cells.items():
         if list(configs) == [""]:  # no search: nothing to choose
             kept += configs[""].values()
