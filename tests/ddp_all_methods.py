@@ -7,12 +7,11 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from conftest import DEMO_DATA, DEMO_MODEL
-from test_methods import KEYS, tiny_method
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.methods import trainable_names
 from compacter_pl.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, tiny_method
 
 
 def main(out: Path, precision: str) -> None:

@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
-from conftest import DEMO_MODEL
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.metrics import build_metrics, update_metrics
 from compacter_pl.tasks import TASKS, HubDataset, Task, register_task
+from tests.helpers import DEMO_MODEL
 
 # A new benchmark's dataset, pinned as every task's must be.
 NEW_BENCH = HubDataset("someone/new_bench", "0123456789abcdef0123456789abcdef01234567", "NewBench")

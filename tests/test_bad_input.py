@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import DEMO_DATA, error_line, in_process
+
+from tests.helpers import DEMO_DATA, ROOT, error_line, in_process
 
 
 class Case(NamedTuple):
@@ -186,11 +187,10 @@ def write_files(tmp: Path) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_one_line(capsys, tmp_path, case):
     write_files(tmp_path)
-    root = Path(__file__).resolve().parent.parent
-    argv = [arg.format(tmp=tmp_path, root=root) for arg in case.argv]
+    argv = [arg.format(tmp=tmp_path, root=ROOT) for arg in case.argv]
     code, _, err = in_process(capsys, *argv)
     assert code == case.code, err[-2000:]
-    error_line(err, *(word.format(tmp=tmp_path, root=root) for word in case.words))
+    error_line(err, *(word.format(tmp=tmp_path, root=ROOT) for word in case.words))
 
 
 def test_the_ids_are_unique():

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import DEMO_DATA, DEMO_MODEL
 
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.bench import runner
@@ -21,6 +20,7 @@ from compacter_pl.hub import load_tokenizer
 from compacter_pl.methods import Compacter, LayerNormOnly, PromptTuning, trainable_parameters
 from compacter_pl.module import TextToTextModule
 from compacter_pl.steps import build_optimizer, enable_gradient_checkpointing, label_log_likelihoods, padded_label_ids
+from tests.helpers import DEMO_DATA, DEMO_MODEL
 
 MiB = 2**20
 

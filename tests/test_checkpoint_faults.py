@@ -10,13 +10,13 @@ from typing import NamedTuple
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT, error_line, in_process, one_line_error, run_demo
 from safetensors.torch import save_file
 
 from compacter_pl.checkpoint_io import AtomicCheckpointIO
 from compacter_pl.errors import UserError
 from compacter_pl.export import CONFIG_FILE, WEIGHTS_FILE
 from compacter_pl.hub import load_t5
+from tests.helpers import ROOT, error_line, in_process, one_line_error, run_demo
 
 DEMO = str(ROOT / "configs/demo.yaml")
 MARKER = "ran-pickled-code"  # the crafted checkpoints' payload creates this file if unpickled without weights_only

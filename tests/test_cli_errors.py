@@ -5,17 +5,12 @@ import socket
 
 import pytest
 import yaml
-from conftest import DEMO_DATA, ROOT, error_line, in_process, one_line_error, run_demo
+
+from tests.helpers import DEMO_DATA, ROOT, assert_one_line_error, in_process, one_line_error, run_demo
 
 
 def fast_run(cli, tmp_path, *overrides, env: dict | None = None):
     return run_demo(cli, tmp_path, "--trainer.fast_dev_run", "true", *overrides, env=env)
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    """A subprocess run's non-zero exit and its one `error:` line."""
-    assert result.returncode != 0
-    return error_line(result.stderr, *fragments)
 
 
 HOW_TO_WORK_OFFLINE = ["save_pretrained(DIR)", "--model.model_name_or_path DIR", "models--no-such-org--no-such-t5"]

@@ -5,11 +5,11 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 from compacter_pl.cli import main
 from compacter_pl.config import parse_run, run_parser
 from compacter_pl.errors import UserError
+from tests.helpers import ROOT
 
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "sweeps" not in p.parts)
 

@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_DATA, DEMO_MODEL, run_cli
 
 from compacter_pl.cli import main
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.datamodule import paper_splits
 from compacter_pl.errors import UserError
 from compacter_pl.tasks import get_task
+from tests.helpers import DEMO_DATA, DEMO_MODEL, run_cli
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

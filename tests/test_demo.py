@@ -4,8 +4,9 @@ import re
 
 import pytest
 import torch
-from conftest import ROOT, run_demo
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.helpers import ROOT, run_demo
 
 
 def scalars(log_dir, tag: str) -> list[float]:

@@ -3,7 +3,8 @@
 import re
 
 import pytest
-from conftest import DEMO_DATA, ROOT
+
+from tests.helpers import DEMO_DATA, ROOT
 
 
 def metrics_printed(stdout: str) -> dict[str, float]:
@@ -48,13 +49,12 @@ def test_every_method_trains_under_ddp_and_tests_as_on_one_device(tmp_path):
 
     import lightning as L
     import torch
-    from conftest import DEMO_MODEL
-    from test_methods import KEYS, tiny_method
 
     from compacter_pl.data import TextToTextDataModule
     from compacter_pl.module import TextToTextModule
+    from tests.helpers import DEMO_MODEL, KEYS, tiny_method
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     run = subprocess.run(
         [sys.executable, str(ROOT / "tests/ddp_all_methods.py"), str(tmp_path)],
         cwd=ROOT / "tests",

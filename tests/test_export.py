@@ -7,7 +7,6 @@ import stat
 import lightning as L
 import pytest
 import torch
-from conftest import DEMO_DATA, DEMO_MODEL, in_process
 
 from compacter_pl.adapter_bank import AdapterBank
 from compacter_pl.data import TextToTextDataModule
@@ -16,6 +15,7 @@ from compacter_pl.export import apply_export, export_checkpoint, load_export, re
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import FullFineTuning
 from compacter_pl.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, in_process
 
 
 def fit_briefly(tmp_path, method=None, steps: int = 4):

@@ -4,8 +4,6 @@ the base model with identical predictions. And the sizes on the t5-base architec
 import lightning as L
 import pytest
 import torch
-from conftest import DEMO_DATA, DEMO_MODEL
-from test_methods import KEYS, TINY_KWARGS
 from transformers import T5ForConditionalGeneration
 
 from compacter_pl.architectures import build_t5
@@ -15,6 +13,7 @@ from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import CompacterPlusPlus, Method, trainable_names
 from compacter_pl.methods.paper import method_row
 from compacter_pl.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, TINY_KWARGS
 
 
 def trainer(root, max_steps: int) -> L.Trainer:

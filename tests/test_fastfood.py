@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
-from fastfood_reference import reference_fastfood, reference_walsh_hadamard
 
 from compacter_pl.layers.fastfood import (
     FastfoodFunction,
@@ -24,6 +23,7 @@ from compacter_pl.layers.fastfood import (
     truncated_rows,
     uniform_permutation,
 )
+from tests.fastfood_reference import reference_fastfood, reference_walsh_hadamard
 
 SIZES = [(100, 7), (64, 64), (5, 40), (1, 1), (768, 1118), (3000, 500), (70000, 300)]
 

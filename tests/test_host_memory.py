@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import ROOT
 
 from compacter_pl import host_memory
 from compacter_pl.host_memory import HostMemory
+from tests.helpers import ROOT
 
 # A training step in miniature: 96 MiB of activations of mixed sizes (1-8 MiB, each below glibc's mmap ceiling),
 # all alive at the step's peak, all freed at its end. Prints the page faults of steps 3 to 5. "low": glibc's mmap

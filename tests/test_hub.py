@@ -10,11 +10,11 @@ import sys
 import threading
 
 import pytest
-from conftest import DEMO_MODEL, ROOT
 from huggingface_hub import constants
 
 from compacter_pl import hub
 from compacter_pl.errors import UserError
+from tests.helpers import DEMO_MODEL, ROOT
 
 
 def closed_port_endpoint() -> str:

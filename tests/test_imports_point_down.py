@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
 from lightning.pytorch.cli import LightningCLI
+
+from tests.helpers import ROOT
 
 PACKAGE = ROOT / "compacter_pl"
 CLI_MODULE = "compacter_pl.cli"

@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_MODEL, ROOT
-from test_methods import TINY_KWARGS, tiny_gated_config, tiny_method
 
 from compacter_pl.architectures import build_t5
 from compacter_pl.methods.paper import ALL_METHODS
+from tests.helpers import DEMO_MODEL, ROOT, TINY_KWARGS, tiny_gated_config, tiny_method
 
 pytestmark = pytest.mark.slow
 

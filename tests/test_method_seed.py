@@ -12,8 +12,6 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from conftest import DEMO_DATA, DEMO_MODEL, ROOT
-from test_methods import tiny_batch
 
 from compacter_pl.cli import build_cli
 from compacter_pl.data import TextToTextDataModule
@@ -23,6 +21,7 @@ from compacter_pl.hub import load_t5
 from compacter_pl.methods import IntrinsicSAID, PromptTuning
 from compacter_pl.module import TextToTextModule
 from compacter_pl.sweep.grid import load_sweep
+from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT, tiny_batch
 
 METHODS = {
     "prompt-random": {"class_path": "compacter_pl.methods.PromptTuning", "init_args": {"num_tokens": 5}},

@@ -12,7 +12,6 @@ import re
 
 import pytest
 import torch
-from conftest import DEMO_MODEL
 from jsonargparse import ArgumentParser
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
@@ -27,7 +26,6 @@ from compacter_pl.methods import (
     Compacter,
     CompacterPlusPlus,
     IntrinsicSAID,
-    Method,
     Peft,
     PfeifferAdapter,
     PHMAdapter,
@@ -35,36 +33,10 @@ from compacter_pl.methods import (
     t5_parts,
     trainable_names,
 )
-from compacter_pl.methods.paper import ALL_METHODS, PAPER_METHODS, method_row
+from compacter_pl.methods.paper import ALL_METHODS, PAPER_METHODS
+from tests.helpers import DEMO_MODEL, KEYS, tiny_batch, tiny_gated_config, tiny_method
 
-# Hyper-parameters that fit a d_model 64, 2 + 2 block model (the paper's defaults need d_model >= 96 or so).
-TINY_KWARGS = {
-    "adapter": {"bottleneck": 8},
-    "pfeiffer": {"bottleneck": 8},
-    "adapterdrop": {"dropped_blocks": [0], "bottleneck": 8},
-    "adapter_lowrank": {"bottleneck": 8},
-    # their own randomness pinned (by default it follows the process's seed, which pytest leaves random)
-    "prompt_random": {"num_tokens": 5, "seed": 0},
-    "prompt_vocab": {"num_tokens": 5, "seed": 0},
-    "intrinsic_said": {"intrinsic_dim": 500, "seed": 0},
-    "phm_adapter": {"n": 4, "bottleneck": 8},
-    "compacter": {"bottleneck": 8},
-    "compacter++": {"bottleneck": 8},
-}
-KEYS = [row.key for row in ALL_METHODS]
 ARCHITECTURES = ("original", "gated")
-
-
-def tiny_method(key: str) -> Method:
-    return method_row(key).build(**TINY_KWARGS.get(key, {}))
-
-
-def tiny_gated_config() -> T5Config:
-    """The demo model's sizes with T5 v1.1's gated-GeLU feed-forward and untied output layer."""
-    config = T5Config.from_pretrained(DEMO_MODEL).to_dict()
-    for derived in ("dense_act_fn", "is_gated_act", "scale_decoder_outputs"):
-        config.pop(derived, None)
-    return T5Config(**{**config, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False})
 
 
 def tiny_model(architecture: str) -> T5ForConditionalGeneration:
@@ -72,16 +44,6 @@ def tiny_model(architecture: str) -> T5ForConditionalGeneration:
     if architecture == "original":
         return T5ForConditionalGeneration.from_pretrained(DEMO_MODEL)
     return build_t5(tiny_gated_config(), device="cpu")
-
-
-def tiny_batch(seed: int = 0) -> dict:
-    generator = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(3, 220, (3, 9), generator=generator)
-    attention_mask = torch.ones_like(input_ids)
-    attention_mask[0, 6:] = 0
-    input_ids[0, 6:] = 0
-    labels = torch.randint(3, 220, (3, 2), generator=generator)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 def applied(key: str, architecture: str = "original") -> T5ForConditionalGeneration:

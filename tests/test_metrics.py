@@ -4,13 +4,11 @@ import inspect
 import math
 import random
 import warnings
-from pathlib import Path
 
 import pytest
 import scipy.stats
 import sklearn.metrics
 import torch
-from conftest import DEMO_MODEL
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.datamodule import paper_splits, render
@@ -22,8 +20,7 @@ from compacter_pl.metrics.grouped import GroupExactMatch
 from compacter_pl.metrics.squad import MeanOverQueries, best_exact_match, best_token_f1, normalize_answer
 from compacter_pl.module import TextToTextModule
 from compacter_pl.tasks import TASKS, get_task
-
-DEMO_DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
+from tests.helpers import DEMO_DATA, DEMO_MODEL
 
 
 def compute(name: str, texts, labels, groups=None, answers=()) -> dict[str, float]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import compacter_pl
 from compacter_pl.cli import main
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 # Import names that differ from their distribution's name.
 DISTRIBUTIONS = {"yaml": "pyyaml", "lightning": "lightning", "jsonargparse": "jsonargparse"}
 

@@ -2,8 +2,6 @@
 every table complete and consistent with itself, the registry and, where the transcription is at hand, with it;
 and the rule that matches a run to the paper's rows."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
@@ -11,8 +9,8 @@ import compacter_pl.methods as methods
 from compacter_pl.methods.registry import complete_init_args, entry_of_config, method_entry, registered_methods
 from compacter_pl.paper import FILE, PaperFileError, _score_table, matching_rows, paper
 from compacter_pl.tasks import TASKS
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TRANSCRIPTION = ROOT.parent / "shared" / "paper_tables.yaml"  # the cross-checked transcription, when at hand
 
 

@@ -5,7 +5,6 @@ import json
 
 import pytest
 import yaml
-from conftest import DEMO_MODEL, ROOT, in_process, one_line_error, run_cli
 
 from compacter_pl.architectures import build_t5, canonical_name, count_parameters, known_architectures, t5_config
 from compacter_pl.commands.params import main, parameter_report
@@ -13,6 +12,7 @@ from compacter_pl.errors import UserError
 from compacter_pl.methods.paper import ALL_METHODS, PAPER_METHODS
 from compacter_pl.methods.registry import complete_init_args, method_entry
 from compacter_pl.paper import paper
+from tests.helpers import DEMO_MODEL, ROOT, in_process, one_line_error, run_cli
 
 GLUE = ("rte", "cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli")
 SUPERGLUE = ("boolq", "cb", "copa", "multirc", "record", "wic")

@@ -3,12 +3,11 @@
 import lightning as L
 import pytest
 import torch
-from conftest import DEMO_DATA, DEMO_MODEL
-from test_methods import KEYS, tiny_method
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.methods import trainable_names
 from compacter_pl.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, tiny_method
 
 
 def fit(tmp_path, key: str, precision: str, steps: int = 2, validate: bool = False):

@@ -5,12 +5,13 @@ import json
 import re
 
 import pytest
-from conftest import DEMO_DATA, ROOT, in_process
+
+from tests.helpers import DEMO_DATA, ROOT, in_process
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from conftest import run_cli
+    from tests.helpers import run_cli
 
     root = tmp_path_factory.mktemp("predict")
     result = run_cli(

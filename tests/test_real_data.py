@@ -17,8 +17,7 @@ from compacter_pl.data.sources import load_local_split
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.metrics import build_metrics, update_metrics
 from compacter_pl.tasks import TASKS, Task, get_task
-
-DEMO_MODEL = Path(__file__).resolve().parent.parent / "demo" / "tiny-t5"
+from tests.helpers import DEMO_MODEL
 
 
 def sample_folder(glue_sample: Path, task: Task) -> Path:

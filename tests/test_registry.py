@@ -6,7 +6,6 @@ import inspect
 
 import pytest
 import torch
-from conftest import DEMO_DATA, DEMO_MODEL, ROOT, in_process, one_line_error
 from torch import nn
 
 from compacter_pl.adapter_bank import AdapterBank
@@ -17,6 +16,7 @@ from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import Compacter, Method, PromptTuning, register_method, registry, trainable_names
 from compacter_pl.methods.adapters import AdapterMethod
 from compacter_pl.methods.base import freeze
+from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT, in_process, one_line_error
 
 # --- a user's own method: a class in the user's package (here, this module) and one registration ---------------
 
@@ -37,6 +37,9 @@ class OutputBias(Method):
         head.bias = nn.Parameter(
             torch.full((head.out_features,), self.init, device=head.weight.device, dtype=head.weight.dtype)
         )
+
+
+OUTPUT_BIAS = f"{OutputBias.__module__}.OutputBias"  # its class path: this module, as pytest imported it
 
 
 @pytest.fixture
@@ -75,7 +78,7 @@ def fit_in_process(tmp_path, *args: str):
 def test_a_users_method_trains_exports_and_serves_from_an_adapter_bank(users_method, tmp_path):
     cli = fit_in_process(
         tmp_path,
-        "--model.method.class_path=test_registry.OutputBias",
+        f"--model.method.class_path={OUTPUT_BIAS}",
         "--model.method.init_args.init=0.5",
         "--model.learning_rate=0.1",
     )
@@ -89,7 +92,7 @@ def test_a_users_method_trains_exports_and_serves_from_an_adapter_bank(users_met
 
     out = export_checkpoint(ckpt, tmp_path / "export")
     export = load_export(out)
-    assert export.config["method"] == {"class_path": "test_registry.OutputBias", "init_args": {"init": 0.5}}
+    assert export.config["method"] == {"class_path": OUTPUT_BIAS, "init_args": {"init": 0.5}}
 
     base = load_t5(str(DEMO_MODEL))
     bank = AdapterBank(base, load_tokenizer(str(DEMO_MODEL)))
@@ -106,7 +109,7 @@ def test_a_users_method_trains_exports_and_serves_from_an_adapter_bank(users_met
     assert bank.generate("mine", texts) == bank.tokenizer.batch_decode(expected, skip_special_tokens=True)
 
     registry.unregister_method("output_bias")  # the same export, its class no longer registered: refused
-    with pytest.raises(UserError, match="unknown method 'test_registry.OutputBias'") as error:
+    with pytest.raises(UserError, match=f"unknown method '{OUTPUT_BIAS}'") as error:
         bank.add("again", str(out))
     assert "\n" not in str(error.value) and "registered" in str(error.value)
 
@@ -118,7 +121,7 @@ def test_a_users_method_trains_exports_and_serves_from_an_adapter_bank(users_met
         "collections.OrderedDict",
         "compacter_pl.methods.Method",
         "compacter_pl.methods.adapters.AdapterMethod",
-        "test_registry.OutputBias",
+        OUTPUT_BIAS,
         "compacter_pl.methods.paper.MethodRow",
         "",
         None,
@@ -147,7 +150,7 @@ def test_lookups_by_key_class_and_class_path(users_method):
     assert registry.method_entry("prompt_vocab").build(num_tokens=3).init == "vocab"
     assert registry.entries_of(AdapterMethod) == ()
     assert registry.method_class("compacter_pl.methods.Compacter") is Compacter
-    assert registry.method_class("test_registry.OutputBias") is OutputBias
+    assert registry.method_class(OUTPUT_BIAS) is OutputBias
     assert registry.is_method_class_path("compacter_pl.methods.compacter.Compacter")
     assert not registry.is_method_class_path("compacter_pl.methods.Method")
     keys = [e.key for e in registry.registered_methods()]
@@ -166,7 +169,7 @@ def test_lookups_by_key_class_and_class_path(users_method):
         "compacter++",
     ]
     assert keys[12:] == ["lora", "ln_only", "output_bias"]  # the others in registration order
-    assert "test_registry.OutputBias" in registry.method_class_names() and "Compacter" in registry.method_class_names()
+    assert OUTPUT_BIAS in registry.method_class_names() and "Compacter" in registry.method_class_names()
     with pytest.raises(UserError, match="unknown method key 'compactor'; did you mean 'compacter'"):
         registry.method_entry("compactor")
 
@@ -198,11 +201,11 @@ def test_resolving_a_name_or_class_path_for_a_config(users_method):
     assert registry.resolve_method_class("CompacterPlusPlus").__name__ == "CompacterPlusPlus"
     assert registry.resolve_method_class("compacter_pl.methods.compacter.Compacter") is Compacter
     assert registry.resolve_method_class("OutputBias") is OutputBias  # a unique name of a user's class
-    assert registry.resolve_method_class("test_registry.OutputBias") is OutputBias
+    assert registry.resolve_method_class(OUTPUT_BIAS) is OutputBias
     for bad, fragment in [
         ("compacter_pl.methods.CompacterPlusPlu", "did you mean 'CompacterPlusPlus'?"),
         ("compacter_pl.methods.Method", "known methods: Adapter, "),
-        ("os.system", "test_registry.OutputBias"),
+        ("os.system", OUTPUT_BIAS),
         ("no_such_module.Thing", "unknown method"),
     ]:
         with pytest.raises(UserError) as error:

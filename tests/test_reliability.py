@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_demo
-from test_cli_errors import assert_one_line_error
+
+from tests.helpers import ROOT, assert_one_line_error, run_demo
 
 
 @pytest.fixture
@@ -18,8 +18,8 @@ def cli(cli_in_process):
 
 @pytest.mark.slow
 def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(cli, tmp_path):
-    poison = ["--trainer.callbacks+=fault_injection.PoisonWeightsAt", "--trainer.callbacks.step=25"]
-    result = run_demo(cli, tmp_path, *poison)  # fault_injection: tests/ is on sys.path
+    poison = ["--trainer.callbacks+=tests.fault_injection.PoisonWeightsAt", "--trainer.callbacks.step=25"]
+    result = run_demo(cli, tmp_path, *poison)  # tests.fault_injection: the repository is on sys.path
     last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert_one_line_error(result, "the loss is nan at step 25 (epoch 1)", f"checkpoint is {last}")
     import torch

@@ -5,8 +5,9 @@ import signal
 
 import pytest
 import torch
-from conftest import ROOT, error_line, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.helpers import ROOT, error_line, run_cli
 
 COMMON = ["--config", str(ROOT / "configs/demo.yaml"), "--trainer.max_epochs", "2"]  # the shipped checkpoints
 
@@ -25,9 +26,9 @@ def fit(cli, root, *extra, env=None):
 
 
 def fit_interrupted(cli, root, callback: str, *extra):
-    """A fit that `fault_injection.<callback>` interrupts at step 27 (tests/ on the subprocess's PYTHONPATH)."""
-    faults = [f"--trainer.callbacks+=fault_injection.{callback}", "--trainer.callbacks.step=27"]
-    return fit(cli, root, *extra, *faults, env={"PYTHONPATH": str(ROOT / "tests")})
+    """A fit that `tests.fault_injection.<callback>` interrupts at step 27 (the repository on its PYTHONPATH)."""
+    faults = [f"--trainer.callbacks+=tests.fault_injection.{callback}", "--trainer.callbacks.step=27"]
+    return fit(cli, root, *extra, *faults, env={"PYTHONPATH": str(ROOT)})
 
 
 def last_checkpoint(root) -> dict:

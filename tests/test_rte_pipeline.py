@@ -1,11 +1,11 @@
 """The RTE data path on the demo data: the paper's split, the text-to-text rendering, caching."""
 
 import datasets
-from conftest import DEMO_DATA, DEMO_MODEL
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.data.splits import split_validation_in_half
 from compacter_pl.tasks import get_task
+from tests.helpers import DEMO_DATA, DEMO_MODEL
 
 
 def make_datamodule(tmp_path, **kwargs) -> TextToTextDataModule:

@@ -6,26 +6,14 @@ import re
 
 import pytest
 import yaml
-from conftest import DURATION, ROOT, in_process, one_line_error
 
 from compacter_pl.architectures import t5_config
 from compacter_pl.sweep.grid import load_sweep, resolve_method, shard_of
 from compacter_pl.sweep.runner import duration, resolved_configs
 from compacter_pl.tasks import TASKS
+from tests.helpers import DEMO_SWEEP, DURATION, ROOT, in_process, one_line_error, write_sweep
 
-DEMO_SWEEP = ROOT / "configs" / "sweeps" / "demo.yaml"
 SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
-
-
-def write_sweep(tmp_path, name="sweep.yaml", **changes):
-    """The demo sweep with `changes`, its outputs and data cache under tmp_path."""
-    spec = yaml.safe_load(DEMO_SWEEP.read_text())
-    spec.update(changes)
-    spec["out_dir"] = str(tmp_path / "out")
-    spec["overrides"] = {**(spec.get("overrides") or {}), "data.cache_dir": str(tmp_path / "cache")}
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
 
 
 def sweep_in_process(capsys, *args):

@@ -6,25 +6,13 @@ import re
 
 import matplotlib.image
 import pytest
-import yaml
-from conftest import DURATION
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
 from tensorboard.plugins.hparams.metadata import SESSION_START_INFO_TAG as SESSION_START
-from test_sweep import DEMO_SWEEP, write_sweep
 
 from compacter_pl.sweep.report import write_report
 from compacter_pl.sweep.results import read_results
-
-
-def small_sweep(tmp_path, methods=("t5-finetune", "compacter++"), seeds=(0, 1)):
-    demo = yaml.safe_load(DEMO_SWEEP.read_text())
-    return write_sweep(
-        tmp_path,
-        methods={m: demo["methods"][m] for m in methods},
-        seeds=list(seeds),
-        sizes={40: {"trainer.max_epochs": 1}},
-    )
+from tests.helpers import DURATION, small_sweep, write_sweep
 
 
 @pytest.mark.slow

@@ -9,10 +9,9 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT
-from test_sweep_end_to_end import small_sweep
 
 from compacter_pl.sweep.results import read_results
+from tests.helpers import ROOT, small_sweep
 
 
 def sweep_command(path, *args):

@@ -1,12 +1,12 @@
 """One optimizer step of the LightningModule lowers the loss on a fixed batch."""
 
 import torch
-from conftest import DEMO_MODEL
 
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.module import TextToTextModule
 from compacter_pl.steps import linear_warmup_then_decay
+from tests.helpers import DEMO_MODEL
 
 
 def test_one_step_lowers_the_loss_on_a_fixed_batch():

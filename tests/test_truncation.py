@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_DATA, DEMO_MODEL, run_cli
 
 from compacter_pl.cli import main
 from compacter_pl.data import TextToTextDataModule
@@ -19,6 +18,7 @@ from compacter_pl.data.truncation import cut_sources, source_ids, value_of_token
 from compacter_pl.errors import UserError
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import get_task
+from tests.helpers import DEMO_DATA, DEMO_MODEL, run_cli
 
 EOS = 1  # the demo tokenizer's </s>
 
