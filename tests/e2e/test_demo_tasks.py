@@ -117,7 +117,7 @@ def demo_fit(name: str, tmp_path: Path, epochs: int):
 
 
 MARGIN = 0.1  # above the best constant by this much: learned, not one lucky example
-# RTE is left to tests/test_demo.py, which runs its demo through cli.py and asserts an accuracy of 0.9.
+# RTE is left to tests/e2e/test_demo.py, which runs its demo through cli.py and asserts an accuracy of 0.9.
 DEMO_TASKS = sorted(name for name in TASKS if name != "rte")
 
 
@@ -195,7 +195,7 @@ def test_demo_task_data_is_what_the_script_writes(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_the_full_config_of_every_task_has_the_papers_settings(name):
-    """The values of the paper's Appendix A; tests/test_configs.py checks that every config parses."""
+    """The values of the paper's Appendix A; tests/unit/config/test_configs.py checks that every config parses."""
     text = (ROOT / "configs" / f"{name}_full.yaml").read_text()
     assert text.startswith("# ") and f"python cli.py fit --config configs/{name}_full.yaml" in text
     config = yaml.safe_load(text)

@@ -1,6 +1,6 @@
 """Tests for the fast Fastfood projection (compacter_pl/layers/fastfood/): exact against the dense S H G Pi H B and
-against the pure-autograd oracle (tests/fastfood_reference.py), its own backward checked by gradcheck, and the two
-versions of the random stream pinned (version 1 bit-identical to the original code)."""
+against the pure-autograd oracle (fastfood_reference.py, beside this file), its own backward checked by gradcheck,
+and the two versions of the random stream pinned (version 1 bit-identical to the original code)."""
 
 import copy
 import hashlib
@@ -23,7 +23,7 @@ from compacter_pl.layers.fastfood import (
     truncated_rows,
     uniform_permutation,
 )
-from tests.fastfood_reference import reference_fastfood, reference_walsh_hadamard
+from tests.unit.layers.fastfood_reference import reference_fastfood, reference_walsh_hadamard
 
 SIZES = [(100, 7), (64, 64), (5, 40), (1, 1), (768, 1118), (3000, 500), (70000, 300)]
 

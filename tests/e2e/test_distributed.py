@@ -56,8 +56,8 @@ def test_every_method_trains_under_ddp_and_tests_as_on_one_device(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     run = subprocess.run(
-        [sys.executable, str(ROOT / "tests/ddp_all_methods.py"), str(tmp_path)],
-        cwd=ROOT / "tests",
+        [sys.executable, str(ROOT / "tests/e2e/ddp_all_methods.py"), str(tmp_path)],
+        cwd=ROOT / "tests" / "e2e",
         env=env,
         capture_output=True,
         text=True,

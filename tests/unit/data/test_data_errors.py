@@ -1,7 +1,7 @@
 """Bad data input: each mistake ends in one `error: ...` line that says what is wrong and where, a non-zero exit
 and no traceback. Columns that do not match the task, a label outside its classes and an empty split run through
 `python cli.py fit` as a user would, in parallel since each run is mostly start-up time (an unknown task is in
-tests/test_cli_errors.py); the rest go through the CLI or the data module in-process."""
+tests/unit/config/test_cli_errors.py); the rest go through the CLI or the data module in-process."""
 
 import json
 import re

@@ -18,8 +18,8 @@ def cli(cli_in_process):
 
 @pytest.mark.slow
 def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(cli, tmp_path):
-    poison = ["--trainer.callbacks+=tests.fault_injection.PoisonWeightsAt", "--trainer.callbacks.step=25"]
-    result = run_demo(cli, tmp_path, *poison)  # tests.fault_injection: the repository is on sys.path
+    poison = ["--trainer.callbacks+=tests.e2e.fault_injection.PoisonWeightsAt", "--trainer.callbacks.step=25"]
+    result = run_demo(cli, tmp_path, *poison)  # tests.e2e.fault_injection: the repository is on sys.path
     last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert_one_line_error(result, "the loss is nan at step 25 (epoch 1)", f"checkpoint is {last}")
     import torch

@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py: every method fits the demo under Lightning's DDP on 2 CPU processes (no
+"""Run by tests/e2e/test_distributed.py: every method fits the demo under Lightning's DDP on 2 CPU processes (no
 find_unused_parameters), then tests; rank 0 writes the test metrics and the trained state of each method."""
 
 import json

@@ -26,8 +26,8 @@ def fit(cli, root, *extra, env=None):
 
 
 def fit_interrupted(cli, root, callback: str, *extra):
-    """A fit that `tests.fault_injection.<callback>` interrupts at step 27 (the repository on its PYTHONPATH)."""
-    faults = [f"--trainer.callbacks+=tests.fault_injection.{callback}", "--trainer.callbacks.step=27"]
+    """A fit that `tests.e2e.fault_injection.<callback>` interrupts at step 27 (the repository on its PYTHONPATH)."""
+    faults = [f"--trainer.callbacks+=tests.e2e.fault_injection.{callback}", "--trainer.callbacks.step=27"]
     return fit(cli, root, *extra, *faults, env={"PYTHONPATH": str(ROOT)})
 
 
