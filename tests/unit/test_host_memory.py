@@ -43,6 +43,7 @@ def faults_per_three_steps(setting: str) -> int:
     return int(result.stdout.split()[-1])
 
 
+@pytest.mark.slow  # two interpreters that step 96 MiB tensors: ~22 s on 2 loaded cores
 @pytest.mark.skipif(host_memory._glibc() is None, reason="glibc's malloc only")
 def test_kept_memory_is_reused_without_page_faults_where_glibc_returns_it_every_step():
     assert faults_per_three_steps("low") > 2 * STEP_PAGES  # every step faults its 96 MiB in, zero-filled

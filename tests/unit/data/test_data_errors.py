@@ -81,6 +81,7 @@ def one_error_line(result) -> str:
     return errors[0]
 
 
+@pytest.mark.slow  # cli_runs: three `cli.py fit` runs, ~32 s on 2 loaded cores
 @pytest.mark.parametrize(
     "case,expected",
     [
