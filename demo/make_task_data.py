@@ -13,7 +13,7 @@ nested idx, ReCoRD's @highlight lines, @placeholder queries and several gold ans
 Each label follows from a phrase of the text (STS-B's score from which of three kinds of second sentence it
 is), and each task has enough records that the demo config's 6 epochs of batch 32 outlast its 20 warm-up steps:
 the tiny model, trained from scratch, beats every constant prediction on every task
-(tests/test_demo_tasks.py).
+(tests/e2e/test_demo_tasks.py).
 """
 
 import argparse

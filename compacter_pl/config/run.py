@@ -135,7 +135,7 @@ class RunConfigCLI(LightningCLI):
         """Nothing: `load_checkpoint_hyperparameters` has done it. The one private hook this project overrides:
         LightningCLI's constructor calls it right after `parse_arguments` and no public hook can skip it; left as it
         is, it would read the whole checkpoint a second time (not mapped) and apply the same hyper-parameters again.
-        (`tests/test_imports_point_down.py` fails if Lightning stops calling it.)"""
+        (`tests/unit/test_imports_point_down.py` fails if Lightning stops calling it.)"""
 
 
 def cli_settings() -> dict:

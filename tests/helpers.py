@@ -1,0 +1,178 @@
+"""What the test files share besides fixtures (those are in conftest.py): the repository's paths, the CLI run in a
+subprocess or in this process, the one-line error checks, the tiny methods and the demo sweep. Test files import
+from here (`from tests.helpers import ...`), never from conftest.py or from each other."""
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from transformers import T5Config
+
+from compacter_pl.methods import Method
+from compacter_pl.methods.paper import ALL_METHODS, method_row
+
+# --- the repository ---------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_MODEL = ROOT / "demo" / "tiny-t5"
+DEMO_DATA = ROOT / "demo" / "data"
+GLUE_SAMPLE = ROOT.parent / "shared" / "glue-sample" / "hub"
+# A duration as the sweep prints it (`compacter_pl.sweep.runner.duration`): 55.5s, 1m03s, 2h05m. Output checks use
+# it so they hold however long a run takes.
+DURATION = r"(?:\d+\.\ds|\d+m\d{2}s|\d+h\d{2}m)"
+
+# --- the command line -------------------------------------------------------------------------------------------
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None = None):
+    """`python cli.py ARGS` in a subprocess, offline, as a user would run it."""
+    full_env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+def in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """`cli.py ARGS` in this process (no interpreter start-up, no subprocess): (exit code, stdout, stderr)."""
+    from compacter_pl.cli import main
+
+    log_to_this_tests_stderr()
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def log_to_this_tests_stderr() -> None:
+    """Lightning's loggers write to the stderr of the test that imported Lightning, which capsys has closed since
+    (a "--- Logging error ---" traceback in a later test of the same worker): point them at this test's."""
+    for logger in [logging.root, *logging.root.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stderr  # not setStream, which flushes the closed one
+
+
+def run_demo(cli, tmp_path: Path, *overrides: str, command: str = "fit", env: dict | None = None):
+    """`cli.py COMMAND --config configs/demo.yaml` writing its runs and cache under `tmp_path`."""
+    return cli(
+        command,
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        *overrides,
+        env=env,
+    )
+
+
+# --- one-line errors --------------------------------------------------------------------------------------------
+
+
+def error_line(err: str, *fragments: str) -> str:
+    """The one `error:` line of stderr (no traceback), holding every fragment."""
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err[-2000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def one_line_error(code: int, err: str, *fragments: str) -> str:
+    """The exit code 2 and the one `error:` line (no traceback) of bad input, holding every fragment."""
+    assert code == 2, err
+    return error_line(err, *fragments)
+
+
+def assert_one_line_error(result, *fragments: str) -> str:
+    """A subprocess run's non-zero exit and its one `error:` line."""
+    assert result.returncode != 0
+    return error_line(result.stderr, *fragments)
+
+
+# --- the methods on the tiny demo model -------------------------------------------------------------------------
+
+# Hyper-parameters that fit a d_model 64, 2 + 2 block model (the paper's defaults need d_model >= 96 or so).
+TINY_KWARGS = {
+    "adapter": {"bottleneck": 8},
+    "pfeiffer": {"bottleneck": 8},
+    "adapterdrop": {"dropped_blocks": [0], "bottleneck": 8},
+    "adapter_lowrank": {"bottleneck": 8},
+    # their own randomness pinned (by default it follows the process's seed, which pytest leaves random)
+    "prompt_random": {"num_tokens": 5, "seed": 0},
+    "prompt_vocab": {"num_tokens": 5, "seed": 0},
+    "intrinsic_said": {"intrinsic_dim": 500, "seed": 0},
+    "phm_adapter": {"n": 4, "bottleneck": 8},
+    "compacter": {"bottleneck": 8},
+    "compacter++": {"bottleneck": 8},
+}
+KEYS = [row.key for row in ALL_METHODS]
+
+
+def tiny_method(key: str) -> Method:
+    return method_row(key).build(**TINY_KWARGS.get(key, {}))
+
+
+def tiny_gated_config() -> T5Config:
+    """The demo model's sizes with T5 v1.1's gated-GeLU feed-forward and untied output layer."""
+    config = T5Config.from_pretrained(DEMO_MODEL).to_dict()
+    for derived in ("dense_act_fn", "is_gated_act", "scale_decoder_outputs"):
+        config.pop(derived, None)
+    return T5Config(**{**config, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False})
+
+
+def tiny_batch(seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(3, 220, (3, 9), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, 6:] = 0
+    input_ids[0, 6:] = 0
+    labels = torch.randint(3, 220, (3, 2), generator=generator)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+# --- the demo sweep ---------------------------------------------------------------------------------------------
+
+DEMO_SWEEP = ROOT / "configs" / "sweeps" / "demo.yaml"
+
+
+def write_sweep(tmp_path, name="sweep.yaml", **changes):
+    """The demo sweep with `changes`, its outputs and data cache under tmp_path."""
+    spec = yaml.safe_load(DEMO_SWEEP.read_text())
+    spec.update(changes)
+    spec["out_dir"] = str(tmp_path / "out")
+    spec["overrides"] = {**(spec.get("overrides") or {}), "data.cache_dir": str(tmp_path / "cache")}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def small_sweep(tmp_path, methods=("t5-finetune", "compacter++"), seeds=(0, 1)):
+    demo = yaml.safe_load(DEMO_SWEEP.read_text())
+    return write_sweep(
+        tmp_path,
+        methods={m: demo["methods"][m] for m in methods},
+        seeds=list(seeds),
+        sizes={40: {"trainer.max_epochs": 1}},
+    )
