@@ -7,7 +7,7 @@ from pathlib import Path
 
 from compacter_pl.errors import UserError
 from compacter_pl.sweep.grid import FULL, Run, Sweep
-from compacter_pl.sweep.results import RESULTS_FILE
+from compacter_pl.sweep.results import RESULTS_FILE, with_run_settings
 
 
 def resolved_configs(sweep: Sweep) -> dict[str, dict]:
@@ -108,9 +108,7 @@ def _changed_arguments(run: Run, record: dict, root: Path | None) -> list[tuple[
     the run resolves itself (a None default: the run's seed) are not compared."""
     from compacter_pl.methods.registry import complete_init_args, method_class
 
-    then = record.get("method_init_args")
-    if then is None and root is not None and record.get("log_dir"):  # recorded before the sweep kept them
-        then = _saved_method_args(root / record["log_dir"] / "config.yaml")
+    then = (with_run_settings(record, root) if root is not None else record).get("method_init_args")
     cls = method_class(run.method.class_path)
     if not isinstance(then, dict) or cls is None:
         return []
@@ -121,14 +119,3 @@ def _changed_arguments(run: Run, record: dict, root: Path | None) -> list[tuple[
         for name, value in now.items()
         if value is not None and name in then and as_json(then[name]) != as_json(value)
     ]
-
-
-def _saved_method_args(path: Path) -> dict | None:
-    """The method's init_args in a run's config.yaml (LightningCLI writes every argument, defaults included)."""
-    import yaml
-
-    try:
-        config = yaml.safe_load(path.read_text())
-        return config["model"]["method"]["init_args"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return None

@@ -89,3 +89,32 @@ def _problem(raw: bytes) -> str | None:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isinf(value):
                 return f"{stage} metric {metric!r} is not a number"
     return None
+
+
+RUN_SETTINGS = ("model", "learning_rate", "method_init_args")  # what a run used, as its module saw it
+
+
+def with_run_settings(record: dict, sweep_dir: str | Path) -> dict:
+    """`record` with what its run used: the model, the learning rate and every method argument (defaults included).
+    The sweep writes them into each line; for a line from before it did, they are read once from the config.yaml
+    that LightningCLI saved in the run's directory (`log_dir`). What neither says stays None."""
+    missing = [name for name in RUN_SETTINGS if record.get(name) is None]
+    if not missing or not record.get("log_dir"):
+        return record
+    saved = _saved_settings(Path(sweep_dir) / record["log_dir"] / "config.yaml")
+    return {**record, **{name: saved[name] for name in missing if saved.get(name) is not None}}
+
+
+def _saved_settings(path: Path) -> dict:
+    import yaml
+
+    try:
+        model = (yaml.safe_load(path.read_text()) or {})["model"]
+        method = model.get("method") or {}
+        return {
+            "model": model.get("model_name_or_path"),
+            "learning_rate": model.get("learning_rate"),
+            "method_init_args": method.get("init_args") if isinstance(method, dict) else None,
+        }
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):  # no config, or not a run's
+        return {}

@@ -4,36 +4,15 @@ numbers beside the paper's with the difference, and the learning rates the paper
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import overload
-
-import yaml
 
 from compacter_pl.paper import FILE as PAPER_FILE
 from compacter_pl.paper import ScoreRow, ScoreTable, matching_rows, paper
 from compacter_pl.sweep.report.aggregate import FullData
-from compacter_pl.sweep.report.records import SWEEP_DIR, benchmark_of, display
+from compacter_pl.sweep.report.records import benchmark_of, display
 from compacter_pl.sweep.report.render import average_cell
 
 MARKS = {"dagger": "†", "asterisk": "*"}
-
-
-def run_settings(record: dict) -> dict:
-    """The model and learning rate a run used: from its results line (written since the sweep records them), else
-    from the config.yaml that LightningCLI saved in the run's directory; None for what neither says."""
-    settings = {"model": record.get("model"), "learning_rate": record.get("learning_rate")}
-    if all(v is not None for v in settings.values()) or not record.get(SWEEP_DIR) or not record.get("log_dir"):
-        return settings
-    try:
-        config = yaml.safe_load((Path(record[SWEEP_DIR]) / record["log_dir"] / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return settings
-    model = config.get("model") if isinstance(config, dict) else None
-    model = model if isinstance(model, dict) else {}
-    return {
-        "model": settings["model"] or model.get("model_name_or_path"),
-        "learning_rate": settings["learning_rate"] or model.get("learning_rate"),
-    }
 
 
 def paper_matches(record: dict) -> list[tuple[ScoreTable, ScoreRow]]:
@@ -50,7 +29,7 @@ def paper_matches(record: dict) -> list[tuple[ScoreTable, ScoreRow]]:
     entry = entry_of_config(cls, arguments)
     if entry is None:
         return []
-    model = run_settings(record)["model"]
+    model = record.get("model")
     return matching_rows(entry.key, complete_init_args(cls, arguments), model, benchmark_of(record["task"]))
 
 
@@ -102,7 +81,7 @@ def _one_configuration_note(section: PaperSection) -> str:
         if any(r.get("config") for r in records):
             continue
         single.append(method)
-        used = {run_settings(r)["learning_rate"] for r in records}
+        used = {r.get("learning_rate") for r in records}
         theirs = rates.rates.get(section.table.rows[index].method) if rates else None
         if theirs is not None and used == {theirs}:
             at_paper.append(method)
@@ -219,7 +198,7 @@ def _unmatched(full: FullData, records: list[dict], sections: list[PaperSection]
     models: defaultdict[str, dict[str, None]] = defaultdict(dict)
     for record in records:
         if record.get("size") is None and record["method"] not in matched:
-            models[record["method"]][str(run_settings(record)["model"] or "model unknown")] = None
+            models[record["method"]][str(record.get("model") or "model unknown")] = None
     return [f"{m} ({', '.join(models[m])})" for m in full.methods if m in models]
 
 

@@ -9,10 +9,9 @@ import yaml
 
 from compacter_pl.config.program import program
 from compacter_pl.errors import UserError
-from compacter_pl.sweep.results import RESULTS_FILE, read_results
+from compacter_pl.sweep.results import RESULTS_FILE, read_results, with_run_settings
 
 SCALE = 100.0  # scores in percent, as the paper prints them
-SWEEP_DIR = "_sweep_dir"  # set on each record read: where its run's files are (not in results.jsonl)
 
 
 def display(task: str) -> str:
@@ -77,7 +76,7 @@ def load_records(paths: Sequence[str | Path]) -> tuple[list[dict], list[str]]:
                 f"the last line of each run",
                 file=sys.stderr,
             )
-        records += ({**record, SWEEP_DIR: str(file.parent)} for record in finished.values())
+        records += (with_run_settings(record, file.parent) for record in finished.values())
         methods += _declared_methods(file.parent / "sweep.yaml")
     methods += [r["method"] for r in records]
     return records, list(dict.fromkeys(m for m in methods if any(r["method"] == m for r in records)))
