@@ -60,7 +60,7 @@ class ScoreRow:
         """How a report names the row: the method's name and its arguments (`Compacter (n = 4)`)."""
         from compacter_pl.methods.registry import method_entry
 
-        shown = {k: v for k, v in self.args.items() if k not in ("init", "num_tokens")}  # the name says -R / -T
+        shown = {k: v for k, v in self.args.items() if k in varying_args(self.method)}
         words = ", ".join(f"{_SYMBOLS.get(k, k)} = {_value(v)}" for k, v in shown.items())
         return method_entry(self.method).name + (f" ({words})" if words else "")
 
@@ -70,6 +70,18 @@ class ScoreRow:
 
 
 _SYMBOLS = {"intrinsic_dim": "d'"}
+
+
+def varying_args(method: str) -> set[str]:
+    """The arguments whose value tells the paper's rows of `method` apart (Compacter's n, Intrinsic-SAID's d'), not
+    those every row of it shares (the prompts' 100 tokens, an init its registered key already names)."""
+    values: dict[str, set[str]] = {}
+    for table in paper().scores:
+        for row in table.rows:
+            if row.method == method:
+                for name, value in row.args.items():
+                    values.setdefault(name, set()).add(repr(value))
+    return {name for name, seen in values.items() if len(seen) > 1}
 
 
 def _value(value) -> str:
