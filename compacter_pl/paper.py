@@ -54,7 +54,7 @@ class ScoreRow:
     @property
     def trained_percent(self) -> float:
         """The printed trained share per task, in % (`0.073%` -> 0.073)."""
-        return float(self.trained.rstrip("%"))
+        return _percent(self.trained)
 
     def label(self) -> str:
         """How a report names the row: the method's name and its arguments (`Compacter (n = 4)`)."""
@@ -70,6 +70,10 @@ class ScoreRow:
 
 
 _SYMBOLS = {"intrinsic_dim": "d'"}
+
+
+def _percent(share: str) -> float:
+    return float(share.rstrip("%"))
 
 
 def varying_args(method: str) -> set[str]:
@@ -135,6 +139,11 @@ class EfficiencyRow:
     memory_delta_printed: float | None = None
     time_delta_printed: float | None = None
     notes: tuple[str, ...] = ()
+
+    @property
+    def trained_percent(self) -> float:
+        """The printed trained share, in % (`0.179%` -> 0.179)."""
+        return _percent(self.trained)
 
 
 @dataclass(frozen=True)

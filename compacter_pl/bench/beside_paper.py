@@ -41,10 +41,6 @@ def setting_words(settings: dict) -> str:
     return ", ".join(SETTING_WORDS[name].format(value) for name, value in settings.items())
 
 
-def _percent(share: str) -> float:
-    return float(share.rstrip("%"))
-
-
 def differences(options: dict, keys: list[str]) -> list[str]:
     """How this run differs from Table 3: its model, and the settings (`options["settings"]`) that a method of the
     paper among `keys` takes with another value than Table 3's. Empty: like with like."""
@@ -80,7 +76,7 @@ def trained_mismatches(keys: list[str]) -> list[dict]:
         entry = bench_row(key)
         arguments = complete_init_args(entry.cls, {**entry.init_args, **row.args})  # what Table 3 ran
         ran = matching_rows(key, arguments, efficiency.model, "GLUE")
-        printed = _percent(row.trained)
+        printed = row.trained_percent
         if not ran or any(r.trained_percent == printed for _, r in ran):
             continue
         source = next(((t, r) for t, r in _rows_of(key, efficiency.model) if r.trained_percent == printed), None)
