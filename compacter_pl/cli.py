@@ -1,5 +1,5 @@
 """The command line: LightningCLI for fit / validate / test / predict with what a run does around Lightning's loop,
-the other commands dispatched from `compacter_pl.commands`, the overview `--help` prints, and the library output
+the other commands dispatched from `compacter_pl.tools.commands`, the overview `--help` prints, and the library output
 the command line silences. What the arguments are and how they parse lives below, in `compacter_pl.config`;
 nothing in the package imports this module (`cli.py`, `python -m compacter_pl` and `compacter-pl` run `main`).
 
@@ -21,7 +21,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from compacter_pl.checkpoint_io import LastCheckpoint, os_error_in
-from compacter_pl.commands import COMMANDS, run_command
 from compacter_pl.config import program
 from compacter_pl.config.run import (
     LIGHTNING_COMMANDS,
@@ -33,6 +32,7 @@ from compacter_pl.config.run import (
 )
 from compacter_pl.errors import Interrupted, UserError, did_you_mean, file_error, first_line
 from compacter_pl.progress import default_progress_bar
+from compacter_pl.tools.commands import COMMANDS, run_command
 
 FLOAT16_PRECISIONS = {"16", "16-mixed", "16-true", "transformer-engine-float16"}
 LOGGER = "compacter_pl.tensorboard.TensorBoardLogger"

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = ROOT / "demo" / "tiny-t5"
 DEMO_DATA = ROOT / "demo" / "data"
 GLUE_SAMPLE = ROOT.parent / "shared" / "glue-sample" / "hub"
-# A duration as the sweep prints it (`compacter_pl.sweep.runner.duration`): 55.5s, 1m03s, 2h05m. Output checks use
+# A duration as the sweep prints it (`compacter_pl.tools.sweep.runner.duration`): 55.5s, 1m03s, 2h05m. Output checks use
 # it so they hold however long a run takes.
 DURATION = r"(?:\d+\.\ds|\d+m\d{2}s|\d+h\d{2}m)"
 

@@ -6,7 +6,7 @@
 and everything that lists, builds, reports or loads methods reads this mapping: the parameter report
 (`methods/paper.py`), bench's rows (`bench/rows.py`), exports and the adapter bank (`export.py`), the tests. A
 method of the user's own package registers with the same call and is then trained, exported and loaded like any.
-The paper's tables (scores, Table 3's memory and time) are not registered: `compacter_pl.paper` reads them.
+The paper's tables (scores, Table 3's memory and time) are not registered: `compacter_pl.tools.paper` reads them.
 
 A key names one configuration of a class (`prompt_random` and `prompt_vocab` are both `PromptTuning`, with their
 own `init_args`); a class may have several keys. Lookups never import anything: a class is known once the module

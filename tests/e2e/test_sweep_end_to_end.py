@@ -10,8 +10,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata
 from tensorboard.plugins.hparams.metadata import SESSION_START_INFO_TAG as SESSION_START
 
-from compacter_pl.sweep.report import write_report
-from compacter_pl.sweep.results import read_results
+from compacter_pl.tools.sweep.report import write_report
+from compacter_pl.tools.sweep.results import read_results
 from tests.helpers import DURATION, small_sweep, write_sweep
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from compacter_pl.sweep.results import read_results
+from compacter_pl.tools.sweep.results import read_results
 from tests.helpers import ROOT, small_sweep
 
 

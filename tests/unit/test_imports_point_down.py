@@ -13,6 +13,7 @@ from tests.helpers import ROOT
 
 PACKAGE = ROOT / "compacter_pl"
 CLI_MODULE = "compacter_pl.cli"
+TOOLS = "compacter_pl.tools"  # what drives the product (commands, sweep, report, bench): only the CLI imports it
 ENTRIES = {"compacter_pl/cli.py", "compacter_pl/__main__.py"}  # the command line itself, and `python -m`
 
 
@@ -47,12 +48,23 @@ def test_no_module_of_the_package_imports_the_command_line():
     assert importers - ENTRIES == set(), "import compacter_pl.config (parsing) instead of the CLI"
 
 
+def test_nothing_below_the_tools_imports_them():
+    importers = set()
+    for path in PACKAGE.rglob("*.py"):
+        if path.is_relative_to(PACKAGE / "tools"):
+            continue
+        imports = imported_modules(path.read_text(encoding="utf-8"), module_name(path), path.name == "__init__.py")
+        if any(name == TOOLS or name.startswith(TOOLS + ".") for name in imports):
+            importers.add(str(path.relative_to(ROOT)))
+    assert importers - ENTRIES == set(), "the core must not depend on the tools that drive it"
+
+
 def test_the_import_check_sees_lazy_and_relative_imports():
     assert CLI_MODULE in imported_modules("def f():\n    from compacter_pl.cli import main\n", "compacter_pl.x")
-    assert CLI_MODULE in imported_modules("from .. import cli\n", "compacter_pl.sweep.grid")
+    assert CLI_MODULE in imported_modules("from ... import cli\n", "compacter_pl.tools.sweep.grid")
     assert CLI_MODULE in imported_modules("from . import cli\n", "compacter_pl", is_package=True)
     assert CLI_MODULE in imported_modules("import compacter_pl.cli as c\n", "compacter_pl.x")
-    assert module_name(PACKAGE / "sweep" / "__init__.py") == "compacter_pl.sweep"
+    assert module_name(PACKAGE / "tools" / "sweep" / "__init__.py") == "compacter_pl.tools.sweep"
 
 
 def test_lightning_still_calls_the_one_private_hook_the_cli_overrides():

@@ -134,7 +134,7 @@ def test_fields_truncation_keeps_every_field_of_real_records_where_end_loses_som
     """At the default lengths (128, 256) with the demo tokenizer (a small vocabulary: many more tokens per
     source than T5's), `end` cuts RTE's hypothesis entirely in many examples; BoolQ's question comes first and
     survives either way. `fields` loses no field, in the report and in what the data module caches."""
-    from compacter_pl.commands.truncation import truncation_report
+    from compacter_pl.tools.commands.truncation import truncation_report
 
     task = get_task(name)
     module = TextToTextDataModule(

@@ -20,7 +20,7 @@ from compacter_pl.export import apply_export, export_checkpoint, load_export, me
 from compacter_pl.hub import load_t5
 from compacter_pl.methods import IntrinsicSAID, PromptTuning
 from compacter_pl.module import TextToTextModule
-from compacter_pl.sweep.grid import load_sweep
+from compacter_pl.tools.sweep.grid import load_sweep
 from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT, tiny_batch
 
 METHODS = {

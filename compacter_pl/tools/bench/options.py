@@ -1,0 +1,124 @@
+"""What `bench` measures and how: one dataclass, read by the command line (its fields are the options, their
+docstrings the help), by the runner, and by each worker (which gets it as JSON with the method to measure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
+
+from compacter_pl.architectures import t5_config
+from compacter_pl.errors import UserError
+from compacter_pl.tools.bench.rows import BENCH_ROWS, TABLE3_SETTINGS
+
+if TYPE_CHECKING:  # a Literal built at run time: a plain string to a type checker
+    MethodKey = str
+else:
+    MethodKey = Literal[tuple(row.key for row in BENCH_ROWS)]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """The paper's Table 3 on this machine: training step time and peak memory of every method relative to full
+    fine-tuning and to the LN-only floor, evaluation examples/s, and the padding in training batches. Each method
+    runs in a fresh process, one after another, on random weights and random tokens (no download); every ratio is
+    measured in this one run."""
+
+    model: str = "t5-base"
+    """An architecture name (as `cli.py params` takes it: t5-base, flan-t5-large, ...), a config.json or a model
+    directory; random weights."""
+    methods: list[MethodKey] | None = None
+    """Only these methods (default: all). ln_only is the floor (only the layer norms train); full is the reference
+    of the percentages."""
+    batch_size: PositiveInt = 8
+    """Training and evaluation batch size."""
+    source_length: PositiveInt = 128
+    """Source tokens per example."""
+    target_length: PositiveInt = 3
+    """Target tokens per example, like a label and its end token; also the generation bound and the length of each
+    ranked label."""
+    precision: Literal["32-true", "bf16-mixed"] = "32-true"
+    """32-true or bf16-mixed (autocast)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto picks CUDA when torch sees a GPU."""
+    steps: PositiveInt = 5
+    """Measured training steps per method."""
+    warmup: NonNegativeInt = 2
+    """Unmeasured steps first."""
+    rounds: PositiveInt = 1
+    """Measure every method this many times, each in a fresh process, the order reversed every other round
+    (steadier on a shared machine)."""
+    eval_steps: NonNegativeInt = 3
+    """Measured evaluation batches per mode (0 skips evaluation)."""
+    num_labels: PositiveInt = 2
+    """Labels ranked in rank mode (RTE: 2)."""
+    threads: PositiveInt | None = None
+    """torch threads per worker (default: torch's, all cores)."""
+    gradient_checkpointing: bool = False
+    """Measure with gradient checkpointing."""
+    compile: bool = False
+    """Measure with torch.compile of the training forward."""
+    split_step: bool = True
+    """Profile one more training step per method (after the timed ones, not among them) and report how much of it
+    the method's own layers take (their named regions: Intrinsic-SAID's Fastfood projection, the fused bottleneck
+    adapters) beside the rest of the step."""
+    clock: Literal["wall", "cpu"] = "wall"
+    """Step time in wall-clock time, or in the worker's CPU time (less sensitive to other processes on a shared
+    machine; the workers then run with OMP_WAIT_POLICY=PASSIVE so waiting threads do not count; both times are in
+    the JSON)."""
+    pair_with_floor: bool = True
+    """Time every method's steps alternating with an LN-only model in the same process, and give its step time vs
+    the floor as the median per-pair ratio, which a shared machine's drift between runs does not distort (doubles
+    the timed steps; false compares separate runs, and needs no second model in memory)."""
+    bottleneck: PositiveInt = TABLE3_SETTINGS["bottleneck"]
+    """Adapter size of the adapter methods (Table 3: 24)."""
+    n: PositiveInt = TABLE3_SETTINGS["n"]
+    """n of PHM-Adapter, Compacter, Compacter++ (Table 3: 4)."""
+    prompt_tokens: PositiveInt = TABLE3_SETTINGS["num_tokens"]
+    """Prompt length of prompt tuning (Table 3: 100)."""
+    said_dim: PositiveInt = TABLE3_SETTINGS["intrinsic_dim"]
+    """d' of Intrinsic-SAID (Table 3: 1,400)."""
+    malloc_mmap_threshold: NonNegativeInt = 256 * 1024
+    """CPU: glibc's mmap threshold in bytes during the two steps that measure the peak resident memory, so freed
+    activations return to the system and the peak is what a method needs (0 leaves glibc's adaptive default, whose
+    heap fragmentation adds noise)."""
+    keep_freed_memory: bool = True
+    """CPU: time the steps with freed memory kept for the next step, as training runs do (--host_memory.keep_freed);
+    false returns it to the system after every step, as runs with --host_memory.keep_freed false do, and the next
+    step page-faults it back in. A method whose worker runs out of memory is measured again with
+    low_threshold_throughout, and the report says so."""
+    low_threshold_throughout: bool = False
+    """CPU: time the steps with --malloc_mmap_threshold too (bounded memory; slower steps, with page faults)."""
+    data_dir: str | None = None
+    """RTE data (train.jsonl or .parquet in the Hub's schema, e.g. a GLUE sample's glue/rte folder) for the padding
+    report; without it the padding report is skipped."""
+    padding_batch_size: PositiveInt = 100
+    """Batch size of the padding report (the paper's GLUE batch)."""
+    timeout: PositiveFloat | None = None
+    """Seconds before a method's worker is stopped (default: none)."""
+    json: str | None = None
+    """Also write the report as JSON to this path."""
+
+    def __post_init__(self) -> None:
+        """The model is read once, here (no weights, no network): an unknown one fails before any worker starts,
+        rather than in every worker."""
+        try:
+            t5_config(self.model)
+        except UserError as error:
+            raise UserError(f"--model: {error}") from None
+
+    @property
+    def keys(self) -> list[str]:
+        """The methods to measure, each once, in the order given."""
+        return list(dict.fromkeys(self.methods or [row.key for row in BENCH_ROWS]))
+
+    @property
+    def settings(self) -> dict:
+        """Table 3's settings by `__init__` argument name (each method takes those its signature has)."""
+        return {
+            "bottleneck": self.bottleneck,
+            "n": self.n,
+            "num_tokens": self.prompt_tokens,
+            "intrinsic_dim": self.said_dim,
+        }
