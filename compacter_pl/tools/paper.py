@@ -1,12 +1,12 @@
 """The paper's published numbers (Compacter, arXiv 2106.04647v2), as typed tables: what `report`, `bench` and
 `params` put beside ours.
 
-The numbers live in `compacter_pl/tools/paper_results.yaml` (where the report has always read them; its header
-gives the conventions). This module is the one reader of that file: it checks the file's shape when it loads it,
-so a mistake in it fails every tool at once, and it answers the one question every tool asks, "which of the
-paper's rows is this run?" (`matching_rows`): a row matches when its method (a registry key), model, benchmark
-and the arguments the row stands for (n, d', the prompt's init and length, whether the output layer trains)
-agree with the run's; a run the paper has no row for matches nothing, never a neighbour's row.
+The numbers live in `compacter_pl/tools/paper_results.yaml` (its header gives the conventions). This module is the
+one reader of that file: it checks the file's shape when it loads it, so a mistake in it fails every tool at once,
+and it answers the one question every tool asks, "which of the paper's rows is this run?" (`matching_rows`): a row
+matches when its method (a registry key), model, benchmark and the arguments the row stands for (n, d', the prompt's
+init and length, whether the output layer trains) agree with the run's; a run the paper has no row for matches
+nothing, never a neighbour's row.
 """
 
 from __future__ import annotations
