@@ -24,11 +24,12 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.checkpoint_io import read_checkpoint
 from compacter_pl.errors import UserError
-from compacter_pl.files import staged_directory
+from compacter_pl.files import check_output_folder, staged_directory
 from compacter_pl.methods import Method, registry, trainable_names
 
 WEIGHTS_FILE = "adapter.safetensors"
 CONFIG_FILE = "adapter_config.json"
+EXPORT_FILES = {WEIGHTS_FILE, CONFIG_FILE}  # everything an export folder holds
 FORMAT_VERSION = 1
 ARCHITECTURE_KEYS = (
     "d_model",
@@ -58,6 +59,12 @@ class AdapterExport:
         return self.config["task"]
 
 
+def is_export_folder(folder: Path) -> bool:
+    """Whether `folder` holds an export and nothing else (what `export --overwrite` may replace)."""
+    names = {entry.name for entry in folder.iterdir()}
+    return CONFIG_FILE in names and names <= EXPORT_FILES
+
+
 def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Write the trained parameters of a checkpoint and the config needed to load them onto the base model.
 
@@ -73,11 +80,9 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: boo
             f"registered method ({', '.join(registry.method_class_names())}); nothing could load its export"
         )
     method_from_config(hparams["method"], saved=True)  # its arguments too, as loading the export will check them
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; pass a directory for the export")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"--out {out} already holds files; pass --overwrite to replace them, or another --out")
+    out = check_output_folder(
+        out_dir, "--out", {"--ckpt_path": ckpt_path}, overwrite=overwrite, is_own=is_export_folder, kind="an export"
+    )
     state = {k.removeprefix("model."): v.contiguous() for k, v in checkpoint["state_dict"].items()}
     config = {
         "format_version": FORMAT_VERSION,

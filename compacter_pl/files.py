@@ -4,9 +4,11 @@ of one."""
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
+
+from compacter_pl.errors import UserError
 
 STAGING_SUFFIX = ".tmp"  # `<name>.tmp` beside the file it will replace
 
@@ -54,3 +56,70 @@ def staged_directory(staging: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+# --- where a command may write ---------------------------------------------------------------------------------
+# Every command that writes a file or a folder the user names asks here first, before any work: a write never
+# replaces a file the same command reads, never lands in a folder that holds what the command reads, and never
+# replaces a folder that is not recognisably one the command writes.
+
+Reads = Mapping[str, "str | Path | None"]  # the command's options that name what it reads -> their paths
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or lies below it (links resolved)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def check_output_file(path: str | Path, option: str, reads: Reads) -> Path:
+    """`path` as a file the command may replace: not a folder, and not a file the command reads (whatever the
+    spelling: links and relative paths are resolved). A one-line UserError names both options otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a directory; pass a file name")
+    for read_option, read in reads.items():
+        if read is not None and (_same(path, Path(read)) or path.resolve() == Path(read).resolve()):
+            raise UserError(f"{option} {path} is the file {read_option} reads; pass another {option}")
+    return path
+
+
+def check_output_folder(
+    path: str | Path,
+    option: str,
+    reads: Reads,
+    *,
+    overwrite: bool = False,
+    is_own: Callable[[Path], bool] | None = None,
+    kind: str = "an output",
+    overwrite_option: str = "--overwrite",
+) -> Path:
+    """`path` as a folder the command may write into: not a file, holding nothing the command reads, and either
+    absent, empty, or (with `overwrite`, when the command replaces it) recognisably its own kind (`is_own`)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path} is a file; pass a directory for {kind}")
+    for read_option, read in reads.items():
+        if read is not None and Path(read).exists() and _inside(Path(read), path):
+            raise UserError(
+                f"{option} {path} holds {read_option} {read}, which this command reads; pass another {option}"
+            )
+    if path.is_dir() and any(path.iterdir()):
+        if is_own is not None and not is_own(path):
+            raise UserError(
+                f"{option} {path} already holds files that are not {kind}, which this command never replaces; "
+                f"pass an empty or new directory as {option}"
+            )
+        if not overwrite:
+            raise UserError(
+                f"{option} {path} already holds files ({kind}); pass {overwrite_option} to replace them, "
+                f"or another {option}"
+            )
+    return path

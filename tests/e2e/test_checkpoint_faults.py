@@ -341,3 +341,23 @@ def test_an_unwritable_predictions_file_names_its_option(capsys, trained, unwrit
         str(trained.parents[3] / "cache"),
     )
     one_line_error(code, err, "cannot write", "choose another --predictions.output")
+
+
+@pytest.mark.parametrize("out", ["run", "run/checkpoints", "notes"])
+def test_export_overwrite_never_replaces_the_run_it_reads_or_a_folder_that_is_not_an_export(
+    capsys, bad_files, tmp_path, out
+):
+    """`export --overwrite --out <the run folder>` once deleted the run, the exported checkpoint included."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "best.ckpt"
+    ckpt.write_bytes((bad_files / "compacter.ckpt").read_bytes())
+    (run / "config.yaml").write_text("model: {}\n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me\n")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code, _, err = in_process(capsys, "export", "--ckpt_path", str(ckpt), "--out", str(tmp_path / out), "--overwrite")
+    assert code == 2, err
+    words = "not an export, which this command never replaces" if out == "notes" else "which this command reads"
+    assert words in err and "Traceback" not in err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
