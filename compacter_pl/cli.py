@@ -22,6 +22,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from compacter_pl.checkpoint_io import LastCheckpoint, os_error_in
 from compacter_pl.config import program
+from compacter_pl.config.checks import OptionChecks
 from compacter_pl.config.run import (
     LIGHTNING_COMMANDS,
     RunConfigCLI,
@@ -103,7 +104,8 @@ class CompacterCLI(RunConfigCLI):
         callbacks = trainer.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            kwargs.setdefault("callbacks", [*callbacks, default_progress_bar()])  # the user's callbacks, and the bar
+            callbacks = [*callbacks, default_progress_bar()]  # the user's callbacks, and the bar
+        kwargs.setdefault("callbacks", [*callbacks, OptionChecks()])
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, MisconfigurationException) as error:  # e.g. FSDP asked for on a CPU

@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from compacter_pl.checkpoint_io import LastCheckpoint, read_checkpoint
+from compacter_pl.config.checks import check_run_options
 from compacter_pl.config.one_line import OneLineErrorParser
 from compacter_pl.config.program import program
 from compacter_pl.data import TextToTextDataModule
@@ -98,6 +99,8 @@ class RunConfigCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
         self.load_checkpoint_hyperparameters()
+        subcommand = self.config.get("subcommand")
+        check_run_options(self.config[subcommand] if subcommand else self.config)  # before LightningCLI seeds
 
     def load_checkpoint_hyperparameters(self) -> None:
         """LightningCLI takes the model's hyper-parameters from `--ckpt_path` (as `load_from_checkpoint` would): the
@@ -175,6 +178,7 @@ def run_parser() -> Callable[[list[str]], dict]:
 
     def parse(args: list[str]) -> dict:
         config = parser.parse_args(args)
+        check_run_options(config[config.subcommand])
         return config[config.subcommand].as_dict()
 
     return parse
