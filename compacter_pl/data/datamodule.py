@@ -24,6 +24,7 @@ from compacter_pl.data.samplers import EvalBatchSampler, TrainBatchSampler
 from compacter_pl.data.sources import load_split, require_utf8, source_fingerprint, split_origin
 from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, split_validation_in_half, subsample
 from compacter_pl.data.truncation import Truncation, check_truncation, require_offsets, source_ids
+from compacter_pl.data.validation import Origin
 from compacter_pl.errors import UserError
 from compacter_pl.files import staged_directory
 from compacter_pl.hub import load_tokenizer
@@ -76,7 +77,7 @@ def paper_splits(
     return splits
 
 
-def _groups(task: Task, records: datasets.Dataset, where: str) -> list[int] | None:
+def _groups(task: Task, records: datasets.Dataset, where: Origin) -> list[int] | None:
     """The group of every record (MultiRC: its question), or None for tasks without groups."""
     if task.group_of is None:
         return None
@@ -86,7 +87,7 @@ def _groups(task: Task, records: datasets.Dataset, where: str) -> list[int] | No
             groups.append(int(task.group_of(record)))
         except (KeyError, TypeError, ValueError) as error:
             raise UserError(
-                f"{where}, row {record[ROW] + 1}: no group ({type(error).__name__}: {error}); "
+                f"{where.at(record[ROW])}: no group ({type(error).__name__}: {error}); "
                 f"the Hub's schema gives each record idx.question"
             ) from None
     return groups
@@ -103,17 +104,18 @@ def _numbered(records: datasets.Dataset) -> datasets.Dataset:
     return records.add_column(ROW, list(range(len(records))))
 
 
-def render(task: Task, records: datasets.Dataset, training: bool, where: str) -> datasets.Dataset:
+def render(task: Task, records: datasets.Dataset, training: bool, where: Origin | str) -> datasets.Dataset:
     """Text-to-text examples of a split, each with the id of its record (`record_id`: the record's `idx`, else its
     row in the original split, counted from 1); a record the task cannot use (a label outside its classes, a
-    missing answer) is named by its row in `where`, counted from 1."""
+    missing answer) is named by where it is in its original split (`where`: its file's line or row)."""
+    origin = where if isinstance(where, Origin) else Origin(where)
     rows: dict[str, list] = {"id": [], "source": [], "spans": [], "target": [], "label": [], "group": [], "answers": []}
     for i, record in enumerate(rows_of(records)):
         row = record.get(ROW, i) + 1
         try:
             examples = task.examples(record, training)
         except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{where}, row {row}: {error}") from None
+            raise UserError(f"{origin.at(row - 1)}: {error}") from None
         for example in examples:
             rows["id"].append(record_id(record, row))
             rows["source"].append(example.source)

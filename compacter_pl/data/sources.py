@@ -11,6 +11,7 @@ from pathlib import Path
 import datasets
 import pyarrow
 
+from compacter_pl.data.validation import Origin, check_records
 from compacter_pl.errors import UserError, first_line
 from compacter_pl.hub import hub_connection_error
 from compacter_pl.tasks import Task
@@ -62,7 +63,7 @@ def load_local_split(task: Task, data_dir: Path, split: str) -> datasets.Dataset
         raise UserError(f"cannot read {path}: {type(error).__name__}: {reason}") from None
     if len(dataset) == 0:
         raise UserError(f"{path} holds no records; the {split} split of {task.name} needs at least one")
-    check_columns(task, dataset, str(path))
+    check_records(task, dataset, Origin(str(path), path))
     return dataset
 
 
@@ -91,7 +92,7 @@ def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dat
             f"{reason}. Offline, pass --data.data_dir DIR holding {split}.parquet/.jsonl/.csv "
             f"in the Hub's schema"
         ) from None
-    check_columns(task, dataset, f"{task.hub_path}/{task.hub_config}/{split}")
+    check_records(task, dataset, hub_origin(task, split))
     return dataset
 
 
@@ -107,20 +108,16 @@ def _datasets_offline(offline: bool):
         datasets.config.HF_HUB_OFFLINE = before
 
 
-def check_columns(task: Task, dataset: datasets.Dataset, where: str) -> None:
-    missing = [c for c in task.columns if c not in dataset.column_names]
-    if missing:
-        raise UserError(
-            f"{where} lacks column {missing[0]!r} that task {task.name} needs (it has "
-            f"{', '.join(dataset.column_names)}); the files must follow the Hub's schema"
-        )
+def hub_origin(task: Task, split: str) -> Origin:
+    return Origin(f"{task.hub_path}/{task.hub_config} ({split})")
 
 
-def split_origin(task: Task, split: str, data_dir: str | None) -> str:
+def split_origin(task: Task, split: str, data_dir: str | None) -> Origin:
     """Where the records of an original split come from, for messages: the local file or the Hub dataset."""
     if data_dir is None:
-        return f"{task.hub_path}/{task.hub_config} ({split})"
-    return str(local_split_file(Path(data_dir), split))
+        return hub_origin(task, split)
+    path = local_split_file(Path(data_dir), split)
+    return Origin(str(path), path)
 
 
 def load_split(task: Task, split: str, data_dir: str | None, revision: str | None) -> datasets.Dataset:
