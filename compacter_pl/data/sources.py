@@ -1,7 +1,8 @@
 """Raw records of a task: from the Hugging Face Hub, or from local files in the Hub's schema.
 
-A local `data_dir` holds one file per original split, named as the Hub names the split: `train.jsonl` and
-`validation.jsonl` (MNLI: `validation_matched.jsonl`), or .parquet / .csv. Columns and label ids are the Hub's.
+A local `data_dir` holds one file per original split (two are refused), named as the Hub names the split:
+`train.jsonl` and `validation.jsonl` (MNLI: `validation_matched.jsonl`), or .parquet / .json / .csv. Columns, their
+types and label ids are the Hub's; every loader checks them (compacter_pl.data.validation).
 """
 
 import contextlib
@@ -25,11 +26,14 @@ LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv
 
 
 def local_split_file(data_dir: Path, split: str) -> Path:
-    """`<data_dir>/<split>.parquet|jsonl|json|csv`, or a UserError naming the file that is missing."""
-    for suffix in LOCAL_FORMATS:
-        path = data_dir / f"{split}{suffix}"
-        if path.is_file():
-            return path
+    """`<data_dir>/<split>.parquet|jsonl|json|csv`, or a UserError naming the file that is missing, or both files
+    where there are two (which of them holds the split is the user's to say)."""
+    found = [data_dir / f"{split}{suffix}" for suffix in LOCAL_FORMATS if (data_dir / f"{split}{suffix}").is_file()]
+    if len(found) > 1:
+        files = ", ".join(map(str, found[:-1])) + f" and {found[-1]}"
+        raise UserError(f"data_dir {data_dir} has {len(found)} files for split {split!r}, {files}; remove all but one")
+    if found:
+        return found[0]
     raise UserError(
         f"data_dir {data_dir} has no file for split {split!r}: expected {data_dir / split}.parquet, "
         f".jsonl or .csv in the schema of the Hub dataset"

@@ -1,7 +1,7 @@
 """Records are checked against their task's declared schema by every loader (JSON Lines, JSON, CSV, parquet, the
 Hub) before anything is rendered: each violation, in each format that can hold it, is one UserError naming the
 file and its line (JSON Lines) or row, the field, what it holds and what the task expects; a CSV that flattened a
-list or an object says so. `predict`'s raw inputs are checked too."""
+list or an object says so. Two files for one split are refused, and `predict`'s raw inputs are checked too."""
 
 import json
 import re
@@ -191,6 +191,17 @@ def test_records_that_fit_load_in_every_format(fmt, tmp_path, monkeypatch):
 def test_the_real_samples_hub_parquet_fits(glue_sample):
     rte = glue_sample.parent / "glue" / "RTE"  # the Hub's own parquet files of glue/rte
     assert len(load_local_split(get_task("rte"), rte, "train")) == 2490
+
+
+def test_two_files_for_one_split_are_refused_naming_both(tmp_path):
+    records = demo_records("cb")
+    write(tmp_path, records, "jsonl")
+    write(tmp_path, records, "csv")
+    with pytest.raises(UserError) as error:
+        load_local_split(get_task("cb"), tmp_path, "train")
+    message = str(error.value)
+    assert f"{tmp_path / 'train.jsonl'}" in message and f"{tmp_path / 'train.csv'}" in message
+    assert "\n" not in message
 
 
 def test_predict_inputs_that_do_not_fit_are_reported_and_skipped(tmp_path, capsys):
