@@ -1,15 +1,15 @@
 """The LightningDataModule: a task's records -> the paper's splits -> text-to-text -> token ids, cached.
 
 Tokenization happens once, in `prepare_data`, and is written under `cache_dir` with a key that covers the
-tokenizer, the lengths, the truncation mode, the raw data and the split; later runs and epochs read it back. A
-record the task cannot use is reported with its file (or Hub split) and its row there, counted from 1 (a .jsonl
-file's line number). How a source too long is cut is `truncation` (compacter_pl.data.truncation).
+tokenizer, the lengths, the truncation mode, the raw data and the split; later runs and epochs read it back once it
+matches its checksums (compacter_pl.data.cache_entry: a damaged entry is rebuilt). A record the task cannot use is
+reported with its file (or Hub split) and its line (JSON Lines) or row there. How a source too long is cut is
+`truncation` (compacter_pl.data.truncation).
 """
 
 import hashlib
 import json
-import os
-import shutil
+import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import lightning as L
 from jsonargparse.typing import PositiveInt
 from torch.utils.data import DataLoader
 
+from compacter_pl.data import cache_entry
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.data.predict_inputs import read_predict_file, record_id
 from compacter_pl.data.samplers import EvalBatchSampler, TrainBatchSampler
@@ -31,7 +32,7 @@ from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import Task, TaskName, get_task
 
 SPLITS = ("train", "validation", "test")
-CACHE_FORMAT = 4  # bump when the rendering or the split rules change
+CACHE_FORMAT = 5  # bump when the rendering, the split rules or the entry's files change
 ROW = "__row__"  # the position of a record in its original split, carried through the splits for messages
 
 
@@ -266,16 +267,23 @@ class TextToTextDataModule(L.LightningDataModule):
             yield split, render(self.task, raw[split], split == "train", where)
 
     def prepare_data(self) -> None:
-        """Split, render and tokenize once; a finished cache entry is never rebuilt."""
+        """Split, render and tokenize once: a cache entry that verifies (compacter_pl.data.cache_entry) is used as
+        it is, one that does not is rebuilt with one line saying why."""
         path = self.cache_path
-        if (path / "meta.json").exists():
+        cache_entry.remove_leftovers(path.parent)
+        reason = cache_entry.problem(path) if path.exists() else None
+        if path.exists() and reason is None:
             return
+        if reason is not None:
+            print(
+                f"warning: the tokenized-data cache entry {path} cannot be used: {reason}; rebuilding it",
+                file=sys.stderr,
+            )
         if self.truncation == "fields":
             require_offsets(self.tokenizer)
         # one staging directory per process: builders of the same entry at once (sweep shards sharing a cache
         # directory) never write into each other's files
-        staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with staged_directory(staging):
+        with staged_directory(cache_entry.staging_path(path)) as staging:
             longest_target = 0
             sizes = {}
             for split, examples in self.rendered_splits():
@@ -288,14 +296,8 @@ class TextToTextDataModule(L.LightningDataModule):
                 longest_target = max(len(self.tokenizer(t)["input_ids"]) for t in self.task.targets)
             meta = {"sizes": sizes, "max_target_tokens": longest_target}
             (staging / "meta.json").write_text(json.dumps(meta))
-        try:
-            staging.rename(path)  # atomic: the entry is complete or absent
-        except OSError:  # the entry exists: built meanwhile by another process (the same content), or a leftover
-            if (path / "meta.json").exists():
-                shutil.rmtree(staging, ignore_errors=True)
-                return
-            shutil.rmtree(path, ignore_errors=True)
-            staging.rename(path)
+            cache_entry.seal(staging)
+            cache_entry.install(staging, path)
 
     def _tokenize(self, batch: dict) -> dict:
         """Token ids of sources and targets, and the longest target or gold answer of each example in tokens
@@ -321,7 +323,7 @@ class TextToTextDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         path = self.cache_path
-        if not (path / "meta.json").exists():  # e.g. setup called without prepare_data in a notebook
+        if not path.exists() or cache_entry.problem(path) is not None:  # no prepare_data (a notebook), or damaged since
             self.prepare_data()
         meta = json.loads((path / "meta.json").read_text())
         self.max_target_tokens = meta["max_target_tokens"]
