@@ -9,7 +9,7 @@ from compacter_pl.data import sources
 from compacter_pl.data.splits import hold_out_validation, split_validation_in_half, subsample
 from compacter_pl.errors import UserError
 from compacter_pl.metrics import METRICS
-from compacter_pl.tasks import TASKS, Task, get_task
+from compacter_pl.tasks import TASKS, get_task
 from compacter_pl.tasks.base import HubDataset, plain_text
 from compacter_pl.tasks.superglue import passage_with_highlights, strip_markup
 from tests.helpers import DEMO_DATA
@@ -382,23 +382,3 @@ def test_an_unreachable_hub_says_how_to_use_local_files(monkeypatch):
     monkeypatch.setattr(sources.datasets, "load_dataset", offline)
     with pytest.raises(UserError, match=r"cannot load aps/super_glue \(cb, train\) .* pass --data\.data_dir DIR"):
         sources.load_split(get_task("cb"), "train", data_dir=None, revision=None)
-
-
-def test_every_column_a_task_reads_has_a_declared_type():
-    for task in TASKS.values():
-        assert set(task.columns) <= set(task.schema), task.name
-        assert all(required for name, (_, required) in task.schema.items() if name in task.columns)
-    bench = HubDataset("someone/qa", "0123456789abcdef0123456789abcdef01234567", "QA")
-    with pytest.raises(TypeError, match="declare the type of column 'answers' in field_types"):
-        Task(
-            "qa",
-            bench,
-            "qa",
-            "QA",
-            ("question",),
-            None,
-            ("exact_match",),
-            small=True,
-            answers_of=len,
-            required_columns=("answers",),
-        )
