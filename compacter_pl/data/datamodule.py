@@ -1,15 +1,15 @@
 """The LightningDataModule: a task's records -> the paper's splits -> text-to-text -> token ids, cached.
 
 Tokenization happens once, in `prepare_data`, and is written under `cache_dir` with a key that covers the
-tokenizer, the lengths, the truncation mode, the raw data and the split; later runs and epochs read it back. A
-record the task cannot use is reported with its file (or Hub split) and its row there, counted from 1 (a .jsonl
-file's line number). How a source too long is cut is `truncation` (compacter_pl.data.truncation).
+tokenizer, the lengths, the truncation mode, the raw data and the split; later runs and epochs read it back once it
+matches its checksums (compacter_pl.data.cache_entry: a damaged entry is rebuilt). A record the task cannot use is
+reported with its file (or Hub split) and its line (JSON Lines) or row there. How a source too long is cut is
+`truncation` (compacter_pl.data.truncation).
 """
 
 import hashlib
 import json
-import os
-import shutil
+import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -18,19 +18,21 @@ import lightning as L
 from jsonargparse.typing import PositiveInt
 from torch.utils.data import DataLoader
 
+from compacter_pl.data import cache_entry
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.data.predict_inputs import read_predict_file, record_id
 from compacter_pl.data.samplers import EvalBatchSampler, TrainBatchSampler
 from compacter_pl.data.sources import load_split, require_utf8, source_fingerprint, split_origin
 from compacter_pl.data.splits import HELD_OUT_VALIDATION, hold_out_validation, split_validation_in_half, subsample
 from compacter_pl.data.truncation import Truncation, check_truncation, require_offsets, source_ids
+from compacter_pl.data.validation import Origin
 from compacter_pl.errors import UserError
 from compacter_pl.files import staged_directory
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.tasks import Task, TaskName, get_task
 
 SPLITS = ("train", "validation", "test")
-CACHE_FORMAT = 4  # bump when the rendering or the split rules change
+CACHE_FORMAT = 5  # bump when the rendering, the split rules or the entry's files change
 ROW = "__row__"  # the position of a record in its original split, carried through the splits for messages
 
 
@@ -76,7 +78,7 @@ def paper_splits(
     return splits
 
 
-def _groups(task: Task, records: datasets.Dataset, where: str) -> list[int] | None:
+def _groups(task: Task, records: datasets.Dataset, where: Origin) -> list[int] | None:
     """The group of every record (MultiRC: its question), or None for tasks without groups."""
     if task.group_of is None:
         return None
@@ -86,7 +88,7 @@ def _groups(task: Task, records: datasets.Dataset, where: str) -> list[int] | No
             groups.append(int(task.group_of(record)))
         except (KeyError, TypeError, ValueError) as error:
             raise UserError(
-                f"{where}, row {record[ROW] + 1}: no group ({type(error).__name__}: {error}); "
+                f"{where.at(record[ROW])}: no group ({type(error).__name__}: {error}); "
                 f"the Hub's schema gives each record idx.question"
             ) from None
     return groups
@@ -103,17 +105,18 @@ def _numbered(records: datasets.Dataset) -> datasets.Dataset:
     return records.add_column(ROW, list(range(len(records))))
 
 
-def render(task: Task, records: datasets.Dataset, training: bool, where: str) -> datasets.Dataset:
+def render(task: Task, records: datasets.Dataset, training: bool, where: Origin | str) -> datasets.Dataset:
     """Text-to-text examples of a split, each with the id of its record (`record_id`: the record's `idx`, else its
     row in the original split, counted from 1); a record the task cannot use (a label outside its classes, a
-    missing answer) is named by its row in `where`, counted from 1."""
+    missing answer) is named by where it is in its original split (`where`: its file's line or row)."""
+    origin = where if isinstance(where, Origin) else Origin(where)
     rows: dict[str, list] = {"id": [], "source": [], "spans": [], "target": [], "label": [], "group": [], "answers": []}
     for i, record in enumerate(rows_of(records)):
         row = record.get(ROW, i) + 1
         try:
             examples = task.examples(record, training)
         except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{where}, row {row}: {error}") from None
+            raise UserError(f"{origin.at(row - 1)}: {error}") from None
         for example in examples:
             rows["id"].append(record_id(record, row))
             rows["source"].append(example.source)
@@ -264,16 +267,23 @@ class TextToTextDataModule(L.LightningDataModule):
             yield split, render(self.task, raw[split], split == "train", where)
 
     def prepare_data(self) -> None:
-        """Split, render and tokenize once; a finished cache entry is never rebuilt."""
+        """Split, render and tokenize once: a cache entry that verifies (compacter_pl.data.cache_entry) is used as
+        it is, one that does not is rebuilt with one line saying why."""
         path = self.cache_path
-        if (path / "meta.json").exists():
+        cache_entry.remove_leftovers(path.parent)
+        reason = cache_entry.problem(path) if path.exists() else None
+        if path.exists() and reason is None:
             return
+        if reason is not None:
+            print(
+                f"warning: the tokenized-data cache entry {path} cannot be used: {reason}; rebuilding it",
+                file=sys.stderr,
+            )
         if self.truncation == "fields":
             require_offsets(self.tokenizer)
         # one staging directory per process: builders of the same entry at once (sweep shards sharing a cache
         # directory) never write into each other's files
-        staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with staged_directory(staging):
+        with staged_directory(cache_entry.staging_path(path)) as staging:
             longest_target = 0
             sizes = {}
             for split, examples in self.rendered_splits():
@@ -286,14 +296,8 @@ class TextToTextDataModule(L.LightningDataModule):
                 longest_target = max(len(self.tokenizer(t)["input_ids"]) for t in self.task.targets)
             meta = {"sizes": sizes, "max_target_tokens": longest_target}
             (staging / "meta.json").write_text(json.dumps(meta))
-        try:
-            staging.rename(path)  # atomic: the entry is complete or absent
-        except OSError:  # the entry exists: built meanwhile by another process (the same content), or a leftover
-            if (path / "meta.json").exists():
-                shutil.rmtree(staging, ignore_errors=True)
-                return
-            shutil.rmtree(path, ignore_errors=True)
-            staging.rename(path)
+            cache_entry.seal(staging)
+            cache_entry.install(staging, path)
 
     def _tokenize(self, batch: dict) -> dict:
         """Token ids of sources and targets, and the longest target or gold answer of each example in tokens
@@ -319,7 +323,7 @@ class TextToTextDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         path = self.cache_path
-        if not (path / "meta.json").exists():  # e.g. setup called without prepare_data in a notebook
+        if not path.exists() or cache_entry.problem(path) is not None:  # no prepare_data (a notebook), or damaged since
             self.prepare_data()
         meta = json.loads((path / "meta.json").read_text())
         self.max_target_tokens = meta["max_target_tokens"]

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+from compacter_pl.data.validation import input_problem
 from compacter_pl.errors import UserError
 from compacter_pl.tasks import Task
 
@@ -37,9 +38,9 @@ def read_predict_file(path: str | Path, task: Task) -> tuple[list[dict], list[st
             if not isinstance(record, dict):
                 bad += _report(path, number, "not a JSON object")
                 continue
-            missing = [name for name in task.input_fields if name not in record]
-            if missing:
-                bad += _report(path, number, f"lacks field {missing[0]!r} that {task.name} needs")
+            problem = input_problem(task, record)
+            if problem is not None:
+                bad += _report(path, number, problem)
                 continue
             try:
                 task.source(record)

@@ -1,7 +1,8 @@
 """Raw records of a task: from the Hugging Face Hub, or from local files in the Hub's schema.
 
-A local `data_dir` holds one file per original split, named as the Hub names the split: `train.jsonl` and
-`validation.jsonl` (MNLI: `validation_matched.jsonl`), or .parquet / .csv. Columns and label ids are the Hub's.
+A local `data_dir` holds one file per original split (two are refused), named as the Hub names the split:
+`train.jsonl` and `validation.jsonl` (MNLI: `validation_matched.jsonl`), or .parquet / .json / .csv. Columns, their
+types and label ids are the Hub's; every loader checks them (compacter_pl.data.validation).
 """
 
 import contextlib
@@ -11,6 +12,7 @@ from pathlib import Path
 import datasets
 import pyarrow
 
+from compacter_pl.data.validation import Origin, check_records
 from compacter_pl.errors import UserError, first_line
 from compacter_pl.hub import hub_connection_error
 from compacter_pl.tasks import Task
@@ -24,11 +26,14 @@ LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv
 
 
 def local_split_file(data_dir: Path, split: str) -> Path:
-    """`<data_dir>/<split>.parquet|jsonl|json|csv`, or a UserError naming the file that is missing."""
-    for suffix in LOCAL_FORMATS:
-        path = data_dir / f"{split}{suffix}"
-        if path.is_file():
-            return path
+    """`<data_dir>/<split>.parquet|jsonl|json|csv`, or a UserError naming the file that is missing, or both files
+    where there are two (which of them holds the split is the user's to say)."""
+    found = [data_dir / f"{split}{suffix}" for suffix in LOCAL_FORMATS if (data_dir / f"{split}{suffix}").is_file()]
+    if len(found) > 1:
+        files = ", ".join(map(str, found[:-1])) + f" and {found[-1]}"
+        raise UserError(f"data_dir {data_dir} has {len(found)} files for split {split!r}, {files}; remove all but one")
+    if found:
+        return found[0]
     raise UserError(
         f"data_dir {data_dir} has no file for split {split!r}: expected {data_dir / split}.parquet, "
         f".jsonl or .csv in the schema of the Hub dataset"
@@ -62,7 +67,7 @@ def load_local_split(task: Task, data_dir: Path, split: str) -> datasets.Dataset
         raise UserError(f"cannot read {path}: {type(error).__name__}: {reason}") from None
     if len(dataset) == 0:
         raise UserError(f"{path} holds no records; the {split} split of {task.name} needs at least one")
-    check_columns(task, dataset, str(path))
+    check_records(task, dataset, Origin(str(path), path))
     return dataset
 
 
@@ -91,7 +96,7 @@ def load_hub_split(task: Task, split: str, revision: str | None) -> datasets.Dat
             f"{reason}. Offline, pass --data.data_dir DIR holding {split}.parquet/.jsonl/.csv "
             f"in the Hub's schema"
         ) from None
-    check_columns(task, dataset, f"{task.hub_path}/{task.hub_config}/{split}")
+    check_records(task, dataset, hub_origin(task, split))
     return dataset
 
 
@@ -107,20 +112,16 @@ def _datasets_offline(offline: bool):
         datasets.config.HF_HUB_OFFLINE = before
 
 
-def check_columns(task: Task, dataset: datasets.Dataset, where: str) -> None:
-    missing = [c for c in task.columns if c not in dataset.column_names]
-    if missing:
-        raise UserError(
-            f"{where} lacks column {missing[0]!r} that task {task.name} needs (it has "
-            f"{', '.join(dataset.column_names)}); the files must follow the Hub's schema"
-        )
+def hub_origin(task: Task, split: str) -> Origin:
+    return Origin(f"{task.hub_path}/{task.hub_config} ({split})")
 
 
-def split_origin(task: Task, split: str, data_dir: str | None) -> str:
+def split_origin(task: Task, split: str, data_dir: str | None) -> Origin:
     """Where the records of an original split come from, for messages: the local file or the Hub dataset."""
     if data_dir is None:
-        return f"{task.hub_path}/{task.hub_config} ({split})"
-    return str(local_split_file(Path(data_dir), split))
+        return hub_origin(task, split)
+    path = local_split_file(Path(data_dir), split)
+    return Origin(str(path), path)
 
 
 def load_split(task: Task, split: str, data_dir: str | None, revision: str | None) -> datasets.Dataset:

@@ -3,7 +3,8 @@ is scored. The data module renders records with it; the LightningModule scores g
 
 Most tasks need only the declarative fields (Hub config, input fields, targets, metrics, split rule). The few
 special ones plug in small functions: `field_formats` (MultiRC markup, ReCoRD highlights and entities),
-`target_of` (STS-B's 26 classes), `group_of` (MultiRC questions), `answers_of` (ReCoRD's free-text answers).
+`target_of` (STS-B's 26 classes), `group_of` (MultiRC questions), `answers_of` (ReCoRD's free-text answers), and
+declare the types of their fields that are not text or a class id (`field_types`, compacter_pl.tasks.schema).
 """
 
 import math
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from compacter_pl.tasks.schema import INTEGER, TEXT, ClassId, FieldType
 
 
 def plain_text(value: Any) -> str:
@@ -118,10 +121,16 @@ class Task:
     target_of: Callable[[dict], str] = index_target  # closed set: the gold target string of a record
     group_of: Callable[[dict], int] | None = None  # records with one group stay in one half and score together
     answers_of: Callable[[dict], Sequence[str]] | None = None  # free text: all gold answers of a record
+    # the Hub's types of fields that are not text (input fields) or a class id (a closed set's label), and of `idx`
+    # where it is not an integer: what `schema` declares and every loader checks
+    field_types: dict[str, FieldType] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if (self.targets is None) != (self.answers_of is not None):
             raise TypeError(f"task {self.name}: a free-text task (targets=None) needs answers_of, and only it")
+        undeclared = [c for c in self.required_columns if c not in self._default_types() and c not in self.field_types]
+        if undeclared:
+            raise TypeError(f"task {self.name}: declare the type of column {undeclared[0]!r} in field_types")
         if self.ordinal and (self.targets is None or not all(_is_number(t) for t in self.targets)):
             raise TypeError(f"task {self.name}: ordinal targets must be numbers")
 
@@ -136,6 +145,22 @@ class Task:
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.input_fields + self.required_columns))
+
+    @property
+    def schema(self) -> dict[str, tuple[FieldType, bool]]:
+        """Every field the task reads, with its type and whether a record must hold it: the input fields (text
+        unless `field_types` says otherwise), the required columns (a closed set's label: one of its class ids),
+        and `idx`, which a record may lack (the id `predict` writes; an integer unless `field_types` says
+        otherwise)."""
+        types = {**self._default_types(), **self.field_types}
+        schema = {name: (types.get(name, TEXT), True) for name in self.columns}
+        schema.setdefault("idx", (types["idx"], False))
+        return schema
+
+    def _default_types(self) -> dict[str, FieldType]:
+        if self.targets is None:
+            return {"idx": INTEGER}
+        return {"idx": INTEGER, "label": ClassId(len(self.targets), f"{self.name} ({self.describe_classes()})")}
 
     def examples(self, record: dict, training: bool) -> list[Example]:
         """The text-to-text examples of one record: one, except ReCoRD's training records (one per answer).

@@ -5,6 +5,7 @@ Targets are the Hub's class ids as strings; `label_names` are the classes in the
 """
 
 from compacter_pl.tasks.base import HubDataset, Task
+from compacter_pl.tasks.schema import Score
 
 GLUE = HubDataset("nyu-mll/glue", "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c", "GLUE")
 BINARY = ("0", "1")
@@ -77,6 +78,7 @@ STSB = Task(
     small=True,
     ordinal=True,
     target_of=stsb_target,
+    field_types={"label": Score(0, 5, "a similarity score")},  # the Hub's float score, 0 to 5
 )
 MNLI = Task(
     "mnli",

@@ -8,6 +8,7 @@ import re
 from operator import itemgetter
 
 from compacter_pl.tasks.base import HubDataset, Task, plain_text
+from compacter_pl.tasks.schema import TEXT_LIST, IntegerObject
 
 SUPER_GLUE = HubDataset("aps/super_glue", "3de24cf8022e94f4ee4b9d55a6f539891524d646", "SuperGLUE")
 BINARY = ("0", "1")
@@ -93,6 +94,7 @@ MULTIRC = Task(
     required_columns=("label", "idx"),
     field_formats={"paragraph": strip_markup},
     group_of=multirc_question,
+    field_types={"idx": IntegerObject(("paragraph", "question", "answer"))},
 )
 RECORD = Task(
     "record",
@@ -107,6 +109,8 @@ RECORD = Task(
     required_columns=("answers",),
     field_formats={"entities": entity_list, "passage": passage_with_highlights},
     answers_of=itemgetter("answers"),
+    # a string here (a CSV's text of a list) would render and train on its characters
+    field_types={"entities": TEXT_LIST, "answers": TEXT_LIST, "idx": IntegerObject(("passage", "query"))},
 )
 WIC = Task(
     "wic",

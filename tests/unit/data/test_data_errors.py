@@ -88,7 +88,7 @@ def one_error_line(result) -> str:
         ("missing_column", r"error: .*demo/data/rte/train\.jsonl lacks column 'premise' that task cb needs"),
         (
             "label_outside",
-            r"error: .*label_outside/validation\.jsonl, row 5: label 3 is not one of the classes of cb "
+            r"error: .*label_outside/validation\.jsonl, line 5: field label is 3, expected a class id of cb "
             r"\(0 entailment, 1 contradiction, 2 neutral\)",
         ),
         ("empty_split", r"error: .*empty/validation\.jsonl is empty; the validation split of cb needs at least one"),
@@ -149,7 +149,8 @@ def test_a_score_outside_stsb_names_the_row(tmp_path):
     records = [{"sentence1": "a", "sentence2": "b", "label": 2.5, "idx": i} for i in range(6)]
     write_jsonl(tmp_path / "stsb" / "validation.jsonl", records)
     write_jsonl(tmp_path / "stsb" / "train.jsonl", [*records[:2], dict(records[2], label=5.6), *records[3:]])
-    with pytest.raises(UserError, match=r"stsb/train\.jsonl, row 3: label 5\.6 is not one of the classes of stsb"):
+    expected = r"stsb/train\.jsonl, line 3: field label is 5\.6, expected a similarity score from 0 to 5"
+    with pytest.raises(UserError, match=expected):
         prepare(tmp_path, task="stsb", data_dir=str(tmp_path / "stsb"))
 
 
@@ -159,7 +160,7 @@ def test_a_record_query_without_answers_names_the_row(tmp_path):
     broken[6]["answers"] = []
     shutil.copytree(DEMO_DATA / "record", tmp_path / "record")
     write_jsonl(tmp_path / "record" / "validation.jsonl", broken)
-    with pytest.raises(UserError, match=r"record/validation\.jsonl, row 7: the record has no gold answer"):
+    with pytest.raises(UserError, match=r"record/validation\.jsonl, line 7: the record has no gold answer"):
         prepare(tmp_path, task="record", data_dir=str(tmp_path / "record"), validation_size=16)
 
 
@@ -167,7 +168,8 @@ def test_multirc_without_question_ids_is_named(tmp_path):
     shutil.copytree(DEMO_DATA / "multirc", tmp_path / "multirc")
     records = [json.loads(line) for line in (tmp_path / "multirc" / "validation.jsonl").read_text().splitlines()]
     write_jsonl(tmp_path / "multirc" / "validation.jsonl", [dict(r, idx=r["idx"]["answer"]) for r in records])
-    with pytest.raises(UserError, match=r"multirc/validation\.jsonl, row 1: no group .*idx\.question"):
+    expected = r"multirc/validation\.jsonl, line 1: field idx is an integer, expected an object of integers"
+    with pytest.raises(UserError, match=expected):
         prepare(tmp_path, task="multirc", data_dir=str(tmp_path / "multirc"))
 
 

@@ -61,3 +61,22 @@ def test_a_second_task_of_the_same_name_is_refused(registered):
     other = Task("sarcasm", NEW_BENCH, "sarcasm", "Sarcasm", ("comment",), ("0", "1"), ("accuracy",), small=True)
     with pytest.raises(ValueError, match="registered already"):
         register_task(other)
+
+
+def test_every_column_a_task_reads_has_a_declared_type():
+    for task in TASKS.values():
+        assert set(task.columns) <= set(task.schema), task.name
+        assert all(required for name, (_, required) in task.schema.items() if name in task.columns)
+    with pytest.raises(TypeError, match="declare the type of column 'answers' in field_types"):
+        Task(
+            "qa",
+            NEW_BENCH,
+            "qa",
+            "QA",
+            ("question",),
+            None,
+            ("exact_match",),
+            small=True,
+            answers_of=len,
+            required_columns=("answers",),
+        )

@@ -12,6 +12,7 @@ from compacter_pl.metrics import METRICS
 from compacter_pl.tasks import TASKS, get_task
 from compacter_pl.tasks.base import HubDataset, plain_text
 from compacter_pl.tasks.superglue import passage_with_highlights, strip_markup
+from tests.helpers import DEMO_DATA
 
 GLUE = {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"}
 SUPER_GLUE = {"boolq", "cb", "copa", "multirc", "record", "wic"}
@@ -347,9 +348,9 @@ def test_hub_splits_are_loaded_from_the_pinned_revision(monkeypatch, name, split
     task = get_task(name)
     calls = []
 
-    def fake_load_dataset(path, config, split, revision):
+    def fake_load_dataset(path, config, split, revision):  # records of the task's schema: the demo file's
         calls.append((path, config, split, revision))
-        return datasets.Dataset.from_dict({column: ["x"] for column in task.columns})
+        return datasets.Dataset.from_json(str(DEMO_DATA / config / f"{split}.jsonl"))
 
     monkeypatch.setattr(sources.datasets, "load_dataset", fake_load_dataset)
     sources.load_split(task, split, data_dir=None, revision=None)
