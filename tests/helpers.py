@@ -13,7 +13,7 @@ import yaml
 from transformers import T5Config
 
 from compacter_pl.methods import Method
-from compacter_pl.methods.paper import ALL_METHODS, method_row
+from compacter_pl.tools.methods import ALL_METHODS, method_row
 
 # --- the repository ---------------------------------------------------------------------------------------------
 
