@@ -168,7 +168,7 @@ def write_sweep(tmp_path, name="sweep.yaml", **changes):
     return path
 
 
-def small_sweep(tmp_path, methods=("t5-finetune", "compacter++"), seeds=(0, 1)):
+def small_sweep(tmp_path, methods=("full", "compacter++"), seeds=(0, 1)):
     demo = yaml.safe_load(DEMO_SWEEP.read_text())
     return write_sweep(
         tmp_path,
