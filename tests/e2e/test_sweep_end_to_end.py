@@ -45,7 +45,8 @@ def test_demo_sweep_end_to_end(tmp_path, cli):
         assert {"val/score", "val/accuracy"} <= set(EventAccumulator(str(run_dir)).Reload().Tags()["scalars"])
         row = EventAccumulator(str(run_dir / "hparams")).Reload()  # the run's row of the HParams tab
         start = metadata.parse_session_start_info_plugin_data(row.PluginTagToContent("hparams")[SESSION_START])
-        assert start.hparams["sweep.method"].string_value == r["method"] and start.hparams["task"].string_value == "rte"
+        assert start.hparams["method"].string_value == r["method"] and start.hparams["task"].string_value == "rte"
+        assert "sweep.method" not in start.hparams  # the method's one name is its key
         assert set(row.Tags()["scalars"]) == {"hp/best_val_score", "test/score", "test/accuracy"}  # its metric columns
         assert row.Scalars("test/score")[-1].value == pytest.approx(r["test"]["score"])
 
