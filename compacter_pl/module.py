@@ -34,7 +34,7 @@ from compacter_pl.steps import (
     training_loss,
 )
 from compacter_pl.tasks import get_task
-from compacter_pl.tensorboard import BEST_VAL, TensorBoardLogger
+from compacter_pl.tensorboard import BEST_VAL, TensorBoardLogger, method_column
 
 STAGES = ("val", "test")
 EvalMode = Literal["generate", "rank"]
@@ -213,7 +213,7 @@ class TextToTextModule(L.LightningModule):
         train_size = getattr(datamodule, "train_size", None)
         row = {
             "task": self.task.name,
-            "method": type(self.method).__name__,
+            "method": method_column(self.method),  # its registry key
             "model": self.hparams["model_name_or_path"],
             "train_size": "full" if train_size is None else train_size,
             "seed": getattr(datamodule, "seed", None),

@@ -3,7 +3,8 @@
 A run's folder (`lightning_logs/version_N`, a sweep's `runs/<name>`) holds its curves: `train/loss`, `train/lr`,
 `val/*` and `test/*` (Lightning's `epoch` scalar is left out, so the Scalars tab opens on the train and val
 groups). Its HParams row lives in the sub-run `hparams/`: the session record, written when `fit` starts (task,
-method and its arguments, base model, training size, seed, learning rate), and the row's metrics, which are the
+method by its registry key and its arguments, base model, training size, seed, learning rate), and the row's
+metrics, which are the
 only scalars there: the best validation score so far (`hp/best_val_score`) and the test metrics (`test/*`, also
 among the curves). TensorBoard makes the table's metric columns from a session's scalars, so a row carries no training
 curve, and runs of different tasks and methods compare in one table (no experiment record fixes the columns).
@@ -26,6 +27,16 @@ DROPPED = ("epoch", BEST_VAL)  # from the curves; Lightning adds the epoch to ev
 
 def is_row_metric(tag: str) -> bool:
     return tag == BEST_VAL or tag.startswith("test/")
+
+
+def method_column(method) -> str:
+    """The method as the row's `method` column names it: its registry key, as configs, sweeps and reports name it
+    (the key of its class and arguments: PromptTuning with init vocab is prompt_vocab), else its class path."""
+    from compacter_pl.methods.base import class_path_of
+    from compacter_pl.methods.registry import entry_of_config
+
+    entry = entry_of_config(type(method), method.init_args())
+    return class_path_of(type(method)) if entry is None else entry.key
 
 
 def tensorboard_value(value):
@@ -68,7 +79,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     `_instantiator` too) goes to hparams.yaml only, and the HParams row is `log_row`'s."""
 
     def __init__(self, save_dir, *args, default_hp_metric: bool = False, row: dict | None = None, **kwargs) -> None:
-        """`row`: more columns of the run's HParams row (a sweep's names for the run's method and configuration)."""
+        """`row`: more columns of the run's HParams row (a sweep's name for the run's configuration)."""
         super().__init__(save_dir, *args, default_hp_metric=default_hp_metric, **kwargs)  # type: ignore[misc]
         self.row = dict(row or {})
         self._row_writer = None

@@ -13,7 +13,7 @@ import yaml
 from transformers import T5Config
 
 from compacter_pl.methods import Method
-from compacter_pl.methods.paper import ALL_METHODS, method_row
+from compacter_pl.tools.methods import ALL_METHODS, method_row
 
 # --- the repository ---------------------------------------------------------------------------------------------
 
@@ -168,7 +168,7 @@ def write_sweep(tmp_path, name="sweep.yaml", **changes):
     return path
 
 
-def small_sweep(tmp_path, methods=("t5-finetune", "compacter++"), seeds=(0, 1)):
+def small_sweep(tmp_path, methods=("full", "compacter++"), seeds=(0, 1)):
     demo = yaml.safe_load(DEMO_SWEEP.read_text())
     return write_sweep(
         tmp_path,

@@ -33,7 +33,7 @@ from compacter_pl.layers.adapter import BottleneckAdapter, LowRankLinear, houlsb
 from compacter_pl.layers.inits import GLOROT_INITS
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze, option
-from compacter_pl.methods.registry import PaperRow, register_method
+from compacter_pl.methods.registry import register_method
 
 SUBLAYERS = ("self_attention", "feed_forward")
 # Types the CLI checks while parsing (a bad value is a one-line error there, before anything is built).
@@ -303,26 +303,22 @@ register_method(
     Adapter,
     name="Adapter",
     t5_base_params=1_855_104,
-    paper=PaperRow(position=2, percent=0.832, learning_rate=3e-4),
 )
 register_method(
     "pfeiffer",
     PfeifferAdapter,
     name="Pfeiffer-Adapter",
     t5_base_params=951_360,
-    paper=PaperRow(position=3, percent=0.427, learning_rate=3e-4),
 )
 register_method(
     "adapterdrop",
     AdapterDrop,
     name="AdapterDrop",
     t5_base_params=1_101_984,
-    paper=PaperRow(position=4, percent=0.494, learning_rate=3e-4),
 )
 register_method(
     "adapter_lowrank",
     AdapterLowRank,
     name="Adapter-LowRank",
     t5_base_params=161_664,
-    paper=PaperRow(position=5, percent=0.073, learning_rate=3e-3),
 )

@@ -21,7 +21,7 @@ from transformers import T5ForConditionalGeneration
 
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
-from compacter_pl.methods.registry import PaperRow, register_method
+from compacter_pl.methods.registry import register_method
 
 
 def _add_bias(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
@@ -80,5 +80,4 @@ register_method(
     name="BitFit",
     t5_base_params=280_900,
     tolerance=100,
-    paper=PaperRow(position=9, percent=0.126, learning_rate=3e-4),
 )

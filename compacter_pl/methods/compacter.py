@@ -26,7 +26,7 @@ from compacter_pl.errors import UserError
 from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
 from compacter_pl.layers.phm import LPHM_MODES
 from compacter_pl.methods.adapters import AdapterMethod, Sublayer, WeightInit, positive_int, weight_init
-from compacter_pl.methods.registry import PaperRow, register_method
+from compacter_pl.methods.registry import register_method
 
 if TYPE_CHECKING:  # a Literal built at run time: a plain string to a type checker
     LPHMForm = str
@@ -137,19 +137,16 @@ register_method(
     PHMAdapter,
     name="PHM-Adapter",
     t5_base_params=398_976,
-    paper=PaperRow(position=10, percent=0.179, learning_rate=3e-3),
 )
 register_method(
     "compacter",
     Compacter,
     name="Compacter",
     t5_base_params=161_728,
-    paper=PaperRow(position=11, percent=0.073, learning_rate=3e-3),
 )
 register_method(
     "compacter++",
     CompacterPlusPlus,
     name="Compacter++",
     t5_base_params=104_704,
-    paper=PaperRow(position=12, percent=0.047, learning_rate=3e-3),
 )

@@ -3,7 +3,7 @@
 from transformers import T5ForConditionalGeneration
 
 from compacter_pl.methods.base import Method
-from compacter_pl.methods.registry import PaperRow, register_method
+from compacter_pl.methods.registry import register_method
 
 
 class FullFineTuning(Method):
@@ -19,6 +19,5 @@ register_method(
     FullFineTuning,
     name="T5 fine-tuning",
     t5_base_params=222_903_552,
-    paper=PaperRow(position=1, percent=100.0, learning_rate=3e-4),
     bench_reference=True,
 )

@@ -24,7 +24,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from compacter_pl.errors import UserError
 from compacter_pl.layers.prompt import SoftPrompt
 from compacter_pl.methods.base import Method, freeze, option, resolve_seed
-from compacter_pl.methods.registry import PaperRow, register_method
+from compacter_pl.methods.registry import register_method
 
 INITS = ("random", "vocab")
 PromptInit = Literal["random", "vocab"]
@@ -153,7 +153,6 @@ register_method(
     name="Prompt tuning-R",
     init_args={"init": "random"},
     t5_base_params=76_800,
-    paper=PaperRow(position=6, percent=0.034, learning_rate=3e-2),
 )
 register_method(
     "prompt_vocab",
@@ -161,5 +160,4 @@ register_method(
     name="Prompt tuning-T",
     init_args={"init": "vocab"},
     t5_base_params=76_800,
-    paper=PaperRow(position=7, percent=0.034, learning_rate=3e-1),
 )

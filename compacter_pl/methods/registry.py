@@ -1,12 +1,13 @@
 """The one registry of fine-tuning methods. Each method registers itself next to its class:
 
-    register_method("compacter", Compacter, name="Compacter", t5_base_params=161_728,
-                    paper=PaperRow(position=11, percent=0.073, learning_rate=3e-3))
+    register_method("compacter", Compacter, name="Compacter", t5_base_params=161_728)
 
-and everything that lists, builds, reports or loads methods reads this mapping: the parameter report
-(`methods/paper.py`), bench's rows (`bench/rows.py`), exports and the adapter bank (`export.py`), the tests. A
-method of the user's own package registers with the same call and is then trained, exported and loaded like any.
-The paper's tables (scores, Table 3's memory and time) are not registered: `compacter_pl.tools.paper` reads them.
+and everything that lists, builds, reports or loads methods reads this mapping: the parameter report and bench's
+rows (through `compacter_pl.tools.methods`), sweeps and reports (a method is its key there), exports and the
+adapter bank (`export.py`), the tests. A method of the user's own package registers with the same call and is then
+trained, exported and loaded like any. What the paper says of a method (its rows of every table: Table 1's order
+and trained share, Table 4's learning rate, Table 3's settings) is not registered: `compacter_pl.tools.paper` reads
+it from one file, by the method's key.
 
 A key names one configuration of a class (`prompt_random` and `prompt_vocab` are both `PromptTuning`, with their
 own `init_args`); a class may have several keys. Lookups never import anything: a class is known once the module
@@ -29,31 +30,17 @@ from compacter_pl.methods.base import Method, class_path_of
 PACKAGE = "compacter_pl.methods"  # its classes are also known by their short names (compacter_pl.methods.Compacter)
 
 
-@dataclass(frozen=True)
-class PaperRow:
-    """A method's row of the paper's Table 1.
-
-    position: the row's number in Table 1 (1 = T5 fine-tuning): reports list the paper's methods in this order.
-    percent: the paper's trainable share of T5-base, in %.
-    learning_rate: the paper's learning rate.
-    """
-
-    position: int
-    percent: float
-    learning_rate: float
-
-
 @dataclass(frozen=True, eq=False)
 class RegisteredMethod:
     """One registered method: a class and the arguments that make it this method, with what is known of it.
 
-    key: short name, also the config suffix (configs/rte_<key>.yaml), the `params --methods` and bench choice.
-    name: as reports show it (the paper's Table 1 name for its methods).
+    key: the method's one identifier: the config suffix (configs/rte_<key>.yaml), a sweep file's and results.jsonl's
+        name of it, the `params --methods` and bench choice, the method column of TensorBoard's HParams row.
+    name: its one display name, as tables for people show it (the paper's Table 1 name for its methods).
     init_args: the arguments this key gives the class (e.g. prompt_vocab: init vocab); the rest are defaults.
     t5_base_params: trainable parameters on T5-base under the paper's settings (they give Table 1's
         percentages), None when unknown.
     tolerance: how far the count may be from t5_base_params (BitFit's 0.126% in Table 1 is about 280,900).
-    paper: its row of the paper's Table 1, None when the paper has none.
     bench_floor: the floor bench measures every method against (only the layer norms train); not a method the
         parameter report lists.
     bench_reference: what bench's "vs full FT" columns are relative to (T5 fine-tuning, as in Table 3).
@@ -65,21 +52,12 @@ class RegisteredMethod:
     init_args: Mapping = field(default_factory=dict)
     t5_base_params: int | None = None
     tolerance: int = 0
-    paper: PaperRow | None = None
     bench_floor: bool = False
     bench_reference: bool = False
 
     @property
     def class_path(self) -> str:
         return class_path_of(self.cls)
-
-    @property
-    def paper_percent(self) -> float | None:
-        return None if self.paper is None else self.paper.percent
-
-    @property
-    def learning_rate(self) -> float | None:
-        return None if self.paper is None else self.paper.learning_rate
 
     def build(self, **overrides) -> Method:
         """The method with this key's arguments (and `overrides`), defaults elsewhere."""
@@ -97,7 +75,6 @@ def register_method(
     init_args: Mapping | None = None,
     t5_base_params: int | None = None,
     tolerance: int = 0,
-    paper: PaperRow | None = None,
     bench_floor: bool = False,
     bench_reference: bool = False,
 ) -> RegisteredMethod:
@@ -126,7 +103,6 @@ def register_method(
         MappingProxyType(init_args),
         t5_base_params,
         tolerance,
-        paper,
         bench_floor,
         bench_reference,
     )
@@ -140,11 +116,9 @@ def unregister_method(key: str) -> None:
 
 
 def registered_methods() -> tuple[RegisteredMethod, ...]:
-    """Every registered method: the paper's in Table 1 order, then the others in registration order."""
-    entries = list(_METHODS.values())
-    positions = [(e.paper.position, e) for e in entries if e.paper is not None]
-    paper = [e for _, e in sorted(positions, key=lambda pair: pair[0])]
-    return (*paper, *(e for e in entries if e.paper is None))
+    """Every registered method, in registration order (`compacter_pl.tools.methods` lists the paper's first, in
+    the order of its Table 1)."""
+    return tuple(_METHODS.values())
 
 
 def method_entry(key: str) -> RegisteredMethod:

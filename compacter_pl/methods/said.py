@@ -26,7 +26,7 @@ from compacter_pl.errors import UserError
 from compacter_pl.layers.fastfood import CURRENT_PROJECTION_VERSION, PROJECTION_VERSIONS
 from compacter_pl.layers.intrinsic_said import IntrinsicSAIDState, SAIDWeight
 from compacter_pl.methods.base import Method, freeze, option, resolve_seed
-from compacter_pl.methods.registry import PaperRow, register_method
+from compacter_pl.methods.registry import register_method
 
 STATE = "intrinsic_said"  # the attribute of the model that holds z and the lambdas
 
@@ -143,5 +143,4 @@ register_method(
     IntrinsicSAID,
     name="Intrinsic-SAID",
     t5_base_params=20_000,
-    paper=PaperRow(position=8, percent=0.009, learning_rate=3e-2),
 )

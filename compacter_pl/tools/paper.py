@@ -61,8 +61,7 @@ class ScoreRow:
         from compacter_pl.methods.registry import method_entry
 
         shown = {k: v for k, v in self.args.items() if k in varying_args(self.method)}
-        words = ", ".join(f"{_SYMBOLS.get(k, k)} = {_value(v)}" for k, v in shown.items())
-        return method_entry(self.method).name + (f" ({words})" if words else "")
+        return method_entry(self.method).name + (f" ({arguments_text(shown)})" if shown else "")
 
     def cells(self) -> list[float]:
         """Every metric cell, in table order (what `average` is the mean of)."""
@@ -90,6 +89,11 @@ def varying_args(method: str) -> set[str]:
 
 def _value(value) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) and value >= 10_000 else str(value)
+
+
+def arguments_text(arguments: Mapping) -> str:
+    """Arguments as a row's label shows them, the paper's symbols for its names: `n = 4`, `d' = 20,000`."""
+    return ", ".join(f"{_SYMBOLS.get(k, k)} = {_value(v)}" for k, v in arguments.items())
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def test_tensorboard_has_one_run_per_fit_with_its_hparams_row_and_curves(cli, tm
     row = hparams_row(run / "hparams")
     assert {k: row[k] for k in ("task", "method", "train_size", "seed", "learning_rate")} == {
         "task": "rte",
-        "method": "Compacter",
+        "method": "compacter",  # its registry key
         "train_size": 64,
         "seed": 42,
         "learning_rate": 0.003,

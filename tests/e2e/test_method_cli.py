@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from compacter_pl.architectures import build_t5
-from compacter_pl.methods.paper import ALL_METHODS
+from compacter_pl.tools.methods import ALL_METHODS
 from tests.helpers import DEMO_MODEL, ROOT, TINY_KWARGS, tiny_gated_config, tiny_method
 
 pytestmark = pytest.mark.slow

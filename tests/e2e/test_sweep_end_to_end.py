@@ -27,13 +27,13 @@ def test_demo_sweep_end_to_end(tmp_path, cli):
         result.stdout,
         re.M,
     )
-    assert lines == [("1", "t5-finetune"), ("2", "compacter++")], result.stdout
+    assert lines == [("1", "full"), ("2", "compacter++")], result.stdout
 
     records = read_results(out / "results.jsonl").records
-    names = {"rte-t5-finetune-n40-s0", "rte-compacter++-n40-s0"}
+    names = {"rte-full-n40-s0", "rte-compacter++-n40-s0"}
     assert sorted(r["run"] for r in records) == sorted(names)
     by_name = {r["run"]: r for r in records}
-    full, cpp = by_name["rte-t5-finetune-n40-s0"], by_name["rte-compacter++-n40-s0"]
+    full, cpp = by_name["rte-full-n40-s0"], by_name["rte-compacter++-n40-s0"]
     assert 0 < cpp["trainable_params"] < full["trainable_params"] == full["total_params"]
     for r in records:
         assert {"score", "accuracy"} <= set(r["val"]) and {"score", "accuracy"} <= set(r["test"])
@@ -45,7 +45,8 @@ def test_demo_sweep_end_to_end(tmp_path, cli):
         assert {"val/score", "val/accuracy"} <= set(EventAccumulator(str(run_dir)).Reload().Tags()["scalars"])
         row = EventAccumulator(str(run_dir / "hparams")).Reload()  # the run's row of the HParams tab
         start = metadata.parse_session_start_info_plugin_data(row.PluginTagToContent("hparams")[SESSION_START])
-        assert start.hparams["sweep.method"].string_value == r["method"] and start.hparams["task"].string_value == "rte"
+        assert start.hparams["method"].string_value == r["method"] and start.hparams["task"].string_value == "rte"
+        assert "sweep.method" not in start.hparams  # the method's one name is its key
         assert set(row.Tags()["scalars"]) == {"hp/best_val_score", "test/score", "test/accuracy"}  # its metric columns
         assert row.Scalars("test/score")[-1].value == pytest.approx(r["test"]["score"])
 
@@ -56,7 +57,7 @@ def test_demo_sweep_end_to_end(tmp_path, cli):
     written = write_report([out])
     assert written["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.image.imread(written["figure"]).ndim == 3
-    assert "| t5-finetune | 40 | 1 |" in written["text"] and "| compacter++ | 40 | 1 |" in written["text"]
+    assert "| full | 40 | 1 |" in written["text"] and "| compacter++ | 40 | 1 |" in written["text"]
 
 
 @pytest.mark.slow
@@ -66,7 +67,7 @@ def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
     method = {"class_path": "compacter_pl.methods.FullFineTuning", "search": {"model.learning_rate": [1.0e-9, 3.0e-3]}}
     path = write_sweep(
         tmp_path,
-        methods={"t5-finetune": method},
+        methods={"full": method},
         sizes=["full"],
         seeds=[0],
         overrides={"data.batch_size": 16, "model.warmup_steps": 5, "trainer.max_epochs": 1},
@@ -74,7 +75,7 @@ def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
     out = tmp_path / "out"
     result = cli("sweep", "--config", str(path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert re.findall(r"^\[(\d)/2\] rte t5-finetune (lr\S+) n=full seed=0: done", result.stdout, re.M) == [
+    assert re.findall(r"^\[(\d)/2\] rte full (lr\S+) n=full seed=0: done", result.stdout, re.M) == [
         ("1", "lr1e-9"),
         ("2", "lr3e-3"),
     ], result.stdout
@@ -84,7 +85,7 @@ def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
         "lr3e-3": {"model.learning_rate": 3e-3},
     }
     assert records["lr3e-3"]["val"]["score"] > records["lr1e-9"]["val"]["score"]
-    assert records["lr3e-3"]["log_dir"] == "runs/rte-t5-finetune-lr3e-3-nfull-s0"
+    assert records["lr3e-3"]["log_dir"] == "runs/rte-full-lr3e-3-nfull-s0"
 
     again = cli("sweep", "--config", str(path))  # resumes: nothing left to run
     assert again.returncode == 0 and "2 runs in the grid, 2 finished, 0 to run" in again.stdout, again.stdout
@@ -92,7 +93,7 @@ def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
     report = cli("report", str(out))
     assert report.returncode == 0, report.stderr[-3000:]
     val, test = (f"{100 * records['lr3e-3'][stage]['accuracy']:.2f}" for stage in ("val", "test"))
-    assert f"| t5-finetune | full | lr3e-3: {val} (best of 2) |" in report.stdout, report.stdout
+    assert f"| full | full | lr3e-3: {val} (best of 2) |" in report.stdout, report.stdout
     assert f"| {test} | {test} |" in report.stdout  # the full-data table: the chosen run's test
     # what each run was, as its module saw it: the report matches runs to the paper's rows by these
     assert {(r["model"], r["learning_rate"]) for r in records.values()} == {
@@ -102,4 +103,4 @@ def test_a_search_chooses_on_validation_end_to_end(tmp_path, cli):
     assert records["lr3e-3"]["method_init_args"] == {}  # FullFineTuning takes no argument
     # the tiny demo model is not the paper's T5-base: no paper row goes beside it
     assert "Beside the paper's" not in report.stdout
-    assert "The paper has no row for: t5-finetune (demo/tiny-t5)." in report.stdout
+    assert "The paper has no row for: full (demo/tiny-t5)." in report.stdout

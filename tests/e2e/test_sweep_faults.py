@@ -22,7 +22,7 @@ def sweep_command(path, *args):
 @pytest.mark.slow
 @pytest.mark.faults
 def test_sigkill_mid_sweep_then_rerun_records_every_run_exactly_once(tmp_path):
-    path = small_sweep(tmp_path, methods=("t5-finetune",), seeds=(0, 1))
+    path = small_sweep(tmp_path, methods=("full",), seeds=(0, 1))
     out = tmp_path / "out"
     command, env = sweep_command(path)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -31,7 +31,7 @@ def test_sigkill_mid_sweep_then_rerun_records_every_run_exactly_once(tmp_path):
         assert process.poll() is None, process.stdout.read().decode()[-3000:]
         assert time.monotonic() < deadline, "no run finished in time"
         time.sleep(0.2)
-    second_log = out / "runs" / "rte-t5-finetune-n40-s1" / "fit.log"
+    second_log = out / "runs" / "rte-full-n40-s1" / "fit.log"
     while not second_log.exists() or second_log.stat().st_size == 0:  # the second run's fit is under way
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
@@ -60,5 +60,5 @@ def test_sigkill_mid_sweep_then_rerun_records_every_run_exactly_once(tmp_path):
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "1 finished, 1 to run" in rerun.stdout, rerun.stdout
     runs = [r["run"] for r in read_results(out / "results.jsonl").records]
-    assert sorted(runs) == ["rte-t5-finetune-n40-s0", "rte-t5-finetune-n40-s1"]  # each exactly once
+    assert sorted(runs) == ["rte-full-n40-s0", "rte-full-n40-s1"]  # each exactly once
     assert read_results(out / "results.jsonl").problems == []

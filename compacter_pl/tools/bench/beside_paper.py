@@ -12,10 +12,10 @@ which, and our share is the one of the settings run.
 from __future__ import annotations
 
 from compacter_pl.methods.registry import complete_init_args
-from compacter_pl.tools.bench.rows import TABLE3_SETTINGS, accepted_settings, bench_row
+from compacter_pl.tools.bench.rows import TABLE3_SETTINGS, bench_row
 from compacter_pl.tools.paper import REFERENCE, matching_rows, paper, same_model
 
-SETTING_WORDS = {  # how the report names each of Table 3's settings
+SETTING_WORDS = {  # how the report names each of Table 3's settings, in this order
     "bottleneck": "adapter size {:,}",
     "n": "n {:,}",
     "num_tokens": "{:,} prompt tokens",
@@ -37,26 +37,44 @@ def add_paper_columns(entries: list[dict]) -> None:
 
 
 def setting_words(settings: dict) -> str:
-    """`{"n": 4, "intrinsic_dim": 1400}` -> `n 4, d' 1,400`."""
-    return ", ".join(SETTING_WORDS[name].format(value) for name, value in settings.items())
+    """`{"n": 4, "intrinsic_dim": 1400}` -> `n 4, d' 1,400` (an argument Table 3 does not set: `rank 2`)."""
+    return ", ".join(
+        SETTING_WORDS[name].format(value) if name in SETTING_WORDS and isinstance(value, int) else f"{name} {value}"
+        for name, value in settings.items()
+    )
+
+
+def table3_words(settings: dict[str, dict] | None = None) -> str:
+    """Table 3's settings across its methods (by key), each once: `adapter size 24, n 4, 100 prompt tokens,
+    d' 1,400` (section 5.5)."""
+    merged = {name: value for args in (settings or TABLE3_SETTINGS).values() for name, value in args.items()}
+    order = {name: position for position, name in enumerate(SETTING_WORDS)}
+    return setting_words(dict(sorted(merged.items(), key=lambda item: order.get(item[0], len(order)))))
 
 
 def differences(options: dict, keys: list[str]) -> list[str]:
-    """How this run differs from Table 3: its model, and the settings (`options["settings"]`) that a method of the
-    paper among `keys` takes with another value than Table 3's. Empty: like with like."""
+    """How this run differs from Table 3: its model, and each argument that a method of the paper among `keys` ran
+    with another value than Table 3's (`options["settings"]`: the arguments by key; an argument Table 3 does not
+    set is compared with the method's default), e.g. `n 8 for PHM-Adapter, Compacter (Table 3: 4)`. Empty: like
+    with like."""
     efficiency = paper().efficiency
     found = [] if same_model(options["model"], efficiency.model) else [f"model {options['model']}"]
-    changed: dict[str, object] = {}
+    changed: dict[tuple[str, str, str], list[str]] = {}  # (argument, ours, Table 3's) -> the methods' names
     for key in keys:
-        if efficiency.row(key) is not None:
-            row = bench_row(key)
-            ours = accepted_settings(row, options["settings"])
-            changed |= {k: ours.get(k) for k, v in accepted_settings(row, TABLE3_SETTINGS).items() if ours.get(k) != v}
+        if efficiency.row(key) is None:
+            continue
+        row = bench_row(key)
+        table3 = {**complete_init_args(row.cls, row.init_args), **TABLE3_SETTINGS.get(key, {})}
+        for name, value in (options["settings"].get(key) or {}).items():
+            if value != table3.get(name):
+                changed.setdefault((name, setting_words({name: value}), _shown(table3.get(name))), []).append(row.name)
     return found + [
-        f"{setting_words({name: changed[name]})} (Table 3: {TABLE3_SETTINGS[name]:,})"
-        for name in TABLE3_SETTINGS
-        if name in changed
+        f"{ours} for {', '.join(names)} (Table 3: {theirs})" for (_, ours, theirs), names in changed.items()
     ]
+
+
+def _shown(value) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def _rows_of(method: str, model: str) -> list:
@@ -106,7 +124,7 @@ def paper_section(options: dict, keys: list[str]) -> dict:
         "source": efficiency.source,
         "model": efficiency.model,
         "setup": efficiency.setup,
-        "settings": dict(TABLE3_SETTINGS),
+        "settings": TABLE3_SETTINGS,
         "differs": differences(options, keys),
         "reference": {"method": REFERENCE, "memory_mb": reference.memory_mb, "time_min": reference.time_min},
         "recomputed": "paper_time_vs_t5_percent, paper_memory_vs_t5_percent: (x - x_T5) / x_T5 from Table 3's MB "

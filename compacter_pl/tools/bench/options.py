@@ -3,14 +3,15 @@ docstrings the help), by the runner, and by each worker (which gets it as JSON w
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 
 from compacter_pl.architectures import t5_config
-from compacter_pl.errors import UserError
-from compacter_pl.tools.bench.rows import BENCH_ROWS, TABLE3_SETTINGS
+from compacter_pl.errors import UserError, did_you_mean
+from compacter_pl.tools.bench.rows import BENCH_ROWS, TABLE3_SETTINGS, bench_row
 
 if TYPE_CHECKING:  # a Literal built at run time: a plain string to a type checker
     MethodKey = str
@@ -71,14 +72,9 @@ class BenchOptions:
     """Time every method's steps alternating with an LN-only model in the same process, and give its step time vs
     the floor as the median per-pair ratio, which a shared machine's drift between runs does not distort (doubles
     the timed steps; false compares separate runs, and needs no second model in memory)."""
-    bottleneck: PositiveInt = TABLE3_SETTINGS["bottleneck"]
-    """Adapter size of the adapter methods (Table 3: 24)."""
-    n: PositiveInt = TABLE3_SETTINGS["n"]
-    """n of PHM-Adapter, Compacter, Compacter++ (Table 3: 4)."""
-    prompt_tokens: PositiveInt = TABLE3_SETTINGS["num_tokens"]
-    """Prompt length of prompt tuning (Table 3: 100)."""
-    said_dim: PositiveInt = TABLE3_SETTINGS["intrinsic_dim"]
-    """d' of Intrinsic-SAID (Table 3: 1,400)."""
+    init_args: dict[str, dict[str, Any]] | None = None
+    """Arguments of methods by key, over Table 3's settings, e.g. {compacter: {n: 8}, adapter: {bottleneck: 48}}
+    (Table 3: adapter size 24, n 4, 100 prompt tokens, Intrinsic-SAID d' 1,400)."""
     malloc_mmap_threshold: NonNegativeInt = 256 * 1024
     """CPU: glibc's mmap threshold in bytes during the two steps that measure the peak resident memory, so freed
     activations return to the system and the peak is what a method needs (0 leaves glibc's adaptive default, whose
@@ -102,11 +98,24 @@ class BenchOptions:
 
     def __post_init__(self) -> None:
         """The model is read once, here (no weights, no network): an unknown one fails before any worker starts,
-        rather than in every worker."""
+        rather than in every worker; so does a method argument of `init_args` that its method does not take."""
         try:
             t5_config(self.model)
         except UserError as error:
             raise UserError(f"--model: {error}") from None
+        keys = [row.key for row in BENCH_ROWS]
+        for key, arguments in (self.init_args or {}).items():
+            if key not in keys:
+                raise UserError(
+                    f"--init_args: unknown method key {key!r}{did_you_mean(key, keys)}; bench has {', '.join(keys)}"
+                )
+            takes = inspect.signature(bench_row(key).cls).parameters
+            unknown = [name for name in arguments or {} if name not in takes]
+            if unknown:
+                raise UserError(
+                    f"--init_args: {key} has no argument {unknown[0]!r}{did_you_mean(unknown[0], takes)} "
+                    f"(its arguments: {', '.join(takes)})"
+                )
 
     @property
     def keys(self) -> list[str]:
@@ -114,11 +123,10 @@ class BenchOptions:
         return list(dict.fromkeys(self.methods or [row.key for row in BENCH_ROWS]))
 
     @property
-    def settings(self) -> dict:
-        """Table 3's settings by `__init__` argument name (each method takes those its signature has)."""
+    def settings(self) -> dict[str, dict]:
+        """Each method's arguments, by key: Table 3's, then `init_args` over them."""
+        given = self.init_args or {}
         return {
-            "bottleneck": self.bottleneck,
-            "n": self.n,
-            "num_tokens": self.prompt_tokens,
-            "intrinsic_dim": self.said_dim,
+            key: {**TABLE3_SETTINGS.get(key, {}), **(given.get(key) or {})}
+            for key in dict.fromkeys([*TABLE3_SETTINGS, *given])
         }

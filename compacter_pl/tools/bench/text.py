@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compacter_pl.text_table import text_table
-from compacter_pl.tools.bench.beside_paper import paper_section, setting_words
+from compacter_pl.tools.bench.beside_paper import paper_section, table3_words
 from compacter_pl.tools.bench.rows import bench_row
 
 MiB = 2**20
@@ -165,7 +165,7 @@ def format_beside_paper(section: dict, entries: list[dict]) -> list[str]:
     ]
     if not rows:
         return []
-    settings = setting_words(section["settings"])
+    settings = table3_words(section["settings"])
     if section["differs"]:  # still shown, but the header says what the paper's columns are
         title = (
             f"Beside the paper's Table 3: the paper's columns are {section['model']} with Table 3's settings "

@@ -5,6 +5,7 @@ Examples (after the program: `python cli.py`, `compacter-pl`):
     bench                                          # t5-base, every method, batch 8 x 128, CPU or GPU
     bench --methods full ln_only compacter compacter++ --json bench.json
     bench --model demo/tiny-t5 --source_length 32 --steps 3 --warmup 1
+    bench --methods ln_only compacter --init_args '{compacter: {n: 8}}'   # a method's arguments over Table 3's
     bench --config BENCH.yaml                      # options in YAML (--print_config writes one)
 """
 

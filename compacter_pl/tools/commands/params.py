@@ -21,9 +21,9 @@ import torch
 from compacter_pl.architectures import build_t5, count_parameters, t5_config
 from compacter_pl.config import run_command_line
 from compacter_pl.errors import UserError
-from compacter_pl.methods.paper import ALL_METHODS, MethodRow, report_methods
 from compacter_pl.methods.registry import complete_init_args, method_entry
 from compacter_pl.text_table import text_table
+from compacter_pl.tools.methods import ALL_METHODS, MethodRow, report_methods
 from compacter_pl.tools.paper import ScoreRow, ScoreTable, matching_rows, paper, same_model
 
 DType = Literal["float32", "bfloat16", "float16"]

@@ -3,8 +3,9 @@
 import sys
 
 from compacter_pl.config import run_command_line
-from compacter_pl.tools.sweep.grid import load_sweep, parse_shard
+from compacter_pl.tools.sweep.grid import parse_shard
 from compacter_pl.tools.sweep.runner import run_sweep
+from compacter_pl.tools.sweep.sweep_file import load_sweep
 
 
 def sweep(config: str, out: str | None = None, shard: str | None = None, dry_run: bool = False) -> None:

@@ -1,7 +1,8 @@
 """Sweeps: a grid of runs (tasks x methods x training sizes x seeds) declared in YAML, run, resumed and reported.
 
-Flow: `cli.py sweep` -> `grid` (the YAML as dataclasses, validated) -> `runner` (the loop: `preflight` checks
-before anything runs, then per run `processes` runs one `cli.py fit` then `cli.py test` subprocess, the `recorder`
-callback inside them writing what the run measured) -> `results` (one JSON line per finished run in
-`results.jsonl`) -> `cli.py report` -> `report` (tables, figure).
+Flow: `cli.py sweep` -> `sweep_file` (the YAML read and validated, methods by registry key) -> `grid` (its runs as
+dataclasses) -> `runner` (the loop: `preflight` checks before anything runs, then per run `processes` runs one
+`cli.py fit` then `cli.py test` subprocess, the `recorder` callback inside them writing what the run measured) ->
+`results` (one JSON line per finished run in `results.jsonl`) -> `cli.py report` -> `report` (tables, figure; a
+run's method by its registry key, `report/methods.py`).
 """

@@ -43,15 +43,15 @@ def _set_where(sweep: Sweep, run: Run, message: str) -> str:
     levels = [
         ("overrides", sweep.overrides),
         (f"tasks.{run.task}", sweep.tasks[run.task]),
-        (f"methods.{run.method.name}.overrides", run.method.overrides),
+        (f"methods.{run.method.key}.overrides", run.method.overrides),
         (f"sizes.{run.size or FULL}", sweep.sizes[run.size]),
-        (f"methods.{run.method.name}.search", run.config.overrides()),
+        (f"methods.{run.method.key}.search", run.config.overrides()),
     ]
     for context, overrides in reversed(levels):
         if any(f"--{key}=" in message or f"'{key}'" in message for key in overrides):
             return f" (check {context})"
     if "model.method" in message or "init_args" in message:
-        return f" (check methods.{run.method.name})"
+        return f" (check methods.{run.method.key})"
     return ""
 
 
@@ -98,7 +98,7 @@ def check_fingerprints(sweep: Sweep, finished: dict[str, dict], base_content, ro
             raise UserError(
                 f"{sweep.path}: {RESULTS_FILE} in {sweep.out_dir} holds run {run.name} made with {name}={then!r}, "
                 f"where the method's default is now {now!r}; set {name}: {json.dumps(then)} in "
-                f"methods.{run.method.name}.init_args to go on with those runs, or write this sweep to a new "
+                f"methods.{run.method.key}.init_args to go on with those runs, or write this sweep to a new "
                 f"directory with --out DIR"
             )
 

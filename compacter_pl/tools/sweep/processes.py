@@ -57,8 +57,9 @@ def cli_command() -> list[str]:
 
 
 def fit_command(sweep: Sweep, directory: SweepDir, run: Run, progress_bar: bool) -> list[str]:
-    # the test (another process, no logger) adds its scores to the run's row afterwards (write_row_metrics)
-    row = {"sweep.method": run.method.name, **({"sweep.config": run.config.name} if run.config.name else {})}
+    # the test (another process, no logger) adds its scores to the run's row afterwards (write_row_metrics); the
+    # row names the method by its key and shows its arguments (a variant's among them) of its own
+    row = {"sweep.config": run.config.name} if run.config.name else {}
     init_args = {"save_dir": str(directory.runs), "name": "", "version": run.name, "row": row}
     logger = {"class_path": LOGGER, "init_args": init_args}
     return [

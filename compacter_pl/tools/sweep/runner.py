@@ -161,7 +161,7 @@ def record(sweep: Sweep, directory: SweepDir, run: Run, base_content, tested: Te
     line = {
         "run": run.name,
         "task": run.task,
-        "method": run.method.name,
+        "method": run.method.key,  # a variant's arguments are in init_args
         "size": run.size,
         "seed": run.seed,
         "val": fit_summary["best_val"],

@@ -19,7 +19,7 @@ from compacter_pl.architectures import build_t5
 from compacter_pl.errors import UserError
 from compacter_pl.layers import LowRankLinear, LowRankPHMLinear, PHMLinear, SharedPHMRules, houlsby_linear
 from compacter_pl.methods import Adapter, AdapterDrop, AdapterLowRank, Compacter, CompacterPlusPlus, PHMAdapter
-from compacter_pl.methods.paper import method_row
+from compacter_pl.tools.methods import method_row
 
 GAIN = math.sqrt(2.0)  # the authors' glorot_uniform: xavier_uniform_(tensor, gain=math.sqrt(2))
 

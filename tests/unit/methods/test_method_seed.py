@@ -20,16 +20,16 @@ from compacter_pl.export import apply_export, export_checkpoint, load_export, me
 from compacter_pl.hub import load_t5
 from compacter_pl.methods import IntrinsicSAID, PromptTuning
 from compacter_pl.module import TextToTextModule
-from compacter_pl.tools.sweep.grid import load_sweep
+from compacter_pl.tools.sweep.sweep_file import load_sweep
 from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT, tiny_batch
 
-METHODS = {
-    "prompt-random": {"class_path": "compacter_pl.methods.PromptTuning", "init_args": {"num_tokens": 5}},
-    "prompt-vocab": {
+METHODS = {  # by registry key, as the sweep names methods
+    "prompt_random": {"class_path": "compacter_pl.methods.PromptTuning", "init_args": {"num_tokens": 5}},
+    "prompt_vocab": {
         "class_path": "compacter_pl.methods.PromptTuning",
         "init_args": {"num_tokens": 5, "init": "vocab", "init_vocab_size": 200},
     },
-    "said": {"class_path": "compacter_pl.methods.IntrinsicSAID", "init_args": {"intrinsic_dim": 500}},
+    "intrinsic_said": {"class_path": "compacter_pl.methods.IntrinsicSAID", "init_args": {"intrinsic_dim": 500}},
 }
 
 
@@ -103,7 +103,7 @@ def test_the_same_seed_draws_the_same_again(sweep_runs, method):
 def test_an_explicit_method_seed_wins_over_the_run_seed(tmp_path):
     starts = []
     for run_seed in (0, 1):
-        method = {**METHODS["prompt-random"], "init_args": {"num_tokens": 5, "seed": 5}}
+        method = {**METHODS["prompt_random"], "init_args": {"num_tokens": 5, "seed": 5}}
         cli = built(tmp_path, f"--seed_everything={run_seed}", f"--model.method={json.dumps(method)}")
         assert cli.model.method.seed == 5 and cli.model.hparams["method"]["init_args"]["seed"] == 5
         starts.append(start_of(cli.model.model))
@@ -111,7 +111,7 @@ def test_an_explicit_method_seed_wins_over_the_run_seed(tmp_path):
 
 
 def test_a_plain_fit_seeds_the_method_with_seed_everything(tmp_path):
-    method = f"--model.method={json.dumps(METHODS['said'])}"
+    method = f"--model.method={json.dumps(METHODS['intrinsic_said'])}"
     assert built(tmp_path, method).model.method.seed == 42  # configs/demo.yaml: seed_everything 42
     cli = built(tmp_path, method, "--seed_everything=true")  # a random seed, chosen by Lightning
     assert cli.model.method.seed == cli.config.seed_everything
@@ -162,7 +162,7 @@ def logits(model, batch) -> torch.Tensor:
         return model.eval()(**batch).logits
 
 
-@pytest.mark.parametrize("method", ["prompt-random", "said"])
+@pytest.mark.parametrize("method", ["prompt_random", "intrinsic_said"])
 def test_checkpoint_and_export_reload_with_the_recorded_seed(tmp_path, method):
     module, ckpt = fit_two_steps(tmp_path, METHODS[method])
     assert read_checkpoint(ckpt)["hyper_parameters"]["method"]["init_args"]["seed"] == 7
@@ -195,7 +195,8 @@ def test_checkpoint_and_export_reload_with_the_recorded_seed(tmp_path, method):
 
 def test_said_saved_before_projection_version_rebuilds_or_is_refused(tmp_path):
     # Checkpoints and exports from before projection_version was recorded were drawn from stream 1.
-    method = {**METHODS["said"], "init_args": {**METHODS["said"]["init_args"], "projection_version": 1}}
+    said = METHODS["intrinsic_said"]
+    method = {**said, "init_args": {**said["init_args"], "projection_version": 1}}
     module, ckpt = fit_two_steps(tmp_path, method)
     batch = tiny_batch()
     expected = logits(module.model, batch)
@@ -213,7 +214,7 @@ def test_said_saved_before_projection_version_rebuilds_or_is_refused(tmp_path):
         "test",
         "--config",
         str(ROOT / "configs/demo.yaml"),
-        f"--model.method={json.dumps(METHODS['said'])}",
+        f"--model.method={json.dumps(METHODS['intrinsic_said'])}",
         "--ckpt_path",
         str(old_ckpt),
         "--trainer.limit_test_batches=1",

@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 import compacter_pl.methods as methods
-from compacter_pl.methods.registry import complete_init_args, entry_of_config, method_entry, registered_methods
+from compacter_pl.methods.registry import complete_init_args, entry_of_config, method_entry
 from compacter_pl.tasks import TASKS
+from compacter_pl.tools.methods import paper_learning_rate, paper_methods
 from compacter_pl.tools.paper import FILE, PACKAGE, PaperFileError, _score_table, matching_rows, paper
 from tests.helpers import ROOT
 
@@ -46,12 +47,11 @@ def test_a_table_has_one_row_per_method_and_arguments():
         assert len(keys) == len(set(keys)), table.number
 
 
-def test_the_registry_learning_rates_are_table_4s():
+def test_the_learning_rates_the_tools_read_by_key_are_table_4s():
     table4 = next(r for r in paper().learning_rates if r.number == 4)
-    paper_methods = [e for e in registered_methods() if e.paper is not None]
-    assert set(table4.rates) == {e.key for e in paper_methods}
-    for entry in paper_methods:
-        assert entry.learning_rate == table4.rates[entry.key], entry.key
+    assert set(table4.rates) == {e.key for e in paper_methods()}
+    for entry in paper_methods():
+        assert paper_learning_rate(entry.key) == table4.rates[entry.key], entry.key
 
 
 def test_each_learning_rate_table_belongs_to_its_score_table():
@@ -77,7 +77,7 @@ def test_table_3_deltas_recomputed_against_t5_base():
         assert efficiency.time_delta(row.method) == pytest.approx(row.time_delta_printed, abs=0.01), row.method
         own = 100 * (row.memory_mb - reference.memory_mb) / row.memory_mb
         assert own == pytest.approx(row.memory_delta_printed, abs=0.01), row.method
-    assert {row.method for row in efficiency.rows} == {e.key for e in registered_methods() if e.paper is not None}
+    assert {row.method for row in efficiency.rows} == {e.key for e in paper_methods()}
 
 
 @pytest.mark.skipif(not TRANSCRIPTION.is_file(), reason="the shared transcription is not beside the project")

@@ -10,6 +10,7 @@ from typing import overload
 from compacter_pl.tools.paper import FILE as PAPER_FILE
 from compacter_pl.tools.paper import ScoreRow, ScoreTable, matching_rows, paper
 from compacter_pl.tools.sweep.report.aggregate import FullData
+from compacter_pl.tools.sweep.report.methods import MODEL
 from compacter_pl.tools.sweep.report.records import benchmark_of, display
 from compacter_pl.tools.sweep.report.render import average_cell
 
@@ -173,7 +174,7 @@ def beside_paper(full: FullData, records: list[dict]) -> tuple[str, list[dict]]:
             "",
             *lines,
             "",
-            f"The paper's numbers: {table.name} of arXiv 2106.04647v2 (compacter_pl/tools/sweep/{PAPER_FILE}); a run "
+            f"The paper's numbers: {table.name} of arXiv 2106.04647v2 (compacter_pl/tools/{PAPER_FILE}); a run "
             "goes beside the row of its method, model and the arguments the row stands for (n, d', the prompt's "
             "init, whether the output layer trains). Difference: ours − the paper's; for the average only when "
             "ours is over all of the table's tasks." + "".join(f" {n}" for n in marks),
@@ -194,13 +195,18 @@ def beside_paper(full: FullData, records: list[dict]) -> tuple[str, list[dict]]:
 
 
 def _unmatched(full: FullData, records: list[dict], sections: list[PaperSection]) -> list[str]:
-    """Our methods with full-data test numbers that no table of the paper has a row for, with their model."""
+    """Our methods with full-data test numbers that no table of the paper has a row for, with their model (unless
+    the method's name says it)."""
     matched = {method for section in sections for method, _ in section.tasks}
     models: defaultdict[str, dict[str, None]] = defaultdict(dict)
     for record in records:
         if record.get("size") is None and record["method"] not in matched:
             models[record["method"]][str(record.get("model") or "model unknown")] = None
-    return [f"{m} ({', '.join(models[m])})" for m in full.methods if m in models]
+    return [
+        m if all(f"{MODEL} = {model}" in m for model in models[m]) else f"{m} ({', '.join(models[m])})"
+        for m in full.methods
+        if m in models
+    ]
 
 
 @overload

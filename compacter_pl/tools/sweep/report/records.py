@@ -5,10 +5,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from compacter_pl.config.program import program
 from compacter_pl.errors import UserError
+from compacter_pl.tools.sweep.report.methods import identify_methods
 from compacter_pl.tools.sweep.results import RESULTS_FILE, read_results, with_run_settings
 
 SCALE = 100.0  # scores in percent, as the paper prints them
@@ -56,10 +55,11 @@ def metric_order(task: str, names) -> list[str]:
 
 
 def load_records(paths: Sequence[str | Path]) -> tuple[list[dict], list[str]]:
-    """The results of sweep directories (or results files), and the methods in the order their sweep files
-    declare them (else the order they first appear). Corrupt lines are reported on stderr and skipped."""
+    """The results of sweep directories (or results files), each run's method named by its registry key
+    (`methods.identify_methods`), and the methods in the order their sweep files declare them (else the order they
+    first appear). Corrupt lines are reported on stderr and skipped."""
     records: list[dict] = []
-    methods: list[str] = []
+    sweep_files: list[Path] = []
     for path in map(Path, paths):
         file = path / RESULTS_FILE if path.is_dir() else path
         if not file.is_file():
@@ -77,16 +77,8 @@ def load_records(paths: Sequence[str | Path]) -> tuple[list[dict], list[str]]:
                 file=sys.stderr,
             )
         records += (with_run_settings(record, file.parent) for record in finished.values())
-        methods += _declared_methods(file.parent / "sweep.yaml")
-    methods += [r["method"] for r in records]
-    return records, list(dict.fromkeys(m for m in methods if any(r["method"] == m for r in records)))
-
-
-def _declared_methods(sweep_file: Path) -> list[str]:
-    try:
-        return list((yaml.safe_load(sweep_file.read_text()) or {}).get("methods") or {})
-    except (OSError, yaml.YAMLError, AttributeError):
-        return []
+        sweep_files.append(file.parent / "sweep.yaml")
+    return identify_methods(records, sweep_files)
 
 
 def metric_value(record: dict, metric: str) -> float | None:

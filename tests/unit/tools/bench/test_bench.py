@@ -11,7 +11,7 @@ import torch
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
-from compacter_pl.methods import Compacter, LayerNormOnly, PromptTuning, trainable_parameters
+from compacter_pl.methods import Adapter, Compacter, LayerNormOnly, PromptTuning, trainable_parameters
 from compacter_pl.module import TextToTextModule
 from compacter_pl.steps import build_optimizer, enable_gradient_checkpointing, label_log_likelihoods, padded_label_ids
 from compacter_pl.tools.bench import runner
@@ -20,9 +20,11 @@ from compacter_pl.tools.bench.padding import real_token_fraction
 from compacter_pl.tools.bench.rows import BENCH_ROWS, FLOOR, TABLE3_SETTINGS, build_method
 from compacter_pl.tools.bench.runner import add_ratios, aggregate, format_report
 from compacter_pl.tools.bench.worker import measure
-from tests.helpers import DEMO_DATA, DEMO_MODEL
+from compacter_pl.tools.paper import paper
+from tests.helpers import DEMO_DATA, DEMO_MODEL, in_process, one_line_error
 
 MiB = 2**20
+TINY = {"compacter": {"bottleneck": 8, "n": 4}}  # what fits the tiny demo model (64 wide)
 
 
 # --- the benchmark through cli.py ---------------------------------------------------------------------------------
@@ -103,12 +105,17 @@ def test_bench_on_the_tiny_model_prints_the_table_and_writes_consistent_json(cli
 # --- the pieces, in process ---------------------------------------------------------------------------------------
 
 
-def test_every_method_gets_table3_settings_where_its_signature_takes_them():
+def test_every_method_gets_its_table3_settings_by_key():
     assert build_method("compacter").n == 4 and build_method("compacter").bottleneck == 24
     assert build_method("phm_adapter").n == 4  # its own default is 12; Table 3 uses 4
     assert build_method("prompt_vocab").num_tokens == 100 and build_method("prompt_vocab").init == "vocab"
-    assert build_method("intrinsic_said").intrinsic_dim == TABLE3_SETTINGS["intrinsic_dim"] == 1400
+    assert build_method("intrinsic_said").intrinsic_dim == TABLE3_SETTINGS["intrinsic_said"]["intrinsic_dim"] == 1400
     assert isinstance(build_method("ln_only"), LayerNormOnly)
+    # Table 3's rows in paper_results.yaml give them, by key: no argument name is applied across methods
+    assert TABLE3_SETTINGS == {row.method: dict(row.args) for row in paper().efficiency.rows if row.args}
+    assert TABLE3_SETTINGS["adapter"] == {"bottleneck": 24} and "lora" not in TABLE3_SETTINGS
+    assert build_method("compacter", {"compacter": {"n": 8}}).bottleneck == Compacter().bottleneck  # only its own
+    assert build_method("adapter", {"compacter": {"bottleneck": 8}}).bottleneck == Adapter().bottleneck
     assert {row.key for row in BENCH_ROWS} >= {"full", "ln_only", "compacter", "compacter++", "intrinsic_said"}
 
 
@@ -135,7 +142,7 @@ def test_the_floor_trains_exactly_the_62_layer_norms_of_t5_base():
 def test_worker_measures_a_method_in_process_without_gradients_on_frozen_weights(options):
     spec = {"steps": 1, "warmup": 0, "pair_with_floor": False, **options}
     result = measure(
-        BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=1, bottleneck=8, n=4, device="cpu", **spec),
+        BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=1, device="cpu", **spec, init_args=TINY),
         "compacter",
     )
     assert result["trainable"] == count_parameters_of("compacter")
@@ -155,8 +162,9 @@ def test_the_profiled_step_splits_a_methods_own_layers_from_the_rest(key, region
     """The tiny T5 has 2 + 2 blocks: Compacter's 8 adapters (after attention and after the feed-forward of each
     block) each enter their region in the forward and in the backward; SAID's projections in both too; the floor
     has no layers of its own."""
-    options = BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=0, bottleneck=8, n=4, device="cpu")
-    result = measure(replace(options, steps=1, warmup=0, pair_with_floor=False, said_dim=64), key)
+    options = BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=0, device="cpu", init_args=TINY)
+    tiny_said = {**TINY, "intrinsic_said": {"intrinsic_dim": 64}}
+    result = measure(replace(options, steps=1, warmup=0, pair_with_floor=False, init_args=tiny_said), key)
     assert set(result["region_seconds"]) == set(regions) == set(result["region_calls"])
     for name, calls in regions.items():
         assert 0 < result["region_seconds"][name] < result["profiled_step_seconds"]
@@ -170,7 +178,7 @@ def test_the_profiled_step_splits_a_methods_own_layers_from_the_rest(key, region
 
 def count_parameters_of(key: str) -> int:
     model = build_t5(DEMO_MODEL / "config.json")
-    build_method(key, {"bottleneck": 8, "n": 4}).apply(model)
+    build_method(key, TINY).apply(model)
     return count_parameters(model, trainable_only=True)
 
 
@@ -555,8 +563,14 @@ def test_the_papers_trained_shares_are_table_1s_settings_and_ours_the_settings_r
     "change, differs",
     [
         ({"model": str(DEMO_MODEL)}, [f"model {DEMO_MODEL}"]),
-        ({"settings": {**TABLE3_SETTINGS, "n": 8}}, ["n 8 (Table 3: 4)"]),
-        ({"settings": {**TABLE3_SETTINGS, "intrinsic_dim": 20_000}}, []),  # no SAID run: nothing differs
+        (
+            {"settings": {**TABLE3_SETTINGS, "phm_adapter": {"bottleneck": 24, "n": 8}}},
+            ["n 8 for PHM-Adapter (Table 3: 4)"],
+        ),
+        (
+            {"settings": {**TABLE3_SETTINGS, "intrinsic_said": {"intrinsic_dim": 20_000}}},
+            [],
+        ),  # no SAID run: nothing differs
     ],
     ids=["another-model", "another-n", "a-setting-no-method-run-takes"],
 )
@@ -571,10 +585,25 @@ def test_a_run_unlike_table_3_still_shows_the_paper_and_says_what_the_papers_col
     assert all(difference in text for difference in differs)
 
 
+@pytest.mark.parametrize(
+    "init_args, fragments",
+    [
+        ("{compactor: {n: 8}}", ["--init_args: unknown method key 'compactor'", "did you mean 'compacter'?"]),
+        ("{compacter: {nn: 8}}", ["--init_args: compacter has no argument 'nn'", "did you mean 'n'?"]),
+    ],
+)
+def test_a_method_argument_bench_cannot_give_is_a_one_line_error(capsys, init_args, fragments):
+    code, _, err = in_process(capsys, "bench", "--model", str(DEMO_MODEL), "--init_args", init_args)
+    one_line_error(code, err, *fragments)
+
+
 def test_the_json_says_how_the_papers_deltas_were_computed(monkeypatch, tmp_path):
     monkeypatch.setattr(runner, "run_worker", lambda options, key, workdir: fake_result(key, 1.0, 200 * MiB))
-    report = runner.run_bench(BenchOptions(methods=["full", "phm_adapter"], device="cpu", n=8))
-    assert report["options"]["settings"]["n"] == 8 and report["paper"]["differs"] == ["n 8 (Table 3: 4)"]
+    report = runner.run_bench(
+        BenchOptions(methods=["full", "phm_adapter"], device="cpu", init_args={"phm_adapter": {"n": 8}})
+    )
+    assert report["options"]["settings"]["phm_adapter"] == {"bottleneck": 24, "n": 8}
+    assert report["paper"]["differs"] == ["n 8 for PHM-Adapter (Table 3: 4)"]
     paper = report["paper"]
     assert paper["reference"] == {"method": "full", "memory_mb": 167.99, "time_min": 42.13}
     assert "own memory" in paper["printed"] and "paper_memory_vs_t5_percent" in paper["recomputed"]

@@ -8,9 +8,9 @@ import yaml
 
 from compacter_pl.architectures import build_t5, canonical_name, count_parameters, known_architectures, t5_config
 from compacter_pl.errors import UserError
-from compacter_pl.methods.paper import ALL_METHODS, PAPER_METHODS
 from compacter_pl.methods.registry import complete_init_args, method_entry
 from compacter_pl.tools.commands.params import main, parameter_report
+from compacter_pl.tools.methods import ALL_METHODS, PAPER_METHODS, paper_learning_rate, paper_percent
 from compacter_pl.tools.paper import paper
 from tests.helpers import DEMO_MODEL, ROOT, in_process, one_line_error, run_cli
 
@@ -30,7 +30,7 @@ def test_params_table_for_t5_base_gives_the_spec_counts_and_paper_percentages(ca
         cells = line[len(row.name) :].split()
         trainable = int(cells[0].replace(",", ""))
         assert abs(trainable - row.t5_base_params) <= row.tolerance, line
-        assert cells[1] == cells[2] == f"{row.paper_percent:.3f}", line  # ours and the paper's, 3 decimals
+        assert cells[1] == cells[2] == f"{paper_percent(row.key):.3f}", line  # ours and the paper's, 3 decimals
         assert int(cells[3].replace(",", "")) == 4 * trainable  # fp32 checkpoint bytes
     # below, Table 1: each printed share, the bottleneck that reproduces it, our count there
     section = table[table.index("Table 1 of the paper (GLUE test, T5-base)") :].splitlines()
@@ -216,8 +216,8 @@ def method_of(config_path):
 def test_rte_config_of_every_method_has_the_paper_rate_and_count(row):
     path = ROOT / "configs" / f"rte_{row.key}.yaml"
     data, method = method_of(path)
-    if row.learning_rate is not None:
-        assert data["model"]["learning_rate"] == pytest.approx(row.learning_rate)
+    if paper_learning_rate(row.key) is not None:
+        assert data["model"]["learning_rate"] == pytest.approx(paper_learning_rate(row.key))
     model = build_t5("t5-base", device="meta")
     method.apply(model)
     expected = count_parameters(build_t5("t5-base", device="meta"), True) if row.key == "full" else None

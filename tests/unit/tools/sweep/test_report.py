@@ -246,7 +246,8 @@ def test_concurrent_appends_never_interleave(tmp_path):
 
 
 def searched(task, config, seed, val, test, method="cpp", size=None, class_path="CompacterPlusPlus", n=4, **metrics):
-    """A results line of one configuration of a search: `config` is {name: {axis: value}}."""
+    """A results line of one configuration of a search: `config` is {name: {axis: value}}. The report names its
+    method by the key of its class and arguments (compacter++), whatever name it was recorded under."""
     ((name, values),) = config.items()
     line = record(task, method, size, seed, test, **metrics)
     return {
@@ -282,10 +283,10 @@ def test_the_configuration_with_the_best_mean_validation_score_is_reported(tmp_p
     written = write_report([tmp_path])
     markdown = written["markdown"].read_text()
     # rte reports lr3e-3's test scores 60, 62, 64; mrpc the tie's smaller learning rate, lr3e-4 (80 / 80)
-    assert table_rows(markdown, "cpp")[1][3:5] == ["80.00 ± 0.00 / 80.00 ± 0.00", "62.00 ± 2.00"]
-    chosen = table_rows(markdown, "cpp")[0]
-    assert chosen == ["cpp", "full", "lr3e-4: 85.00 ± 0.00 (best of 2)", "lr3e-3: 80.00 ± 2.00 (best of 2)"]
-    assert "left out rte cpp n=full: lr3e-1 (1 of 3 seeds)" in markdown
+    assert table_rows(markdown, "compacter++")[1][3:5] == ["80.00 ± 0.00 / 80.00 ± 0.00", "62.00 ± 2.00"]
+    chosen = table_rows(markdown, "compacter++")[0]
+    assert chosen == ["compacter++", "full", "lr3e-4: 85.00 ± 0.00 (best of 2)", "lr3e-3: 80.00 ± 2.00 (best of 2)"]
+    assert "left out rte compacter++ n=full: lr3e-1 (1 of 3 seeds)" in markdown
     rows = list(csv.DictReader(written["csv"].open()))
     assert csv_value(rows, table="selection", task="rte")["config"] == "lr3e-3"
     assert csv_value(rows, table="table1", task="rte", metric="test/accuracy")["config"] == "lr3e-3"
@@ -299,13 +300,13 @@ def test_selection_per_size_and_a_diverged_configuration_loses(tmp_path):
     ]
     write_results(tmp_path, lines)
     markdown = write_report([tmp_path])["markdown"].read_text()
-    assert [row[:3] for row in table_rows(markdown, "cpp")] == [
-        ["cpp", "100", "lr3e-3: 90.00 (best of 2)"],
-        ["cpp", "500", "lr3e-3: 90.00 (best of 3)"],
-        ["cpp", "100", "1"],
-        ["cpp", "500", "1"],
+    assert [row[:3] for row in table_rows(markdown, "compacter++")] == [
+        ["compacter++", "100", "lr3e-3: 90.00 (best of 2)"],
+        ["compacter++", "500", "lr3e-3: 90.00 (best of 3)"],
+        ["compacter++", "100", "1"],
+        ["compacter++", "500", "1"],
     ]
-    assert [row[3] for row in table_rows(markdown, "cpp")[2:]] == ["80.00", "90.00"]
+    assert [row[3] for row in table_rows(markdown, "compacter++")[2:]] == ["80.00", "90.00"]
 
 
 def test_no_option_selects_on_test(tmp_path, capsys):
@@ -359,9 +360,13 @@ def test_full_data_goes_beside_the_rows_of_the_papers_tables_it_matches(tmp_path
     write_results(tmp_path, lines)
     written = write_report([tmp_path])
     markdown = written["markdown"].read_text()
+    # Compacter's runs are named by its key and what sets them apart: n and the model (recorded as compacter,
+    # small, compacter-n12, ..., tiny)
+    base, small, tiny = (f"compacter (n = 4, model = {model})" for model in (BASE, SMALL, "demo/tiny-t5"))
+    n12, n8, n16 = (f"compacter (n = {n}, model = google-t5/t5-base)" for n in (12, 8, 16))
     table1 = section(markdown, "Beside the paper's Table 1 (GLUE test, T5-base)")
     assert "| method |  | RTE (accuracy) | GLUE avg |" in table1
-    assert table_rows(table1, "compacter") == [["compacter", "ours", "75.00", "75.00 (1/8 tasks)"]]
+    assert table_rows(table1, base) == [[base, "ours", "75.00", "75.00 (1/8 tasks)"]]
     assert table_rows(table1, "adapter") == [["adapter", "ours", "72.00", "72.00 (1/8 tasks)"]]
     assert table_rows(table1, "") == [
         ["", "paper: Compacter (n = 4)", "77.70", "86.62"],
@@ -373,31 +378,28 @@ def test_full_data_goes_beside_the_rows_of_the_papers_tables_it_matches(tmp_path
     assert "adapter at the learning rate the paper selected (Table 4)" in table1
     # Table 6 has n = 4 too (not the adapters); Table 9 is the T5-small run's, never Table 1
     table6 = section(markdown, "Beside the paper's Table 6")
-    assert [r[0] for r in table_rows(table6, "compacter")] == ["compacter"] and "adapter" not in table6
+    assert [r[0] for r in table_rows(table6, base)] == [base] and "adapter" not in table6
     table9 = section(markdown, "Beside the paper's Table 9 (GLUE test, T5-small")
-    assert table_rows(table9, "small") == [["small", "ours", "60.00", "60.00 (1/8 tasks)"]]
+    assert table_rows(table9, small) == [[small, "ours", "60.00", "60.00 (1/8 tasks)"]]
     assert table_rows(table9, "")[0] == ["", "paper: Compacter (n = 4)", "64.03", "80.90"]
-    assert "small" not in table1 and "small" not in table6
+    assert small not in table1 and small not in table6
     # SuperGLUE: n 12 in Tables 2 and 8, n 8 only in Table 8, n 16 nowhere
     table2 = section(markdown, "Beside the paper's Table 2")
-    assert table_rows(table2, "compacter-n12") == [["compacter-n12", "ours", "90.00 / 80.00", "85.00 (1/6 tasks)"]]
+    assert table_rows(table2, n12) == [[n12, "ours", "90.00 / 80.00", "85.00 (1/6 tasks)"]]
     assert table_rows(table2, "")[:2] == [
         ["", "paper: Compacter (n = 12)", "96.43 / 87.44", "71.57"],
         ["", "difference", "-6.43 / -7.44", ""],
     ]
     table8 = section(markdown, "Beside the paper's Table 8")
-    assert {r[0] for r in [*table_rows(table8, "compacter-n12"), *table_rows(table8, "compacter-n8")]} == {
-        "compacter-n12",
-        "compacter-n8",
-    }
+    assert {r[0] for r in [*table_rows(table8, n12), *table_rows(table8, n8)]} == {n12, n8}
     assert ["", "paper: Compacter (n = 8)", "85.71 / 80.06", "71.19"] in table_rows(table8, "")
-    assert "compacter-n16" not in table2 + table8
+    assert n16 not in table2 + table8
     assert (
-        "The paper has no row for: compacter-n16 (google-t5/t5-base); lora (google-t5/t5-base); tiny (demo/tiny-t5). "
+        f"The paper has no row for: {tiny}; {n16}; lora (google-t5/t5-base). "
         "Its tables are for google-t5/t5-base and google-t5/t5-small" in markdown
     )
     rows = list(csv.DictReader(written["csv"].open()))
-    assert csv_value(rows, table="paper Table 9", method="small", metric="test/accuracy")["mean"] == "64.030000"
+    assert csv_value(rows, table="paper Table 9", method=small, metric="test/accuracy")["mean"] == "64.030000"
     assert csv_value(rows, table="paper Table 1", method="adapter")["config"] == "Adapter"
 
 
@@ -420,9 +422,10 @@ def test_the_selected_learning_rate_of_the_paper_stands_beside_the_choice(tmp_pa
     markdown = write_report([tmp_path])["markdown"].read_text()
     chosen = section(markdown, "Configurations chosen on validation")
     assert "| method | n | RTE | CB | the paper's learning rate |" in chosen
-    assert table_rows(chosen, "compacter")[0][-1] == "3e-3 (Table 4)"
-    assert table_rows(chosen, "cb-n12")[0][-1] == "3e-3 (Table 11)"
-    assert table_rows(chosen, "cb-n8")[0][-1] == "—"  # Table 8's rates are not published
+    # recorded as compacter, cb-n12 and cb-n8: the key and the n that sets each apart
+    assert table_rows(chosen, "compacter (n = 4)")[0][-1] == "3e-3 (Table 4)"
+    assert table_rows(chosen, "compacter (n = 12)")[0][-1] == "3e-3 (Table 11)"
+    assert table_rows(chosen, "compacter (n = 8)")[0][-1] == "—"  # Table 8's rates are not published
 
 
 def test_a_table_of_the_papers_selected_configuration_says_it_is_not_the_search(tmp_path):
@@ -458,3 +461,68 @@ def test_results_from_before_the_sweep_recorded_the_model_read_it_from_the_runs_
     )
     table1 = section(write_report([tmp_path])["markdown"].read_text(), "Beside the paper's Table 1")
     assert table_rows(table1, "compacter") == [["compacter", "ours", "70.00", "70.00 (1/8 tasks)"]]
+
+
+# --- a run's method is its registry key ----------------------------------------------------------------------------
+
+
+def old_line(task, method, seed, score, class_path, search=None, **init_args) -> dict:
+    """A results line of a sweep file that named its methods freely (pfeiffer-adapter, compacter-n8)."""
+    line = ran(record(task, method, None, seed, score), f"compacter_pl.methods.{class_path}", **init_args)
+    config = "_".join(f"d{v}" for v in (search or {}).values())
+    searched = {f"init_args.{k}": v for k, v in (search or {}).items()}
+    run = f"{task}-{method}{'-' + config if config else ''}-nfull-s{seed}"
+    return {**line, "run": run, "val": {"score": score}, "search": searched, "config": config or None}
+
+
+def test_results_of_sweeps_that_named_methods_otherwise_report_under_their_keys(tmp_path):
+    lines = [
+        *(old_line("rte", "t5-finetune", s, 0.7, "full.FullFineTuning") for s in (0, 1)),
+        *(old_line("rte", "pfeiffer-adapter", s, 0.6 + s / 10, "adapters.PfeifferAdapter") for s in (0, 1)),
+        # Appendix B's n as methods of their own, the bottleneck searched: a row per n, never one per bottleneck
+        *(
+            old_line(
+                "rte", f"compacter-n{n}", 0, 0.5 + n / 100 + b / 1000, "compacter.Compacter", {"bottleneck": b}, n=n
+            )
+            for n in (8, 4)
+            for b in (24, 48)
+        ),
+    ]
+    write_results(tmp_path, lines)
+    (tmp_path / "sweep.yaml").write_text(  # the file's order: its names mapped to keys by class and arguments
+        yaml.safe_dump(
+            {
+                "methods": {
+                    "pfeiffer-adapter": {"class_path": "compacter_pl.methods.PfeifferAdapter"},
+                    "t5-finetune": {"class_path": "compacter_pl.methods.FullFineTuning"},
+                }
+            }
+        )
+    )
+    markdown = write_report([tmp_path])["markdown"].read_text()
+    full_data = section(markdown, "Full data")
+    assert [row[0] for row in table_rows(full_data, "pfeiffer")] == ["pfeiffer"]
+    names = [line.split("|")[1].strip() for line in full_data.splitlines() if line.startswith("| ")][1:]
+    assert names == ["pfeiffer", "full", "compacter (n = 4)", "compacter (n = 8)"]
+    assert table_rows(full_data, "pfeiffer")[0][3] == "65.00 ± 7.07"  # both seeds, one row
+    chosen = section(markdown, "Configurations chosen on validation")
+    # the bottleneck is selected over (on validation), n is not
+    assert [row[2] for row in table_rows(chosen, "compacter (n = 8)")] == ["d48: 62.80 (best of 2)"]
+    assert [row[2] for row in table_rows(chosen, "compacter (n = 4)")] == ["d48: 58.80 (best of 2)"]
+    table1 = section(markdown, "Beside the paper's Table 1")
+    assert table_rows(table1, "pfeiffer")[0][:2] == ["pfeiffer", "ours"]
+    assert "paper: Pfeiffer-Adapter" in table1  # the display name, the registry's
+
+
+def test_a_seed_the_run_resolves_itself_does_not_split_a_method(tmp_path):
+    prompt = "compacter_pl.methods.prompt.PromptTuning"
+    lines = [  # the module records each run's own seed (its seed_everything): one method all the same
+        {
+            **ran(record("rte", "prompt_vocab", None, s, 0.6), prompt, init="vocab"),
+            "method_init_args": {"init": "vocab", "seed": s},
+        }
+        for s in (0, 1)
+    ]
+    write_results(tmp_path, lines)
+    full_data = section(write_report([tmp_path])["markdown"].read_text(), "Full data")
+    assert [row[:2] for row in table_rows(full_data, "prompt_vocab")] == [["prompt_vocab", "100"]]

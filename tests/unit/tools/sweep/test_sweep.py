@@ -9,8 +9,9 @@ import yaml
 
 from compacter_pl.architectures import t5_config
 from compacter_pl.tasks import TASKS
-from compacter_pl.tools.sweep.grid import load_sweep, resolve_method, shard_of
+from compacter_pl.tools.sweep.grid import shard_of
 from compacter_pl.tools.sweep.runner import duration, resolved_configs
+from compacter_pl.tools.sweep.sweep_file import load_sweep, resolve_method
 from tests.helpers import DEMO_SWEEP, DURATION, ROOT, in_process, one_line_error, write_sweep
 
 SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
@@ -57,7 +58,7 @@ def test_the_low_resource_sweep_is_the_papers_figure_4_grid():
         "trainer.check_val_every_n_epoch": None,
     }
     rates = {name: m.overrides["model.learning_rate"] for name, m in sweep.methods.items()}
-    assert rates == {"t5-finetune": 3e-4, "compacter++": 3e-3}
+    assert rates == {"full": 3e-4, "compacter++": 3e-3}
     assert sweep.methods["compacter++"].class_path.endswith("CompacterPlusPlus")
     assert len(sweep.runs()) == 8 * 5 * 2 * 5 - 2 * 2 * 5  # RTE and MRPC have fewer than 4000 examples
 
@@ -136,40 +137,40 @@ def test_table8_is_each_phm_method_once_per_n_on_superglue():
 def test_table9_runs_every_method_on_t5_small_with_appendix_e_sizes():
     sweep = load_sweep(ROOT / "configs" / "sweeps" / "table9.yaml")
     assert {run.overrides["model.model_name_or_path"] for run in sweep.runs()} == {"google-t5/t5-small"}
-    names = {m.name.rsplit("-n", 1)[0] for m in sweep.methods.values()}  # phm-adapter-n4 is phm-adapter's n 4
+    names = {m.name.rsplit("-n", 1)[0] for m in sweep.methods.values()}  # phm_adapter-n4 is phm_adapter's n 4
     assert names == set(load_sweep(ROOT / "configs" / "sweeps" / "table1.yaml").methods)  # Table 9's 12 methods
     assert per_n(sweep) == dict.fromkeys(per_n(sweep), [4, 8, 16])  # each divides 512, 16, 32, 64: checked above
-    assert sweep.methods["intrinsic-said"].init_args["intrinsic_dim"] == 20_000  # Table 9: 0.033% of 60,506,624
+    assert sweep.methods["intrinsic_said"].init_args["intrinsic_dim"] == 20_000  # Table 9: 0.033% of 60,506,624
     assert {m.init_args["num_tokens"] for m in sweep.methods.values() if m.class_path.endswith("PromptTuning")} == {100}
 
 
 # The learning rates the paper selected: Table 4 (GLUE, the runs of Table 1) and Table 11 (SuperGLUE, Table 2).
 SELECTED_RATES = {
     "table1_selected": {
-        "t5-finetune": 3e-4,
+        "full": 3e-4,
         "adapter": 3e-4,
-        "pfeiffer-adapter": 3e-4,
+        "pfeiffer": 3e-4,
         "adapterdrop": 3e-4,
-        "adapter-lowrank": 3e-3,
-        "prompt-tuning-r": 3e-2,
-        "prompt-tuning-t": 3e-1,
-        "intrinsic-said": 3e-2,
+        "adapter_lowrank": 3e-3,
+        "prompt_random": 3e-2,
+        "prompt_vocab": 3e-1,
+        "intrinsic_said": 3e-2,
         "bitfit": 3e-4,
-        "phm-adapter": 3e-3,
+        "phm_adapter": 3e-3,
         "compacter": 3e-3,
         "compacter++": 3e-3,
     },
     "table2_selected": {
-        "t5-finetune": 3e-4,
+        "full": 3e-4,
         "adapter": 3e-4,
-        "pfeiffer-adapter": 3e-4,
+        "pfeiffer": 3e-4,
         "adapterdrop": 3e-4,
-        "adapter-lowrank": 3e-3,
-        "prompt-tuning-r": 3e-2,
-        "prompt-tuning-t": 3e-1,
-        "intrinsic-said": 3e-3,
+        "adapter_lowrank": 3e-3,
+        "prompt_random": 3e-2,
+        "prompt_vocab": 3e-1,
+        "intrinsic_said": 3e-3,
         "bitfit": 3e-4,
-        "phm-adapter": 3e-3,
+        "phm_adapter": 3e-3,
         "compacter": 3e-3,
         "compacter++": 3e-3,
     },
@@ -179,8 +180,8 @@ SELECTED_RATES = {
 @pytest.mark.parametrize(
     "name, runs, cells, n",
     [
-        ("table1_selected", 96, 8, {"phm-adapter": 12, "compacter": 4, "compacter++": 4}),  # Table 1's rows
-        ("table2_selected", 72, 6, {"phm-adapter": 4, "compacter": 12, "compacter++": 12}),  # Table 2's rows
+        ("table1_selected", 96, 8, {"phm_adapter": 12, "compacter": 4, "compacter++": 4}),  # Table 1's rows
+        ("table2_selected", 72, 6, {"phm_adapter": 4, "compacter": 12, "compacter++": 12}),  # Table 2's rows
     ],
 )
 def test_the_selected_sweeps_run_the_papers_selected_configuration_once(name, runs, cells, n):
@@ -201,9 +202,9 @@ def test_runs_carry_their_coordinates_and_overrides(tmp_path):
     sweep = load_sweep(DEMO_SWEEP, out_dir=tmp_path)
     runs = sweep.runs()
     assert [r.name for r in runs[:4]] == [
-        "rte-t5-finetune-n100-s0",
+        "rte-full-n100-s0",
         "rte-compacter++-n100-s0",
-        "rte-t5-finetune-n600-s0",
+        "rte-full-n600-s0",
         "rte-compacter++-n600-s0",
     ]
     args = runs[1].args()
@@ -240,6 +241,7 @@ def test_dry_run_lists_the_runs_of_a_shard(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
+ALSO_SET = "is also set in init_args or overrides: set it in one place"
 SEARCHED = {
     "class_path": "CompacterPlusPlus",
     "init_args": {"bottleneck": 8, "sublayers": ["feed_forward"]},
@@ -248,13 +250,13 @@ SEARCHED = {
 
 
 def test_search_axes_make_one_named_configuration_per_combination(tmp_path):
-    sweep = load_sweep(write_sweep(tmp_path, methods={"cpp": SEARCHED}, sizes={100: None}, seeds=[0]))
+    sweep = load_sweep(write_sweep(tmp_path, methods={"compacter++": SEARCHED}, sizes={100: None}, seeds=[0]))
     runs = sweep.runs()
     assert [r.name for r in runs] == [
-        "rte-cpp-lr3e-4_n4-n100-s0",
-        "rte-cpp-lr3e-4_n8-n100-s0",
-        "rte-cpp-lr3e-3_n4-n100-s0",
-        "rte-cpp-lr3e-3_n8-n100-s0",
+        "rte-compacter++-lr3e-4_n4-n100-s0",
+        "rte-compacter++-lr3e-4_n8-n100-s0",
+        "rte-compacter++-lr3e-3_n4-n100-s0",
+        "rte-compacter++-lr3e-3_n8-n100-s0",
     ]
     assert runs[3].config.values == {"model.learning_rate": 3e-3, "init_args.n": 8}
     args = runs[3].args()
@@ -277,7 +279,10 @@ def test_a_sweep_without_search_keeps_its_run_names_fingerprints_and_cells(tmp_p
                 "tasks": ["rte", "cb"],
                 "sizes": {100: {"trainer.max_epochs": 3}, "full": None},
                 "methods": {
-                    "cpp": {"class_path": "CompacterPlusPlus", "init_args": {"n": 4, "sublayers": ["feed_forward"]}},
+                    "compacter++": {
+                        "class_path": "CompacterPlusPlus",
+                        "init_args": {"n": 4, "sublayers": ["feed_forward"]},
+                    },
                     "full": {"class_path": "FullFineTuning", "overrides": {"model.learning_rate": 3e-4}},
                 },
                 "seeds": [0, 1],
@@ -289,11 +294,11 @@ def test_a_sweep_without_search_keeps_its_run_names_fingerprints_and_cells(tmp_p
     fingerprints = {r.name: r.fingerprint(sweep.base_content()) for r in runs}
     assert {
         name: fingerprints[name]
-        for name in ("rte-cpp-n100-s0", "rte-full-n100-s0", "rte-cpp-nfull-s0", "cb-full-nfull-s1")
+        for name in ("rte-compacter++-n100-s0", "rte-full-n100-s0", "rte-compacter++-nfull-s0", "cb-full-nfull-s1")
     } == {
-        "rte-cpp-n100-s0": "6937d8ce71484c49",
+        "rte-compacter++-n100-s0": "6937d8ce71484c49",
         "rte-full-n100-s0": "c9c2825a7a36df19",
-        "rte-cpp-nfull-s0": "0f1711eb60089e59",
+        "rte-compacter++-nfull-s0": "0f1711eb60089e59",
         "cb-full-nfull-s1": "c83e5f506e45433f",
     }
     assert [r.cell for r in runs] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7]
@@ -302,7 +307,7 @@ def test_a_sweep_without_search_keeps_its_run_names_fingerprints_and_cells(tmp_p
 def test_shards_of_a_search_are_disjoint_cover_it_and_keep_a_configuration_of_a_cell_together(tmp_path):
     rates = {"model.learning_rate": [3.0e-4, 3.0e-3]}
     methods = {
-        "cpp": SEARCHED,
+        "compacter++": SEARCHED,
         "full": {"class_path": "FullFineTuning", "search": rates},
         "bitfit": {"class_path": "BitFit", "search": rates},
     }
@@ -313,7 +318,7 @@ def test_shards_of_a_search_are_disjoint_cover_it_and_keep_a_configuration_of_a_
         assert sorted(r.name for shard in shards for r in shard) == sorted(r.name for r in runs)
         cells = [{(r.seed, r.task, r.size, r.config.name) for r in shard} for shard in shards]
         assert sum(map(len, cells)) == len(set.union(*cells))  # the methods of one configuration: one shard
-    # a cell: one seed, task, size and configuration name: lr3e-4 holds full and bitfit, lr3e-4_n4 cpp alone
+    # a cell: one seed, task, size and configuration name: lr3e-4 holds full and bitfit, lr3e-4_n4 compacter++ alone
     cells = {}
     for run in runs:
         cells.setdefault(run.cell, set()).add((run.seed, run.size, run.config.name, run.method.name))
@@ -322,7 +327,7 @@ def test_shards_of_a_search_are_disjoint_cover_it_and_keep_a_configuration_of_a_
 
 
 def test_a_finished_run_of_a_search_counts_on_resume(tmp_path, capsys):
-    path = write_sweep(tmp_path, methods={"cpp": SEARCHED}, sizes={100: None}, seeds=[0])
+    path = write_sweep(tmp_path, methods={"compacter++": SEARCHED}, sizes={100: None}, seeds=[0])
     sweep = load_sweep(path)
     run = sweep.runs()[2]
     results = tmp_path / "out" / "results.jsonl"
@@ -332,7 +337,7 @@ def test_a_finished_run_of_a_search_counts_on_resume(tmp_path, capsys):
             {
                 "run": run.name,
                 "task": "rte",
-                "method": "cpp",
+                "method": "compacter++",
                 "size": 100,
                 "seed": 0,
                 "config": run.config.name,
@@ -345,12 +350,12 @@ def test_a_finished_run_of_a_search_counts_on_resume(tmp_path, capsys):
     )
     code, out, _ = sweep_in_process(capsys, "--config", str(path), "--dry_run")
     assert code == 0 and "4 runs in the grid, 1 finished, 3 to run" in out
-    assert "rte cpp lr3e-3_n4 n=100 seed=0 (finished)" in out
+    assert "rte compacter++ lr3e-3_n4 n=100 seed=0 (finished)" in out
     counts = out[out.index("runs per method and task") :].splitlines()
     assert counts[1].split() == ["method", "configurations", "rte", "total"]
-    assert counts[2].split() == ["cpp", "4", "4", "4"] and counts[3].split() == ["total", "4", "4"]
+    assert counts[2].split() == ["compacter++", "4", "4", "4"] and counts[3].split() == ["total", "4", "4"]
     wider = {**SEARCHED, "search": {"model.learning_rate": [3.0e-4, 3.0e-3, 3.0e-2], "init_args.n": [4, 8]}}
-    path = write_sweep(tmp_path, methods={"cpp": wider}, sizes={100: None}, seeds=[0])
+    path = write_sweep(tmp_path, methods={"compacter++": wider}, sizes={100: None}, seeds=[0])
     code, out, _ = sweep_in_process(capsys, "--config", str(path), "--dry_run")  # a value more: 2 runs more
     assert code == 0 and "6 runs in the grid, 1 finished, 5 to run" in out
 
@@ -381,16 +386,16 @@ def test_durations_read_as_seconds_minutes_or_hours(seconds, text):
         ({"seed": [0]}, ["unknown key 'seed'", "did you mean 'seeds'?"]),
         ({"tasks": ["rte", "rtee"]}, ["unknown task 'rtee'", "did you mean 'rte'?"]),
         (
-            {"methods": {"cpp": {"class_path": "compacter_pl.methods.CompacterPlusPlu"}}},
+            {"methods": {"compacter++": {"class_path": "compacter_pl.methods.CompacterPlusPlu"}}},
             ["unknown method 'compacter_pl.methods.CompacterPlusPlu'", "did you mean 'CompacterPlusPlus'?"],
         ),
         (
-            {"methods": {"cpp": {"class_path": "compacter_pl.methods.FullFineTuning", "init_arg": {}}}},
+            {"methods": {"full": {"class_path": "compacter_pl.methods.FullFineTuning", "init_arg": {}}}},
             ["methods: unknown key 'init_arg' in {'class_path'", "did you mean 'init_args'?"],
         ),
         (
-            {"methods": {"cpp": {"class_path": "CompacterPlusPlus", "init_args": {"bottlenek": 8}}}},
-            ["does not parse (check methods.cpp)", "unknown key 'bottlenek'", "did you mean 'bottleneck'?"],
+            {"methods": {"compacter++": {"class_path": "CompacterPlusPlus", "init_args": {"bottlenek": 8}}}},
+            ["does not parse (check methods.compacter++)", "unknown key 'bottlenek'", "did you mean 'bottleneck'?"],
         ),
         ({"sizes": {100: {"trainer.max_epoch": 3}}}, ["does not parse (check sizes.100)", "trainer.max_epoch"]),
         ({"exclude": [{"task": "rte", "sise": 100}]}, ["exclude: unknown key 'sise'", "did you mean 'size'?"]),
@@ -404,39 +409,39 @@ def test_durations_read_as_seconds_minutes_or_hours(seconds, text):
             ["size 1000 is larger than the training split of rte (600 examples)", "exclude"],
         ),
         (
-            {"methods": {"cpp": {**SEARCHED, "search": {"model.learning_rate": 3.0e-4}}}},
+            {"methods": {"compacter++": {**SEARCHED, "search": {"model.learning_rate": 3.0e-4}}}},
             [
-                "methods.cpp.search.model.learning_rate must be a list of values, got 0.0003",
+                "methods.compacter++.search.model.learning_rate must be a list of values, got 0.0003",
                 "belongs in the method's overrides",
             ],
         ),
         (
-            {"methods": {"cpp": {**SEARCHED, "search": {"init_args.n": []}}}},
-            ["methods.cpp.search.init_args.n must list distinct values"],
+            {"methods": {"compacter++": {**SEARCHED, "search": {"init_args.n": []}}}},
+            ["methods.compacter++.search.init_args.n must list distinct values"],
         ),
         (
-            {"methods": {"cpp": {**SEARCHED, "search": {"init_args.bottleneck": [8, 16]}}}},
-            ["methods.cpp.search.init_args.bottleneck is also set in init_args or overrides: set it in one place"],
+            {"methods": {"compacter++": {**SEARCHED, "search": {"init_args.bottleneck": [8, 16]}}}},
+            [f"methods.compacter++.search.init_args.bottleneck {ALSO_SET}"],
         ),
         (
-            {"methods": {"cpp": {**SEARCHED, "search": {"trainer.max_epochs": [1, 2]}}}},
-            ["methods.cpp.search.trainer.max_epochs is also set in init_args or overrides"],
+            {"methods": {"compacter++": {**SEARCHED, "search": {"trainer.max_epochs": [1, 2]}}}},
+            ["methods.compacter++.search.trainer.max_epochs is also set in init_args or overrides"],
         ),  # by sizes
         (
-            {"methods": {"cpp": {**SEARCHED, "search": {"model.method.init_args.n": [4]}}}},
-            ["methods.cpp.search cannot set model.method.init_args.n: the sweep sets it from methods"],
+            {"methods": {"compacter++": {**SEARCHED, "search": {"model.method.init_args.n": [4]}}}},
+            ["methods.compacter++.search cannot set model.method.init_args.n: the sweep sets it from methods"],
         ),
         (
-            {"methods": {"cpp": {**SEARCHED, "search": {"data.seed": [1, 2]}}}},
-            ["methods.cpp.search cannot set data.seed: the sweep sets it from seeds"],
+            {"methods": {"compacter++": {**SEARCHED, "search": {"data.seed": [1, 2]}}}},
+            ["methods.compacter++.search cannot set data.seed: the sweep sets it from seeds"],
         ),
         (
-            {"methods": {"cpp": {**SEARCHED, "search": {"init_args.nn": [4]}}}},
-            ["does not parse (check methods.cpp)", "unknown key 'nn'", "did you mean 'n'?"],
+            {"methods": {"compacter++": {**SEARCHED, "search": {"init_args.nn": [4]}}}},
+            ["does not parse (check methods.compacter++)", "unknown key 'nn'", "did you mean 'n'?"],
         ),
         (
-            {"methods": {"cpp": {**SEARCHED, "search": {"model.learning_rat": [0.1]}}}},
-            ["does not parse (check methods.cpp.search)", "model.learning_rat"],
+            {"methods": {"compacter++": {**SEARCHED, "search": {"model.learning_rat": [0.1]}}}},
+            ["does not parse (check methods.compacter++.search)", "model.learning_rat"],
         ),
     ],
 )
@@ -456,12 +461,12 @@ def test_a_corrupt_results_line_is_reported_and_left_in_place(tmp_path, capsys):
     path = write_sweep(tmp_path)
     results = tmp_path / "out" / "results.jsonl"
     results.parent.mkdir()
-    results.write_text('{"run": "rte-t5-finetune-n100-s0", "task": "r\n')  # torn
+    results.write_text('{"run": "rte-full-n100-s0", "task": "r\n')  # torn
     code, out, err = sweep_in_process(capsys, "--config", str(path), "--dry_run")
     assert code == 0 and "Traceback" not in err
     assert f"warning: {results} line 1: not valid JSON" in err
     assert "0 finished, 8 to run" in out  # the corrupt line does not count as a finished run
-    assert results.read_text() == '{"run": "rte-t5-finetune-n100-s0", "task": "r\n'
+    assert results.read_text() == '{"run": "rte-full-n100-s0", "task": "r\n'
 
 
 def test_a_finished_run_with_other_settings_is_an_error(tmp_path, capsys):
@@ -469,9 +474,9 @@ def test_a_finished_run_with_other_settings_is_an_error(tmp_path, capsys):
     results = tmp_path / "out" / "results.jsonl"
     results.parent.mkdir()
     line = {
-        "run": "rte-t5-finetune-n100-s0",
+        "run": "rte-full-n100-s0",
         "task": "rte",
-        "method": "t5-finetune",
+        "method": "full",
         "size": 100,
         "seed": 0,
         "val": {"score": 1.0},
@@ -480,7 +485,7 @@ def test_a_finished_run_with_other_settings_is_an_error(tmp_path, capsys):
     }
     results.write_text(json.dumps(line) + "\n")
     code, _, err = sweep_in_process(capsys, "--config", str(path), "--dry_run")
-    one_line_error(code, err, "holds run rte-t5-finetune-n100-s0 made with other settings", "--out")
+    one_line_error(code, err, "holds run rte-full-n100-s0 made with other settings", "--out")
 
 
 def _finished_compacter_run(tmp_path, **record) -> tuple:
