@@ -20,7 +20,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from compacter_pl.checkpoint_io import LastCheckpoint, os_error_in
+from compacter_pl.checkpoint_io import os_error_in
 from compacter_pl.config import program
 from compacter_pl.config.run import (
     LIGHTNING_COMMANDS,
@@ -31,16 +31,18 @@ from compacter_pl.config.run import (
     newest_last_checkpoint,
 )
 from compacter_pl.errors import Interrupted, UserError, did_you_mean, file_error, first_line
-from compacter_pl.progress import default_progress_bar
 from compacter_pl.tools.commands import COMMANDS, run_command
+from compacter_pl.training.callbacks import default_progress_bar
+from compacter_pl.training.checkpoints import LastCheckpoint
 
 FLOAT16_PRECISIONS = {"16", "16-mixed", "16-true", "transformer-engine-float16"}
-LOGGER = "compacter_pl.tensorboard.TensorBoardLogger"
+LOGGER = "compacter_pl.training.tensorboard.TensorBoardLogger"
 
 
 def default_logger(config, subcommand: str | None) -> None:
     """The default logger (`trainer.logger` unset or true; a configured one is kept) is the project's TensorBoard
-    logger (`compacter_pl.tensorboard`) in `default_root_dir/lightning_logs`, a new `version_N` per fit, except:
+    logger (`compacter_pl.training.tensorboard`) in `default_root_dir/lightning_logs`, a new `version_N` per fit,
+    except:
 
     - a fit resumed from `ROOT/lightning_logs/version_N/checkpoints/last.ckpt` logs on into version_N, so its curves
       continue the killed run's (a new fit started from another checkpoint, a best one, gets a folder of its own);

@@ -14,17 +14,17 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from compacter_pl.checkpoint_io import LastCheckpoint, read_checkpoint
+from compacter_pl.checkpoint_io import read_checkpoint
 from compacter_pl.config.one_line import OneLineErrorParser
 from compacter_pl.config.program import program
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.errors import UserError
-from compacter_pl.host_memory import HostMemory
-from compacter_pl.module import TextToTextModule
-from compacter_pl.prediction_writer import PredictionWriter
+from compacter_pl.training.callbacks import HostMemory, PredictionWriter
+from compacter_pl.training.checkpoints import LastCheckpoint
+from compacter_pl.training.module import TextToTextModule
 
 TRAINER_DEFAULTS = {
-    "plugins": [{"class_path": "compacter_pl.checkpoint_io.AtomicCheckpointIO"}],
+    "plugins": [{"class_path": "compacter_pl.training.checkpoints.AtomicCheckpointIO"}],
     "use_distributed_sampler": False,  # the data module shards batches itself (no repeats in evaluation)
 }
 LIGHTNING_COMMANDS = {  # LightningCLI's own, with the project's one-line summaries

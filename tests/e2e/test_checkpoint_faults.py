@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from compacter_pl.checkpoint_io import AtomicCheckpointIO
 from compacter_pl.errors import UserError
 from compacter_pl.export import CONFIG_FILE, WEIGHTS_FILE
 from compacter_pl.hub import load_t5
+from compacter_pl.training.checkpoints import AtomicCheckpointIO
 from tests.helpers import ROOT, error_line, in_process, one_line_error, run_demo
 
 DEMO = str(ROOT / "configs/demo.yaml")

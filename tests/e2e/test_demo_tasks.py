@@ -14,8 +14,8 @@ import yaml
 from compacter_pl.cli import build_cli
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.metrics import build_metrics, update_metrics
-from compacter_pl.module import TextToTextModule
 from compacter_pl.tasks import TASKS, get_task
+from compacter_pl.training.module import TextToTextModule
 from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT
 
 LARGE_HOLD_OUT = 16  # the demo files of the large tasks are small: hold out 16 training records, not 1,000

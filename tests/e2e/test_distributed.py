@@ -51,7 +51,7 @@ def test_every_method_trains_under_ddp_and_tests_as_on_one_device(tmp_path):
     import torch
 
     from compacter_pl.data import TextToTextDataModule
-    from compacter_pl.module import TextToTextModule
+    from compacter_pl.training.module import TextToTextModule
     from tests.helpers import DEMO_MODEL, KEYS, tiny_method
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}

@@ -12,7 +12,7 @@ from compacter_pl.export import apply_export, export_checkpoint, load_export, re
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import CompacterPlusPlus, Method, trainable_names
 from compacter_pl.methods.paper import method_row
-from compacter_pl.module import TextToTextModule
+from compacter_pl.training.module import TextToTextModule
 from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, TINY_KWARGS
 
 

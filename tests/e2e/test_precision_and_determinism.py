@@ -6,7 +6,7 @@ import torch
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.methods import trainable_names
-from compacter_pl.module import TextToTextModule
+from compacter_pl.training.module import TextToTextModule
 from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, tiny_method
 
 

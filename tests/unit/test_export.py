@@ -14,7 +14,7 @@ from compacter_pl.errors import UserError
 from compacter_pl.export import apply_export, export_checkpoint, load_export, read_checkpoint
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import FullFineTuning
-from compacter_pl.module import TextToTextModule
+from compacter_pl.training.module import TextToTextModule
 from tests.helpers import DEMO_DATA, DEMO_MODEL, in_process
 
 

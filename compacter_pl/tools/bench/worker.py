@@ -41,15 +41,15 @@ from compacter_pl.files import replaced_atomically
 from compacter_pl.host_memory import apply_host_memory, set_malloc_thresholds
 from compacter_pl.layers.regions import PREFIX as REGION_PREFIX
 from compacter_pl.methods import trainable_parameters
-from compacter_pl.steps import (
+from compacter_pl.tools.bench.options import BenchOptions
+from compacter_pl.tools.bench.rows import FLOOR, build_method
+from compacter_pl.training.steps import (
     build_optimizer,
     enable_gradient_checkpointing,
     greedy_generate,
     label_log_likelihoods,
     training_loss,
 )
-from compacter_pl.tools.bench.options import BenchOptions
-from compacter_pl.tools.bench.rows import FLOOR, build_method
 
 EOS_ID = 1  # T5's end of sequence; a label's last token
 

@@ -27,7 +27,7 @@ CLI_SCRIPT = Path(__file__).resolve().parents[3] / "cli.py"
 LOCK_WAIT_SECONDS = 10.0  # a killed sweep's subprocess may take a moment to die and release its run
 MAX_REASON = 400  # characters of a failed run's error shown in the progress line; the log has all of it
 RECORDER = "compacter_pl.tools.sweep.recorder.RunRecorder"
-LOGGER = "compacter_pl.tensorboard.TensorBoardLogger"  # the fit writes the run's HParams row (tensorboard.py)
+LOGGER = "compacter_pl.training.tensorboard.TensorBoardLogger"  # the fit writes the run's HParams row
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from compacter_pl.errors import UserError
 from compacter_pl.export import apply_export, export_checkpoint, load_export, method_from_config, read_checkpoint
 from compacter_pl.hub import load_t5
 from compacter_pl.methods import IntrinsicSAID, PromptTuning
-from compacter_pl.module import TextToTextModule
 from compacter_pl.tools.sweep.grid import load_sweep
+from compacter_pl.training.module import TextToTextModule
 from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT, tiny_batch
 
 METHODS = {

@@ -12,14 +12,19 @@ from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.methods import Compacter, LayerNormOnly, PromptTuning, trainable_parameters
-from compacter_pl.module import TextToTextModule
-from compacter_pl.steps import build_optimizer, enable_gradient_checkpointing, label_log_likelihoods, padded_label_ids
 from compacter_pl.tools.bench import runner
 from compacter_pl.tools.bench.options import BenchOptions
 from compacter_pl.tools.bench.padding import real_token_fraction
 from compacter_pl.tools.bench.rows import BENCH_ROWS, FLOOR, TABLE3_SETTINGS, build_method
 from compacter_pl.tools.bench.runner import add_ratios, aggregate, format_report
 from compacter_pl.tools.bench.worker import measure
+from compacter_pl.training.module import TextToTextModule
+from compacter_pl.training.steps import (
+    build_optimizer,
+    enable_gradient_checkpointing,
+    label_log_likelihoods,
+    padded_label_ids,
+)
 from tests.helpers import DEMO_DATA, DEMO_MODEL
 
 MiB = 2**20

@@ -24,7 +24,8 @@ from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import Method, trainable_names, trainable_parameters
 from compacter_pl.methods.full import FullFineTuning
 from compacter_pl.metrics import build_metrics, update_metrics
-from compacter_pl.steps import (
+from compacter_pl.tasks import get_task
+from compacter_pl.training.steps import (
     build_optimizer,
     enable_gradient_checkpointing,
     greedy_generate,
@@ -33,8 +34,7 @@ from compacter_pl.steps import (
     padded_label_ids,
     training_loss,
 )
-from compacter_pl.tasks import get_task
-from compacter_pl.tensorboard import BEST_VAL, TensorBoardLogger
+from compacter_pl.training.tensorboard import BEST_VAL, TensorBoardLogger
 
 STAGES = ("val", "test")
 EvalMode = Literal["generate", "rank"]
@@ -200,7 +200,7 @@ class TextToTextModule(L.LightningModule):
         score = self._log_epoch_metrics("val")
         if not self.trainer.sanity_checking:
             self.best_val_score = max(self.best_val_score, score)
-            self.log(BEST_VAL, self.best_val_score)  # a metric of the run's HParams row (compacter_pl.tensorboard)
+            self.log(BEST_VAL, self.best_val_score)  # a metric of the run's HParams row (training.tensorboard)
 
     def on_fit_start(self) -> None:
         for logger in self.loggers:
