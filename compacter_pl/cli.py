@@ -17,7 +17,6 @@ from pathlib import Path
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from compacter_pl.checkpoint_io import os_error_in
@@ -32,11 +31,11 @@ from compacter_pl.config.run import (
 )
 from compacter_pl.errors import Interrupted, UserError, did_you_mean, file_error, first_line
 from compacter_pl.tools.commands import COMMANDS, run_command
-from compacter_pl.training.callbacks import default_progress_bar
 from compacter_pl.training.checkpoints import LastCheckpoint
+from compacter_pl.training.summary import run_summary
+from compacter_pl.training.trainer import LOGGER, with_progress_bar
 
 FLOAT16_PRECISIONS = {"16", "16-mixed", "16-true", "transformer-engine-float16"}
-LOGGER = "compacter_pl.training.tensorboard.TensorBoardLogger"
 
 
 def default_logger(config, subcommand: str | None) -> None:
@@ -104,8 +103,7 @@ class CompacterCLI(RunConfigCLI):
         trainer = config.get("trainer") or {}
         callbacks = trainer.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            kwargs.setdefault("callbacks", [*callbacks, default_progress_bar()])  # the user's callbacks, and the bar
+        kwargs.setdefault("callbacks", with_progress_bar(callbacks, trainer.get("enable_progress_bar")))
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, MisconfigurationException) as error:  # e.g. FSDP asked for on a CPU
@@ -176,10 +174,14 @@ class CompacterCLI(RunConfigCLI):
         return option, written
 
     def after_fit(self) -> None:
-        callback = self.trainer.checkpoint_callback  # typed Checkpoint; best_model_path is ModelCheckpoint's
-        best = callback.best_model_path if isinstance(callback, ModelCheckpoint) else ""
-        if best and self.trainer.is_global_zero:
-            print(f"best checkpoint: {best}\ntest it with: {program()} test --config CONFIG --ckpt_path {best}")
+        summary = run_summary(self.trainer)
+        if summary is None or not self.trainer.is_global_zero:
+            return
+        print(summary.describe())
+        best = summary.best
+        if best is not None and best.checkpoint:
+            path = best.checkpoint
+            print(f"best checkpoint: {path}\ntest it with: {program()} test --config CONFIG --ckpt_path {path}")
 
 
 UNTRAINED_VERBS = {"validate": "validating", "test": "testing", "predict": "predicting with"}

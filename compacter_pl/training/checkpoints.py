@@ -94,3 +94,11 @@ class LastCheckpoint(ModelCheckpoint):
         """Only a SIGTERM writes: any other exception (a NaN loss) leaves the last good last.ckpt as it was."""
         if isinstance(exception, SIGTERMException) and self.writes and not self._should_skip_saving_checkpoint(trainer):
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def monitored_checkpoint(trainer) -> ModelCheckpoint | None:
+    """The run's ModelCheckpoint that decides which checkpoint is best: the first with a monitor (`last.ckpt`'s has
+    none)."""
+    return next(
+        (c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor is not None), None
+    )

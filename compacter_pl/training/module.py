@@ -34,7 +34,6 @@ from compacter_pl.training.steps import (
     padded_label_ids,
     training_loss,
 )
-from compacter_pl.training.tensorboard import BEST_VAL, TensorBoardLogger
 
 STAGES = ("val", "test")
 EvalMode = Literal["generate", "rank"]
@@ -117,7 +116,6 @@ class TextToTextModule(L.LightningModule):
         self.metrics: Mapping[str, Mapping[str, Metric]] = nn.ModuleDict(  # type: ignore[assignment]
             {stage: nn.ModuleDict(build_metrics(self.task)) for stage in STAGES}
         )
-        self.best_val_score = float("-inf")
         # Checkpoints hold only what trains; loading them onto the freshly built model must not demand the rest.
         self.strict_loading = False
 
@@ -197,30 +195,7 @@ class TextToTextModule(L.LightningModule):
         return float(score)
 
     def on_validation_epoch_end(self) -> None:
-        score = self._log_epoch_metrics("val")
-        if not self.trainer.sanity_checking:
-            self.best_val_score = max(self.best_val_score, score)
-            self.log(BEST_VAL, self.best_val_score)  # a metric of the run's HParams row (training.tensorboard)
-
-    def on_fit_start(self) -> None:
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.log_row(self.hparams_row())
-
-    def hparams_row(self) -> dict:
-        """The run's hyper-parameters in TensorBoard's HParams tab: what tells runs apart, no more."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        train_size = getattr(datamodule, "train_size", None)
-        row = {
-            "task": self.task.name,
-            "method": type(self.method).__name__,
-            "model": self.hparams["model_name_or_path"],
-            "train_size": "full" if train_size is None else train_size,
-            "seed": getattr(datamodule, "seed", None),
-            "learning_rate": self.hparams["learning_rate"],
-        }
-        row.update({f"method.{name}": value for name, value in self.method.init_args().items() if value is not None})
-        return {name: value for name, value in row.items() if value is not None}
+        self._log_epoch_metrics("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
@@ -239,7 +214,6 @@ class TextToTextModule(L.LightningModule):
         """Keep only what trains: the frozen base model is never written."""
         keep = {f"model.{name}" for name in trainable_names(self.model)}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["best_val_score"] = self.best_val_score
         checkpoint["torch_rng_state"] = torch.get_rng_state()  # dropout continues as if never interrupted
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -263,6 +237,5 @@ class TextToTextModule(L.LightningModule):
                         f"{value!r}; this run has {current[key]!r}: pass "
                         f"--model.method.init_args.{key} {value}"
                     )
-        self.best_val_score = checkpoint.get("best_val_score", float("-inf"))
         if "torch_rng_state" in checkpoint and self._trainer is not None and self._trainer.state.fn == "fit":
             torch.set_rng_state(checkpoint["torch_rng_state"])
