@@ -25,7 +25,7 @@ from compacter_pl.training.steps import (
     label_log_likelihoods,
     padded_label_ids,
 )
-from tests.helpers import DEMO_DATA, DEMO_MODEL
+from tests.helpers import DEMO_DATA, DEMO_MODEL, quiet_trainer
 
 MiB = 2**20
 
@@ -399,7 +399,6 @@ def test_module_options_checkpointing_and_fused_adamw_over_the_trainable_paramet
 
 @pytest.mark.parametrize("eval_mode", ["generate", "rank"])
 def test_validation_runs_one_bounded_pass_per_batch_and_no_teacher_forced_loss(tmp_path, monkeypatch, eval_mode):
-    import lightning as L
 
     from compacter_pl.data import TextToTextDataModule
 
@@ -425,14 +424,7 @@ def test_validation_runs_one_bounded_pass_per_batch_and_no_teacher_forced_loss(t
 
     monkeypatch.setattr(module.model, "generate", spy_generate)
     monkeypatch.setattr(module.model, "forward", spy_forward)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(enable_checkpointing=False)
     trainer.validate(module, datamodule=data, verbose=False)
     batches = len(trainer.val_dataloaders)
     tokenizer = load_tokenizer(str(DEMO_MODEL))
