@@ -5,6 +5,7 @@ Efficiency options live here too, because they wrap the whole model whatever the
 (also with a frozen base), an opt-in `torch.compile` of the training forward, fused AdamW.
 """
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Literal
@@ -16,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import Metric
+from transformers import PreTrainedTokenizerBase, T5ForConditionalGeneration
 
 from compacter_pl.architectures import local_t5_config
 from compacter_pl.errors import UserError
@@ -88,7 +90,7 @@ class TextToTextModule(L.LightningModule):
         config = local_t5_config(model_name_or_path)  # known offline: bad hyper-parameters fail before weights load
         if config is not None:
             self.method.check(config)
-        self.model = load_t5(model_name_or_path).train()  # from_pretrained returns eval mode (no dropout)
+        self.model = self.load_model(model_name_or_path).train()  # from_pretrained returns eval mode (no dropout)
         if base_architecture is not None:
             check_architecture(base_architecture, self.model.config)
         self.hparams["base_architecture"] = architecture_of(self.model.config)
@@ -98,7 +100,6 @@ class TextToTextModule(L.LightningModule):
             enable_gradient_checkpointing(self.model)
         # A plain attribute, not a submodule: the state dict and checkpoints keep seeing `model` only.
         object.__setattr__(self, "_training_model", torch.compile(self.model) if compile else self.model)
-        self.tokenizer = load_tokenizer(model_name_or_path)
         self.max_new_tokens = max_new_tokens
         if eval_mode not in ("generate", "rank"):
             raise UserError(f"eval_mode must be generate or rank, got {eval_mode!r}")
@@ -107,17 +108,28 @@ class TextToTextModule(L.LightningModule):
                 f"eval_mode rank needs a closed label set; {self.task.name} is free text, so it generates instead"
             )
         self.eval_mode = "rank" if eval_mode == "rank" and self.task.targets is not None else "generate"
-        self._label_ids = (
-            None
-            if self.task.targets is None
-            else padded_label_ids([self.tokenizer(t)["input_ids"] for t in self.task.targets])
-        )
         # ModuleDicts (registered, so they move with the module), read as the mappings they are
         self.metrics: Mapping[str, Mapping[str, Metric]] = nn.ModuleDict(  # type: ignore[assignment]
             {stage: nn.ModuleDict(build_metrics(self.task)) for stage in STAGES}
         )
         # Checkpoints hold only what trains; loading them onto the freshly built model must not demand the rest.
         self.strict_loading = False
+
+    def load_model(self, model_name_or_path: str) -> T5ForConditionalGeneration:
+        """The T5 the module hosts, with its pretrained weights (`bench` builds it with random ones)."""
+        return load_t5(model_name_or_path)
+
+    @functools.cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The model's tokenizer, loaded when evaluation first needs it (training reads token ids only)."""
+        return load_tokenizer(self.hparams["model_name_or_path"])
+
+    @functools.cached_property
+    def _label_ids(self) -> torch.Tensor | None:
+        """The token ids of the task's closed label set, padded (None for free text)."""
+        if self.task.targets is None:
+            return None
+        return padded_label_ids([self.tokenizer(t)["input_ids"] for t in self.task.targets])
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -173,6 +173,28 @@ def test_the_profiled_step_splits_a_methods_own_layers_from_the_rest(key, region
     assert "region_seconds" not in unprofiled and "profiled_step_seconds" not in unprofiled
 
 
+def test_the_measured_step_is_fits_training_step_and_optimizer(monkeypatch):
+    """bench times the LightningModule's own training_step and the optimizer of its configure_optimizers: a change to
+    fit's step changes what bench measures."""
+    calls = {"training_step": 0, "configure_optimizers": 0}
+
+    def counted(name: str):
+        real = getattr(TextToTextModule, name)
+
+        def spy(self, *args, **kwargs):
+            calls[name] += 1
+            return real(self, *args, **kwargs)
+
+        return spy
+
+    for name in calls:
+        monkeypatch.setattr(TextToTextModule, name, counted(name))
+    options = BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=0, bottleneck=8, n=4, device="cpu")
+    result = measure(replace(options, steps=2, warmup=1, pair_with_floor=False, split_step=False), "compacter")
+    assert len(result["step_seconds_all"]) == 2
+    assert calls == {"training_step": 2 + 1 + 2, "configure_optimizers": 1}  # the memory steps, warm-up, timed
+
+
 def count_parameters_of(key: str) -> int:
     model = build_t5(DEMO_MODEL / "config.json")
     build_method(key, {"bottleneck": 8, "n": 4}).apply(model)
