@@ -1,15 +1,12 @@
-"""The run's small callbacks: the progress bar, the writer of `predict`'s results, and what the process does with
-the host memory a step frees."""
+"""The run's small callbacks: the progress bar and the writer of `predict`'s results. (What the process does with the
+host memory a step frees is `compacter_pl.host_memory.HostMemory`, beside the malloc settings it applies.)"""
 
 import json
 import sys
 from pathlib import Path
 
-import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
-
-from compacter_pl.host_memory import apply_host_memory
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -51,24 +48,3 @@ def default_progress_bar() -> RichProgressBar | TQDMProgressBar:
     """The bar `fit` ... `predict` show: the one Lightning would pick (rich if installed, else tqdm, whose v_num is
     already an integer)."""
     return RichBar() if _RICH_AVAILABLE else TQDMProgressBar()
-
-
-class HostMemory(L.Callback):
-    """What the process does with the host memory a step frees, on CPU runs (set from the start of fit, validate,
-    test or predict, for the whole process; `compacter_pl.host_memory`). Runs on a GPU keep the process's malloc
-    defaults.
-
-    Args:
-        keep_freed: true keeps it for the next step (glibc's malloc: no heap trimming, 32 MiB mmap threshold),
-            so steps do not page-fault it back in (the adapters' steps gain the most). The resident memory stays
-            at its peak between steps. false returns it to the system after every step (thresholds fixed at
-            32 MiB mmap, 64 MiB trim), for allocation patterns that fragment the heap, such as Intrinsic-SAID's
-            Fastfood projections on a CPU (docs/host-memory.md).
-    """
-
-    def __init__(self, keep_freed: bool = True) -> None:
-        self.keep_freed = keep_freed
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if trainer.strategy.root_device.type == "cpu":  # GPU activations never reach glibc: keep its defaults
-            apply_host_memory(self.keep_freed)

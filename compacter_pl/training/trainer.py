@@ -9,7 +9,8 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import instantiate_class
 
-from compacter_pl.training.callbacks import HostMemory, PredictionWriter, default_progress_bar
+from compacter_pl.host_memory import HostMemory
+from compacter_pl.training.callbacks import PredictionWriter, default_progress_bar
 from compacter_pl.training.checkpoints import AtomicCheckpointIO, LastCheckpoint
 from compacter_pl.training.summary import RunSummary
 from compacter_pl.training.tensorboard import TensorBoardLogger

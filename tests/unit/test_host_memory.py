@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from compacter_pl import host_memory
-from compacter_pl.training.callbacks import HostMemory
+from compacter_pl.host_memory import HostMemory
 from tests.helpers import ROOT
 
 # A training step in miniature: 96 MiB of activations of mixed sizes (1-8 MiB, each below glibc's mmap ceiling),
