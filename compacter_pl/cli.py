@@ -17,10 +17,9 @@ from pathlib import Path
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from compacter_pl.checkpoint_io import LastCheckpoint, os_error_in
+from compacter_pl.checkpoint_io import os_error_in
 from compacter_pl.config import program
 from compacter_pl.config.checks import OptionChecks
 from compacter_pl.config.run import (
@@ -32,16 +31,18 @@ from compacter_pl.config.run import (
     newest_last_checkpoint,
 )
 from compacter_pl.errors import Interrupted, UserError, did_you_mean, file_error, first_line
-from compacter_pl.progress import default_progress_bar
 from compacter_pl.tools.commands import COMMANDS, run_command
+from compacter_pl.training.checkpoints import LastCheckpoint
+from compacter_pl.training.summary import run_summary
+from compacter_pl.training.trainer import LOGGER, with_progress_bar
 
 FLOAT16_PRECISIONS = {"16", "16-mixed", "16-true", "transformer-engine-float16"}
-LOGGER = "compacter_pl.tensorboard.TensorBoardLogger"
 
 
 def default_logger(config, subcommand: str | None) -> None:
     """The default logger (`trainer.logger` unset or true; a configured one is kept) is the project's TensorBoard
-    logger (`compacter_pl.tensorboard`) in `default_root_dir/lightning_logs`, a new `version_N` per fit, except:
+    logger (`compacter_pl.training.tensorboard`) in `default_root_dir/lightning_logs`, a new `version_N` per fit,
+    except:
 
     - a fit resumed from `ROOT/lightning_logs/version_N/checkpoints/last.ckpt` logs on into version_N, so its curves
       continue the killed run's (a new fit started from another checkpoint, a best one, gets a folder of its own);
@@ -103,9 +104,9 @@ class CompacterCLI(RunConfigCLI):
         trainer = config.get("trainer") or {}
         callbacks = trainer.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            callbacks = [*callbacks, default_progress_bar()]  # the user's callbacks, and the bar
-        kwargs.setdefault("callbacks", [*callbacks, OptionChecks()])
+        kwargs.setdefault(
+            "callbacks", [*with_progress_bar(callbacks, trainer.get("enable_progress_bar")), OptionChecks()]
+        )
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, MisconfigurationException) as error:  # e.g. FSDP asked for on a CPU
@@ -176,10 +177,14 @@ class CompacterCLI(RunConfigCLI):
         return option, written
 
     def after_fit(self) -> None:
-        callback = self.trainer.checkpoint_callback  # typed Checkpoint; best_model_path is ModelCheckpoint's
-        best = callback.best_model_path if isinstance(callback, ModelCheckpoint) else ""
-        if best and self.trainer.is_global_zero:
-            print(f"best checkpoint: {best}\ntest it with: {program()} test --config CONFIG --ckpt_path {best}")
+        summary = run_summary(self.trainer)
+        if summary is None or not self.trainer.is_global_zero:
+            return
+        print(summary.describe())
+        best = summary.best
+        if best is not None and best.checkpoint:
+            path = best.checkpoint
+            print(f"best checkpoint: {path}\ntest it with: {program()} test --config CONFIG --ckpt_path {path}")
 
 
 UNTRAINED_VERBS = {"validate": "validating", "test": "testing", "predict": "predicting with"}

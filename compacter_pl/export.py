@@ -65,6 +65,15 @@ def is_export_folder(folder: Path) -> bool:
     return CONFIG_FILE in names and names <= EXPORT_FILES
 
 
+def best_val_score(checkpoint: dict) -> float | None:
+    """The best validation score of the run that wrote `checkpoint`, as its ModelCheckpoint decided it (the state of
+    the first one with a monitor among the checkpoint's callbacks); None without one."""
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if isinstance(state, dict) and state.get("monitor") is not None and state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return None
+
+
 def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Write the trained parameters of a checkpoint and the config needed to load them onto the base model.
 
@@ -91,7 +100,7 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: boo
         "base_architecture": hparams["base_architecture"],
         "task": hparams["task"],
         "metrics": {
-            "best_val_score": checkpoint.get("best_val_score"),
+            "best_val_score": best_val_score(checkpoint),
             "epoch": checkpoint.get("epoch"),
             "global_step": checkpoint.get("global_step"),
         },

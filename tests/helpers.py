@@ -1,6 +1,7 @@
 """What the test files share besides fixtures (those are in conftest.py): the repository's paths, the CLI run in a
-subprocess or in this process, the one-line error checks, the tiny methods and the demo sweep. Test files import
-from here (`from tests.helpers import ...`), never from conftest.py or from each other."""
+subprocess or in this process, the one-line error checks, the project's Trainer as tests build it, the tiny methods
+and the demo sweep. Test files import from here (`from tests.helpers import ...`), never from conftest.py or from
+each other."""
 
 import logging
 import os
@@ -109,6 +110,18 @@ def assert_one_line_error(result, *fragments: str) -> str:
     """A subprocess run's non-zero exit and its one `error:` line."""
     assert result.returncode != 0
     return error_line(result.stderr, *fragments)
+
+
+# --- a run in this process --------------------------------------------------------------------------------------
+
+
+def quiet_trainer(**overrides):
+    """`make_trainer` (the project's Trainer, as `cli.py fit` builds it) as a test runs it: on the CPU, without a
+    logger, progress bar or model summary. `overrides` are what the test varies (and win)."""
+    from compacter_pl.training import make_trainer
+
+    quiet = {"accelerator": "cpu", "logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    return make_trainer(**{**quiet, **overrides})
 
 
 # --- the methods on the tiny demo model -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The configuration of a run (fit / validate / test / predict): LightningCLI's parser with the project's trainer
-defaults, callbacks and links, the model's hyper-parameters taken from `--ckpt_path`, and `run_parser`, which
-parses a run's arguments in process, nothing built (the sweep checks every run of its grid with it).
+defaults and callbacks (`compacter_pl.training.trainer`, which `make_trainer` reads too) and its links, the model's
+hyper-parameters taken from `--ckpt_path`, and `run_parser`, which parses a run's arguments in process, nothing built
+(the sweep checks every run of its grid with it).
 
 The command line (`compacter_pl.cli`) subclasses `RunConfigCLI` with what a run does; a parse here makes the same
 parser, so a sweep's check and the run it starts cannot disagree.
@@ -11,23 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from compacter_pl.checkpoint_io import LastCheckpoint, read_checkpoint
+from compacter_pl.checkpoint_io import read_checkpoint
 from compacter_pl.config.checks import check_run_options
 from compacter_pl.config.one_line import OneLineErrorParser
 from compacter_pl.config.program import program
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.errors import UserError
-from compacter_pl.host_memory import HostMemory
-from compacter_pl.module import TextToTextModule
-from compacter_pl.prediction_writer import PredictionWriter
+from compacter_pl.training.module import TextToTextModule
+from compacter_pl.training.trainer import RUN_CALLBACKS, TRAINER_DEFAULTS
 
-TRAINER_DEFAULTS = {
-    "plugins": [{"class_path": "compacter_pl.checkpoint_io.AtomicCheckpointIO"}],
-    "use_distributed_sampler": False,  # the data module shards batches itself (no repeats in evaluation)
-}
 LIGHTNING_COMMANDS = {  # LightningCLI's own, with the project's one-line summaries
     "fit": "Train a method on a task (resume a run with --ckpt_path).",
     "validate": "Score a checkpoint (--ckpt_path) on the validation split.",
@@ -71,23 +66,9 @@ class RunConfigCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.task", "model.task")
         parser.link_arguments("model.model_name_or_path", "data.tokenizer")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/score",
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": False,
-                "checkpoint.filename": "best-{epoch}-{step}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
-        # last.ckpt: where the run stopped (each epoch's end, and every_n_train_steps if set), whatever the score;
-        # `--ckpt_path last` resumes from it. (Lightning's save_last writes it only when a best checkpoint is saved.)
-        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
-        parser.set_defaults({"lr_monitor.logging_interval": "step"})
-        parser.add_lightning_class_args(PredictionWriter, "predictions")
-        parser.add_lightning_class_args(HostMemory, "host_memory")
+        for group, callback in RUN_CALLBACKS.items():  # the project's callbacks, each with an option group
+            parser.add_lightning_class_args(callback.cls, group)
+            parser.set_defaults({f"{group}.{name}": value for name, value in callback.defaults.items()})
         parser.link_arguments("seed_everything", "data.seed", compute_fn=run_seed)
         parser.add_argument(
             "--allow_fp16",

@@ -10,8 +10,8 @@ import torch
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.methods import trainable_names
-from compacter_pl.module import TextToTextModule
-from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, tiny_method
+from compacter_pl.training.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, quiet_trainer, tiny_method
 
 
 def main(out: Path, precision: str) -> None:
@@ -27,18 +27,13 @@ def main(out: Path, precision: str) -> None:
             eval_batch_size=7,
             cache_dir=str(out / "cache"),
         )
-        trainer = L.Trainer(
-            accelerator="cpu",
+        trainer = quiet_trainer(
             devices=2,
             strategy="ddp",
             precision=precision,
             max_steps=2,
             limit_val_batches=0,
-            logger=False,
             enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            use_distributed_sampler=False,
             default_root_dir=out,
         )
         trainer.fit(module, dm)

@@ -7,16 +7,15 @@ import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-import lightning as L
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from compacter_pl.checkpoint_io import AtomicCheckpointIO
 from compacter_pl.errors import UserError
 from compacter_pl.export import CONFIG_FILE, WEIGHTS_FILE
 from compacter_pl.hub import load_t5
-from tests.helpers import ROOT, error_line, in_process, one_line_error, run_demo
+from compacter_pl.training.checkpoints import AtomicCheckpointIO
+from tests.helpers import ROOT, error_line, in_process, one_line_error, quiet_trainer, run_demo
 
 DEMO = str(ROOT / "configs/demo.yaml")
 MARKER = "ran-pickled-code"  # the crafted checkpoints' payload creates this file if unpickled without weights_only
@@ -164,7 +163,7 @@ def test_every_checkpoint_load_is_weights_only_whatever_the_environment_says(mon
     """Lightning's own loads (trainer.fit(ckpt_path=...) resuming) go through the strategy's checkpoint IO with
     weights_only=None, which TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 turns into a full unpickle: the plugin refuses."""
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    trainer = L.Trainer(plugins=[AtomicCheckpointIO()], logger=False, accelerator="cpu", default_root_dir=tmp_path)
+    trainer = quiet_trainer(default_root_dir=tmp_path)  # the project's plugin: AtomicCheckpointIO
     with pytest.raises(UserError, match="holds objects other than tensors .* was NOT loaded"):
         trainer.strategy.load_checkpoint(bad_files / "payload.ckpt")  # what resume_start calls
     with pytest.raises(UserError, match="was NOT loaded"):

@@ -27,6 +27,8 @@ def test_demo_fits_learns_and_tests_its_best_checkpoint(cli, tmp_path):
     fit = cli("fit", *common)
     assert fit.returncode == 0, fit.stderr[-3000:]
     best = re.search(r"best checkpoint: (\S+)", fit.stdout).group(1)
+    summary = re.search(r"^best val/score [\d.]+ at step (\d+) \(epoch (\d+)\); trained [\d,]+ of", fit.stdout, re.M)
+    assert summary and best.endswith(f"best-{summary.group(2)}-{summary.group(1)}.ckpt"), fit.stdout[-2000:]
     run_dir = tmp_path / "lightning_logs" / "version_0"
     assert list(run_dir.glob("events.out.tfevents.*")), "TensorBoard events are written"
     accuracy = scalars(run_dir, "val/accuracy")

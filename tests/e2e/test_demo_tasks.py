@@ -6,7 +6,6 @@ settings; and a demo fit runs through cli.py."""
 import importlib.util
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 import yaml
@@ -14,9 +13,9 @@ import yaml
 from compacter_pl.cli import build_cli
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.metrics import build_metrics, update_metrics
-from compacter_pl.module import TextToTextModule
 from compacter_pl.tasks import TASKS, get_task
-from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT
+from compacter_pl.training.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT, quiet_trainer
 
 LARGE_HOLD_OUT = 16  # the demo files of the large tasks are small: hold out 16 training records, not 1,000
 
@@ -60,15 +59,7 @@ def test_every_task_runs_on_its_demo_data(name, tmp_path):
         assert data.max_target_tokens == max(len(data.tokenizer(t)["input_ids"]) for t in task.targets)
 
     model = TextToTextModule(model_name_or_path=str(DEMO_MODEL), task=name)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=1,
-    )
+    trainer = quiet_trainer(enable_checkpointing=False, limit_val_batches=1)
     (logged,) = trainer.validate(model, datamodule=data, verbose=False)
     values = [logged[f"val/{metric}"] for metric in task.metrics]  # every metric is logged
     assert logged["val/score"] == pytest.approx(sum(values) / len(values), abs=1e-6)  # model selection: the mean
@@ -143,7 +134,7 @@ def test_a_constant_predictor_scores_no_more_than_the_baseline(name, tmp_path, m
     constant, output = best_constant_score(get_task(name), data.splits["validation"])
     monkeypatch.setattr(TextToTextModule, "outputs", lambda self, batch: [output] * len(batch["label"]))
     model = TextToTextModule(model_name_or_path=str(DEMO_MODEL), task=name)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    trainer = quiet_trainer()
     (logged,) = trainer.validate(model, datamodule=data, verbose=False)
     assert logged["val/score"] == pytest.approx(constant, abs=1e-6)
     assert not logged["val/score"] > constant + MARGIN

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.helpers import DEMO_DATA, ROOT
+from tests.helpers import DEMO_DATA, ROOT, quiet_trainer
 
 
 def metrics_printed(stdout: str) -> dict[str, float]:
@@ -47,11 +47,10 @@ def test_every_method_trains_under_ddp_and_tests_as_on_one_device(tmp_path):
     import subprocess
     import sys
 
-    import lightning as L
     import torch
 
     from compacter_pl.data import TextToTextDataModule
-    from compacter_pl.module import TextToTextModule
+    from compacter_pl.training.module import TextToTextModule
     from tests.helpers import DEMO_MODEL, KEYS, tiny_method
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
@@ -77,7 +76,5 @@ def test_every_method_trains_under_ddp_and_tests_as_on_one_device(tmp_path):
             eval_batch_size=7,
             cache_dir=str(tmp_path / "cache"),
         )
-        trainer = L.Trainer(
-            accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
-        )
+        trainer = quiet_trainer(devices=1)
         assert trainer.test(module, dm, verbose=False)[0] == ddp_metrics[key], key

@@ -11,23 +11,13 @@ from compacter_pl.data import TextToTextDataModule
 from compacter_pl.export import apply_export, export_checkpoint, load_export, read_checkpoint
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import CompacterPlusPlus, Method, trainable_names
-from compacter_pl.module import TextToTextModule
 from compacter_pl.tools.methods import method_row
-from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, TINY_KWARGS
+from compacter_pl.training.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, TINY_KWARGS, quiet_trainer
 
 
 def trainer(root, max_steps: int) -> L.Trainer:
-    return L.Trainer(
-        max_steps=max_steps,
-        limit_val_batches=1,
-        val_check_interval=2,
-        logger=False,
-        default_root_dir=root,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        use_distributed_sampler=False,
-    )
+    return quiet_trainer(max_steps=max_steps, limit_val_batches=1, val_check_interval=2, default_root_dir=root)
 
 
 def datamodule(tmp_path) -> TextToTextDataModule:
@@ -107,15 +97,7 @@ def test_compacter_plus_plus_on_t5_base_exports_under_half_a_megabyte(tmp_path):
         def train_dataloader(self):
             return torch.utils.data.DataLoader([batch], batch_size=None)
 
-    run = L.Trainer(
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        default_root_dir=tmp_path,
-    )
+    run = quiet_trainer(max_steps=1, enable_checkpointing=False, default_root_dir=tmp_path)
     run.fit(module, OneBatch())
     ckpt = tmp_path / "compacter++.ckpt"
     run.save_checkpoint(ckpt)

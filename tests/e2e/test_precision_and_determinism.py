@@ -6,8 +6,8 @@ import torch
 
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.methods import trainable_names
-from compacter_pl.module import TextToTextModule
-from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, tiny_method
+from compacter_pl.training.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, KEYS, quiet_trainer, tiny_method
 
 
 def fit(tmp_path, key: str, precision: str, steps: int = 2, validate: bool = False):
@@ -16,16 +16,12 @@ def fit(tmp_path, key: str, precision: str, steps: int = 2, validate: bool = Fal
     dm = TextToTextDataModule(
         "rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=8, cache_dir=str(tmp_path / "cache")
     )
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_steps=steps,
         limit_val_batches=1 if validate else 0,
         val_check_interval=steps,
         precision=precision,
-        logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
         default_root_dir=tmp_path,
     )
     trainer.fit(module, dm)

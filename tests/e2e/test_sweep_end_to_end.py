@@ -2,6 +2,7 @@
 its own, as is the SIGKILL test in test_sweep_faults.py, so that `pytest -n 2 --dist loadfile` runs these long tests
 beside each other and the rest of test_sweep.py.)"""
 
+import json
 import re
 
 import matplotlib.image
@@ -42,6 +43,8 @@ def test_demo_sweep_end_to_end(tmp_path, cli):
         assert (run_dir / "config.yaml").is_file() and (run_dir / "fit.log").is_file()
         assert [p.name for p in (run_dir / "checkpoints").iterdir()] == [r["best_checkpoint"].split("/")[-1]]
         assert "it/s]" not in (run_dir / "fit.log").read_text()  # no progress bars when output is not a terminal
+        fit = json.loads((run_dir / "fit.json").read_text())  # the run's summary (compacter_pl.training.summary)
+        assert fit["best_val"] == r["val"] and fit["examples_seen"] >= fit["steps"] > 0
         assert {"val/score", "val/accuracy"} <= set(EventAccumulator(str(run_dir)).Reload().Tags()["scalars"])
         row = EventAccumulator(str(run_dir / "hparams")).Reload()  # the run's row of the HParams tab
         start = metadata.parse_session_start_info_plugin_data(row.PluginTagToContent("hparams")[SESSION_START])

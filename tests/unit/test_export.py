@@ -14,8 +14,8 @@ from compacter_pl.errors import UserError
 from compacter_pl.export import apply_export, export_checkpoint, load_export, read_checkpoint
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import FullFineTuning
-from compacter_pl.module import TextToTextModule
-from tests.helpers import DEMO_DATA, DEMO_MODEL, in_process
+from compacter_pl.training.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, in_process, quiet_trainer
 
 
 def fit_briefly(tmp_path, method=None, steps: int = 4):
@@ -24,16 +24,7 @@ def fit_briefly(tmp_path, method=None, steps: int = 4):
     dm = TextToTextDataModule(
         "rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=16, cache_dir=str(tmp_path / "cache")
     )
-    trainer = L.Trainer(
-        max_steps=steps,
-        limit_val_batches=1,
-        val_check_interval=steps,
-        logger=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(max_steps=steps, limit_val_batches=1, val_check_interval=steps, default_root_dir=tmp_path)
     trainer.fit(module, dm)
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)

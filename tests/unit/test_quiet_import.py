@@ -12,7 +12,7 @@ def state():
     ours = [f for f in warnings.filters if f[1] is not None and any(m in f[1].pattern for m in QUIET_WARNINGS)]
     return ours, transformers.utils.logging.get_verbosity(), datasets.utils.logging.is_progress_bar_enabled()
 before = state()
-import compacter_pl.module, compacter_pl.data, compacter_pl.hub, compacter_pl.adapter_bank, compacter_pl.export
+import compacter_pl.training, compacter_pl.data, compacter_pl.hub, compacter_pl.adapter_bank, compacter_pl.export
 after = state()
 print("same" if before == after and not after[0] else f"changed: {before} -> {after}")
 from compacter_pl.cli import configure_runtime

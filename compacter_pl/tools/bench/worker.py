@@ -1,10 +1,11 @@
 """One method's measurement, in a process of its own: `python -m compacter_pl.tools.bench.worker SPEC.json OUT.json`.
 
-Builds the model (random weights, no download), applies the method with Table 3's settings, then:
-- training: forward + loss + backward + AdamW step over the trainable parameters only, exactly as the
-  LightningModule does it (`steps.training_loss`, `steps.build_optimizer`, no key/value cache, optional gradient
-  checkpointing and torch.compile), on random token ids of the given shape (all real tokens); the median step
-  after warm-up, in wall time and in this process's CPU time;
+Builds the LightningModule `fit` trains (random weights, no download) with the method and Table 3's settings, then:
+- training: fit's own step: the module's `training_step` under the Trainer's precision, the backward, then the
+  AdamW step and learning-rate schedule of its `configure_optimizers`, as Lightning runs them (the Trainer comes from
+  `make_trainer`, in Lightning's raw-speed mode: no logging, checkpoints or progress bar), with the module's gradient
+  checkpointing and torch.compile options, on random token ids of the given shape (all real tokens); the median
+  step after warm-up, in wall time and in this process's CPU time;
 - peak memory: CUDA, the allocator's peak; CPU, the peak resident set of this process (a fresh one per method),
   over warm-up steps run first with glibc's mmap threshold fixed low (`malloc_mmap_threshold`), so that freed
   activations go back to the system and the peak is what the method needs, not heap fragmentation; the timed
@@ -16,22 +17,24 @@ Builds the model (random weights, no download), applies the method with Table 3'
   Each pair ran under the same machine load, so the median of the per-pair ratios is the method's cost over the
   floor even when a shared machine drifts by more than that cost between runs;
 - evaluation: examples per second of one greedy generation pass bounded by the target length, and of ranking a
-  closed label set (`steps.label_log_likelihoods`), under inference mode as Lightning evaluates.
+  closed label set (`steps.label_log_likelihoods`), under inference mode and the Trainer's precision as Lightning
+  evaluates.
 The result is written as JSON to OUT.json for the parent (`runner.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import resource
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import lightning as L
 import torch
 from transformers import T5ForConditionalGeneration
 
@@ -40,18 +43,13 @@ from compacter_pl.errors import first_line
 from compacter_pl.files import replaced_atomically
 from compacter_pl.host_memory import apply_host_memory, set_malloc_thresholds
 from compacter_pl.layers.regions import PREFIX as REGION_PREFIX
-from compacter_pl.methods import trainable_parameters
-from compacter_pl.steps import (
-    build_optimizer,
-    enable_gradient_checkpointing,
-    greedy_generate,
-    label_log_likelihoods,
-    training_loss,
-)
 from compacter_pl.tools.bench.options import BenchOptions
 from compacter_pl.tools.bench.rows import FLOOR, build_method
+from compacter_pl.training import TextToTextModule, make_trainer
+from compacter_pl.training.steps import greedy_generate, label_log_likelihoods
 
 EOS_ID = 1  # T5's end of sequence; a label's last token
+LEARNING_RATE = 1e-5
 
 
 SEED = 0  # of the random weights and tokens
@@ -68,12 +66,6 @@ def resolve_device(device: Literal["auto", "cpu", "cuda"]) -> Literal["cpu", "cu
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16-mixed":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _peak_memory_bytes(device: torch.device) -> int:
@@ -124,40 +116,70 @@ def region_seconds(step, device: torch.device) -> tuple[float, dict[str, float],
 
 @dataclass
 class Training:
-    """A model with a method applied, and one training step of it."""
+    """fit's LightningModule with a method applied, the Trainer it is attached to, and one training step of it."""
 
-    model: T5ForConditionalGeneration
-    step: Callable[[], None]  # forward + loss + backward + optimizer step
+    module: TextToTextModule
+    trainer: L.Trainer
+    step: Callable[[], None]  # training_step (forward + loss) + backward + optimizer and schedule step
+
+    @property
+    def model(self) -> T5ForConditionalGeneration:
+        return self.module.model
+
+
+def fit_module(options: BenchOptions, key: str, device: torch.device) -> TextToTextModule:
+    """The LightningModule `fit` trains, with method `key` (Table 3's settings) and the efficiency options, on random
+    weights of the architecture `options.model` names, built on `device`."""
+
+    class RandomWeights(TextToTextModule):
+        def load_model(self, model_name_or_path: str) -> T5ForConditionalGeneration:
+            return build_t5(model_name_or_path, device=device, seed=SEED)
+
+    module = RandomWeights(
+        options.model,
+        method=build_method(key, options.settings),
+        learning_rate=LEARNING_RATE,
+        gradient_checkpointing=options.gradient_checkpointing,
+        compile=options.compile,
+    )
+    module.method.check(module.model.config, options.source_length)  # as fit's setup checks it against the data
+    return module.to(device)
 
 
 def build_training(options: BenchOptions, key: str, device: torch.device) -> Training:
-    """The model with method `key`, trained as the LightningModule trains it, on fixed random tokens."""
-    model = build_t5(options.model, device=device, seed=SEED)
-    method = build_method(key, options.settings)
-    method.check(model.config, options.source_length)
-    method.apply(model)
-    if options.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
-    model.train()
-    optimizer = build_optimizer([p for _, p in trainable_parameters(model)], learning_rate=1e-5)
-    forward = torch.compile(model) if options.compile else model
+    """fit's module with method `key`, attached to a Trainer from `make_trainer`, and its step as fit runs it, on
+    fixed random tokens."""
+    module = fit_module(options, key, device)
+    steps = 2 + options.warmup + options.steps + 1  # the memory steps, the timed ones, the profiled one
+    trainer = make_trainer(
+        barebones=True,
+        accelerator=device.type,
+        devices=1,
+        precision=options.precision,
+        max_epochs=-1,
+        max_steps=steps,
+    )
+    module.trainer = trainer
+    optimization = module.configure_optimizers()
+    optimizer, schedule = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
+    precision = trainer.precision_plugin
 
     generator = torch.Generator().manual_seed(SEED)
-    vocab = model.config.vocab_size
+    vocab = module.model.config.vocab_size
     input_ids = torch.randint(2, vocab, (options.batch_size, options.source_length), generator=generator).to(device)
-    attention_mask = torch.ones_like(input_ids)
     labels = torch.randint(2, vocab, (options.batch_size, options.target_length), generator=generator)
     labels[:, -1] = EOS_ID
-    labels = labels.to(device)
+    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels.to(device)}
 
     def step() -> None:
-        with _autocast(device, options.precision):
-            loss = training_loss(forward, input_ids, attention_mask, labels)  # type: ignore[arg-type]  # compiled
+        with precision.train_step_context():
+            loss = module.training_step(batch, 0)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        schedule.step()
 
-    return Training(model, step)
+    return Training(module, trainer, step)
 
 
 def timed_steps(options: BenchOptions, training: Training, floor: Training | None, device: torch.device):
@@ -226,7 +248,7 @@ def measure(options: BenchOptions, key: str) -> dict:
         label_log_likelihoods(model, input_ids, attention_mask, candidates)
 
     evaluation = {}
-    with torch.inference_mode(), _autocast(device, options.precision):
+    with torch.inference_mode(), training.trainer.precision_plugin.forward_context():
         for name, fn in (("generate", generate), ("rank", rank)):
             times = [_timed(fn, device)[0] for _ in range(1 + options.eval_steps)][1:] if options.eval_steps else []
             evaluation[name] = options.batch_size / statistics.median(times) if times else None
@@ -273,4 +295,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    # fit's training_step logs its loss; Lightning's raw-speed mode skips the log with this warning
+    warnings.filterwarnings("ignore", message=r"You are trying to `self\.log\(\)` but `Trainer\(barebones=True\)`")
     main()

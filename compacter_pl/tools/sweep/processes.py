@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import cast
 
 from compacter_pl.tools.sweep.grid import Run, Sweep
-from compacter_pl.tools.sweep.recorder import FIT_SUMMARY, TEST_SUMMARY
 from compacter_pl.tools.sweep.results import RESULTS_FILE
+from compacter_pl.training.summary import FIT_SUMMARY, TEST_SUMMARY
+from compacter_pl.training.trainer import LOGGER
 
 CLI_SCRIPT = Path(__file__).resolve().parents[3] / "cli.py"
 LOCK_WAIT_SECONDS = 10.0  # a killed sweep's subprocess may take a moment to die and release its run
 MAX_REASON = 400  # characters of a failed run's error shown in the progress line; the log has all of it
-RECORDER = "compacter_pl.tools.sweep.recorder.RunRecorder"
-LOGGER = "compacter_pl.tensorboard.TensorBoardLogger"  # the fit writes the run's HParams row (tensorboard.py)
 
 
 @dataclass(frozen=True)
@@ -86,14 +85,14 @@ def test_command(sweep: Sweep, directory: SweepDir, run: Run, checkpoint: str, p
 
 
 def _run_args(sweep: Sweep, directory: SweepDir, run: Run) -> list[str]:
-    recorder = {"class_path": RECORDER, "init_args": {"out_dir": str(directory.run(run))}}
-    # no last.ckpt: an unfinished run restarts from scratch, and pruning would delete it anyway
+    # no last.ckpt: an unfinished run restarts from scratch, and pruning would delete it anyway; the run's summary
+    # writes fit.json and test.json into the run's directory (compacter_pl.training.summary)
     return [
         "--config",
         str(sweep.base_config),
         *run.args(),
         "--last_checkpoint.at_epoch_end=false",
-        f"--trainer.callbacks+={json.dumps(recorder)}",
+        f"--summary.out_dir={directory.run(run)}",
     ]
 
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from compacter_pl.config.program import program
 from compacter_pl.files import write_atomically
-from compacter_pl.tensorboard import write_row_metrics
 from compacter_pl.text_table import text_table
 from compacter_pl.tools.sweep.grid import Run, Sweep, shard_of
 from compacter_pl.tools.sweep.preflight import check_fingerprints, check_sizes, resolved_configs
 from compacter_pl.tools.sweep.processes import Outcome, SweepDir, Tested, fit_and_test, fit_command, run_lock
 from compacter_pl.tools.sweep.results import append_result, read_results
+from compacter_pl.training.tensorboard import write_row_metrics
 
 __all__ = ["duration", "resolved_configs", "run_sweep"]
 

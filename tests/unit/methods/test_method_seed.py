@@ -19,9 +19,9 @@ from compacter_pl.errors import UserError
 from compacter_pl.export import apply_export, export_checkpoint, load_export, method_from_config, read_checkpoint
 from compacter_pl.hub import load_t5
 from compacter_pl.methods import IntrinsicSAID, PromptTuning
-from compacter_pl.module import TextToTextModule
 from compacter_pl.tools.sweep.sweep_file import load_sweep
-from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT, tiny_batch
+from compacter_pl.training.module import TextToTextModule
+from tests.helpers import DEMO_DATA, DEMO_MODEL, ROOT, quiet_trainer, tiny_batch
 
 METHODS = {  # by registry key, as the sweep names methods
     "prompt_random": {"class_path": "compacter_pl.methods.PromptTuning", "init_args": {"num_tokens": 5}},
@@ -140,17 +140,7 @@ def fit_two_steps(tmp_path, method: dict) -> tuple[TextToTextModule, str]:
     dm = TextToTextDataModule(
         "rte", str(DEMO_MODEL), data_dir=str(DEMO_DATA / "rte"), batch_size=8, cache_dir=str(tmp_path / "cache")
     )
-    trainer = L.Trainer(
-        max_steps=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        default_root_dir=tmp_path,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(max_steps=2, limit_val_batches=0, enable_checkpointing=False, default_root_dir=tmp_path)
     trainer.fit(module, dm)
     ckpt = tmp_path / "fit.ckpt"
     trainer.save_checkpoint(ckpt)

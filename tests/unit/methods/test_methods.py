@@ -596,7 +596,7 @@ def test_layer_norms_and_their_count():
 
 
 def test_impossible_hyper_parameters_fail_before_the_weights_load(monkeypatch):
-    import compacter_pl.module as module
+    import compacter_pl.training.module as module
 
     def must_not_load(name):
         raise AssertionError("the weights were loaded before the method was checked")

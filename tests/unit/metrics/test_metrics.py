@@ -18,8 +18,8 @@ from compacter_pl.metrics.confusion import MacroF1, MatthewsCorrCoef
 from compacter_pl.metrics.correlation import PearsonCorrCoef, SpearmanCorrCoef
 from compacter_pl.metrics.grouped import GroupExactMatch
 from compacter_pl.metrics.squad import MeanOverQueries, best_exact_match, best_token_f1, normalize_answer
-from compacter_pl.module import TextToTextModule
 from compacter_pl.tasks import TASKS, get_task
+from compacter_pl.training.module import TextToTextModule
 from tests.helpers import DEMO_DATA, DEMO_MODEL
 
 

@@ -12,8 +12,6 @@ from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
 from compacter_pl.methods import Adapter, Compacter, LayerNormOnly, PromptTuning, trainable_parameters
-from compacter_pl.module import TextToTextModule
-from compacter_pl.steps import build_optimizer, enable_gradient_checkpointing, label_log_likelihoods, padded_label_ids
 from compacter_pl.tools.bench import runner
 from compacter_pl.tools.bench.options import BenchOptions
 from compacter_pl.tools.bench.padding import real_token_fraction
@@ -21,7 +19,14 @@ from compacter_pl.tools.bench.rows import BENCH_ROWS, FLOOR, TABLE3_SETTINGS, bu
 from compacter_pl.tools.bench.runner import add_ratios, aggregate, format_report
 from compacter_pl.tools.bench.worker import measure
 from compacter_pl.tools.paper import paper
-from tests.helpers import DEMO_DATA, DEMO_MODEL, in_process, one_line_error
+from compacter_pl.training.module import TextToTextModule
+from compacter_pl.training.steps import (
+    build_optimizer,
+    enable_gradient_checkpointing,
+    label_log_likelihoods,
+    padded_label_ids,
+)
+from tests.helpers import DEMO_DATA, DEMO_MODEL, in_process, one_line_error, quiet_trainer
 
 MiB = 2**20
 TINY = {"compacter": {"bottleneck": 8, "n": 4}}  # what fits the tiny demo model (64 wide)
@@ -174,6 +179,28 @@ def test_the_profiled_step_splits_a_methods_own_layers_from_the_rest(key, region
             assert result["region_calls"][name] == calls
     unprofiled = measure(replace(options, steps=1, warmup=0, pair_with_floor=False, split_step=False), key)
     assert "region_seconds" not in unprofiled and "profiled_step_seconds" not in unprofiled
+
+
+def test_the_measured_step_is_fits_training_step_and_optimizer(monkeypatch):
+    """bench times the LightningModule's own training_step and the optimizer of its configure_optimizers: a change to
+    fit's step changes what bench measures."""
+    calls = {"training_step": 0, "configure_optimizers": 0}
+
+    def counted(name: str):
+        real = getattr(TextToTextModule, name)
+
+        def spy(self, *args, **kwargs):
+            calls[name] += 1
+            return real(self, *args, **kwargs)
+
+        return spy
+
+    for name in calls:
+        monkeypatch.setattr(TextToTextModule, name, counted(name))
+    options = BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=0, bottleneck=8, n=4, device="cpu")
+    result = measure(replace(options, steps=2, warmup=1, pair_with_floor=False, split_step=False), "compacter")
+    assert len(result["step_seconds_all"]) == 2
+    assert calls == {"training_step": 2 + 1 + 2, "configure_optimizers": 1}  # the memory steps, warm-up, timed
 
 
 def count_parameters_of(key: str) -> int:
@@ -402,7 +429,6 @@ def test_module_options_checkpointing_and_fused_adamw_over_the_trainable_paramet
 
 @pytest.mark.parametrize("eval_mode", ["generate", "rank"])
 def test_validation_runs_one_bounded_pass_per_batch_and_no_teacher_forced_loss(tmp_path, monkeypatch, eval_mode):
-    import lightning as L
 
     from compacter_pl.data import TextToTextDataModule
 
@@ -428,14 +454,7 @@ def test_validation_runs_one_bounded_pass_per_batch_and_no_teacher_forced_loss(t
 
     monkeypatch.setattr(module.model, "generate", spy_generate)
     monkeypatch.setattr(module.model, "forward", spy_forward)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(enable_checkpointing=False)
     trainer.validate(module, datamodule=data, verbose=False)
     batches = len(trainer.val_dataloaders)
     tokenizer = load_tokenizer(str(DEMO_MODEL))

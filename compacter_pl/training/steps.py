@@ -1,4 +1,5 @@
-"""The training and evaluation maths, written once: the LightningModule and `bench` both call these.
+"""The training and evaluation maths, written once: the LightningModule calls these (`bench` times its training
+step through the module, its evaluation with the functions here).
 
 - training: `training_loss` (teacher-forced cross-entropy, no key/value cache), `build_optimizer` (AdamW over the
   trainable parameters only), `linear_warmup_then_decay` (the schedule), `enable_gradient_checkpointing`;

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 HPARAMS_RUN = "hparams"  # the sub-run of a run's folder that holds its HParams row
 SESSION_SUFFIX = ".session"  # the event file of the row's session record
-BEST_VAL = "hp/best_val_score"  # the best validation score so far (the module logs it): a row metric, no curve
+BEST_VAL = "hp/best_val_score"  # the best validation score so far (the run's summary logs it): a row metric, no curve
 DROPPED = ("epoch", BEST_VAL)  # from the curves; Lightning adds the epoch to every logged dict (the step is the x axis)
 
 

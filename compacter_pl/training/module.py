@@ -5,6 +5,7 @@ Efficiency options live here too, because they wrap the whole model whatever the
 (also with a frozen base), an opt-in `torch.compile` of the training forward, fused AdamW.
 """
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Literal
@@ -16,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import Metric
+from transformers import PreTrainedTokenizerBase, T5ForConditionalGeneration
 
 from compacter_pl.architectures import local_t5_config
 from compacter_pl.errors import UserError
@@ -24,7 +26,8 @@ from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import Method, trainable_names, trainable_parameters
 from compacter_pl.methods.full import FullFineTuning
 from compacter_pl.metrics import build_metrics, update_metrics
-from compacter_pl.steps import (
+from compacter_pl.tasks import get_task
+from compacter_pl.training.steps import (
     build_optimizer,
     enable_gradient_checkpointing,
     greedy_generate,
@@ -33,8 +36,6 @@ from compacter_pl.steps import (
     padded_label_ids,
     training_loss,
 )
-from compacter_pl.tasks import get_task
-from compacter_pl.tensorboard import BEST_VAL, TensorBoardLogger, method_column
 
 STAGES = ("val", "test")
 EvalMode = Literal["generate", "rank"]
@@ -89,7 +90,7 @@ class TextToTextModule(L.LightningModule):
         config = local_t5_config(model_name_or_path)  # known offline: bad hyper-parameters fail before weights load
         if config is not None:
             self.method.check(config)
-        self.model = load_t5(model_name_or_path).train()  # from_pretrained returns eval mode (no dropout)
+        self.model = self.load_model(model_name_or_path).train()  # from_pretrained returns eval mode (no dropout)
         if base_architecture is not None:
             check_architecture(base_architecture, self.model.config)
         self.hparams["base_architecture"] = architecture_of(self.model.config)
@@ -99,7 +100,6 @@ class TextToTextModule(L.LightningModule):
             enable_gradient_checkpointing(self.model)
         # A plain attribute, not a submodule: the state dict and checkpoints keep seeing `model` only.
         object.__setattr__(self, "_training_model", torch.compile(self.model) if compile else self.model)
-        self.tokenizer = load_tokenizer(model_name_or_path)
         self.max_new_tokens = max_new_tokens
         if eval_mode not in ("generate", "rank"):
             raise UserError(f"eval_mode must be generate or rank, got {eval_mode!r}")
@@ -108,18 +108,28 @@ class TextToTextModule(L.LightningModule):
                 f"eval_mode rank needs a closed label set; {self.task.name} is free text, so it generates instead"
             )
         self.eval_mode = "rank" if eval_mode == "rank" and self.task.targets is not None else "generate"
-        self._label_ids = (
-            None
-            if self.task.targets is None
-            else padded_label_ids([self.tokenizer(t)["input_ids"] for t in self.task.targets])
-        )
         # ModuleDicts (registered, so they move with the module), read as the mappings they are
         self.metrics: Mapping[str, Mapping[str, Metric]] = nn.ModuleDict(  # type: ignore[assignment]
             {stage: nn.ModuleDict(build_metrics(self.task)) for stage in STAGES}
         )
-        self.best_val_score = float("-inf")
         # Checkpoints hold only what trains; loading them onto the freshly built model must not demand the rest.
         self.strict_loading = False
+
+    def load_model(self, model_name_or_path: str) -> T5ForConditionalGeneration:
+        """The T5 the module hosts, with its pretrained weights (`bench` builds it with random ones)."""
+        return load_t5(model_name_or_path)
+
+    @functools.cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The model's tokenizer, loaded when evaluation first needs it (training reads token ids only)."""
+        return load_tokenizer(self.hparams["model_name_or_path"])
+
+    @functools.cached_property
+    def _label_ids(self) -> torch.Tensor | None:
+        """The token ids of the task's closed label set, padded (None for free text)."""
+        if self.task.targets is None:
+            return None
+        return padded_label_ids([self.tokenizer(t)["input_ids"] for t in self.task.targets])
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -197,30 +207,7 @@ class TextToTextModule(L.LightningModule):
         return float(score)
 
     def on_validation_epoch_end(self) -> None:
-        score = self._log_epoch_metrics("val")
-        if not self.trainer.sanity_checking:
-            self.best_val_score = max(self.best_val_score, score)
-            self.log(BEST_VAL, self.best_val_score)  # a metric of the run's HParams row (compacter_pl.tensorboard)
-
-    def on_fit_start(self) -> None:
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.log_row(self.hparams_row())
-
-    def hparams_row(self) -> dict:
-        """The run's hyper-parameters in TensorBoard's HParams tab: what tells runs apart, no more."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        train_size = getattr(datamodule, "train_size", None)
-        row = {
-            "task": self.task.name,
-            "method": method_column(self.method),  # its registry key
-            "model": self.hparams["model_name_or_path"],
-            "train_size": "full" if train_size is None else train_size,
-            "seed": getattr(datamodule, "seed", None),
-            "learning_rate": self.hparams["learning_rate"],
-        }
-        row.update({f"method.{name}": value for name, value in self.method.init_args().items() if value is not None})
-        return {name: value for name, value in row.items() if value is not None}
+        self._log_epoch_metrics("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
@@ -239,7 +226,6 @@ class TextToTextModule(L.LightningModule):
         """Keep only what trains: the frozen base model is never written."""
         keep = {f"model.{name}" for name in trainable_names(self.model)}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["best_val_score"] = self.best_val_score
         checkpoint["torch_rng_state"] = torch.get_rng_state()  # dropout continues as if never interrupted
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -263,6 +249,5 @@ class TextToTextModule(L.LightningModule):
                         f"{value!r}; this run has {current[key]!r}: pass "
                         f"--model.method.init_args.{key} {value}"
                     )
-        self.best_val_score = checkpoint.get("best_val_score", float("-inf"))
         if "torch_rng_state" in checkpoint and self._trainer is not None and self._trainer.state.fn == "fit":
             torch.set_rng_state(checkpoint["torch_rng_state"])

@@ -4,8 +4,8 @@ import torch
 
 from compacter_pl.data.collate import TextToTextCollator
 from compacter_pl.hub import load_tokenizer
-from compacter_pl.module import TextToTextModule
-from compacter_pl.steps import linear_warmup_then_decay
+from compacter_pl.training.module import TextToTextModule
+from compacter_pl.training.steps import linear_warmup_then_decay
 from tests.helpers import DEMO_MODEL
 
 

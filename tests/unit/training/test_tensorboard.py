@@ -1,9 +1,10 @@
-"""The run's row of TensorBoard's HParams tab names its method by its registry key (`compacter_pl.tensorboard`); the
-rest of the row and the run's curves are checked end to end (tests/e2e/test_demo.py, test_sweep_end_to_end.py)."""
+"""The run's row of TensorBoard's HParams tab names its method by its registry key
+(`compacter_pl.training.tensorboard`); the rest of the row and the run's curves are checked end to end
+(tests/e2e/test_demo.py, test_sweep_end_to_end.py)."""
 
 from compacter_pl.methods import Compacter, IntrinsicSAID, Method, PromptTuning
 from compacter_pl.methods.base import class_path_of
-from compacter_pl.tensorboard import method_column
+from compacter_pl.training.tensorboard import method_column
 
 
 class Unregistered(Method):
