@@ -47,11 +47,12 @@ def default_logger(config, subcommand: str | None) -> None:
     - a fit resumed from `ROOT/lightning_logs/version_N/checkpoints/last.ckpt` logs on into version_N, so its curves
       continue the killed run's (a new fit started from another checkpoint, a best one, gets a folder of its own);
     - validate, test and predict of a checkpoint in `ROOT/lightning_logs/version_N/checkpoints/` log into
-      version_N: test scores join that run's curves and HParams row, and no run of their own clutters the tab."""
+      version_N: test scores join that run's curves and HParams row, and no run of their own clutters the tab;
+      with `--eval_other_task` (another task's scores) they get a folder of their own."""
     if config.trainer.get("logger") not in (None, True):
         return
     init_args = {"save_dir": config.trainer.get("default_root_dir") or ".", "version": SLURMEnvironment.job_id()}
-    run_dir = _run_folder(config.get("ckpt_path"), last_only=subcommand == "fit")
+    run_dir = None if config.get("eval_other_task") else _run_folder(config.get("ckpt_path"), subcommand == "fit")
     if run_dir is not None:
         init_args = {"save_dir": str(run_dir.parent.parent), "version": run_dir.name}
     config.trainer.logger = {"class_path": LOGGER, "init_args": init_args}

@@ -13,7 +13,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: two workers share th
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
-from tests.helpers import DEMO_MODEL, GLUE_SAMPLE, in_process, run_cli  # noqa: E402 (torch's threads set first)
+from tests.helpers import DEMO_MODEL, GLUE_SAMPLE, ROOT, in_process, run_cli  # noqa: E402 (torch's threads set first)
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +44,19 @@ def cli_in_process(capsys):
         return subprocess.CompletedProcess(list(args), code, out, err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """A last.ckpt of two steps of the demo (FullFineTuning), written by the CLI in this process."""
+    root = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        from compacter_pl.cli import main
+
+        main(
+            ["fit", "--config", str(ROOT / "configs/demo.yaml"), "--trainer.max_steps", "2"]
+            + ["--trainer.limit_val_batches", "1", "--trainer.default_root_dir", str(root)]
+            + ["--data.cache_dir", str(root / "cache")]
+        )
+    return root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"

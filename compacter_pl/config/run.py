@@ -15,6 +15,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
 from compacter_pl.checkpoint_io import read_checkpoint
+from compacter_pl.config import identity
 from compacter_pl.config.checks import check_run_options
 from compacter_pl.config.one_line import OneLineErrorParser
 from compacter_pl.config.program import program
@@ -41,15 +42,49 @@ def run_seed(seed_everything) -> int:
     return 42 if isinstance(seed_everything, bool) or seed_everything is None else int(seed_everything)
 
 
-def newest_last_checkpoint(root: str) -> Path:
-    """The most recent `last.ckpt` of the runs under `root/lightning_logs` (what `--ckpt_path last` means)."""
+def newest_last_checkpoint(root: str, wanted: dict | None = None) -> Path:
+    """The most recent `last.ckpt` under `root/lightning_logs` of a run whose identity is `wanted` (the command's:
+    task, method, model, data settings), which is what `--ckpt_path last` means: never another kind of run's."""
     candidates = sorted(Path(root).glob("lightning_logs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise UserError(
             f"--ckpt_path last: no last.ckpt under {Path(root) / 'lightning_logs'}; pass a checkpoint "
             f"path, or start without --ckpt_path"
         )
-    return candidates[-1]
+    if wanted is None:
+        return candidates[-1]
+    newest_other = None
+    for candidate in reversed(candidates):
+        found = identity.differences(identity.of_checkpoint(read_checkpoint(candidate, mmap=True)), wanted)
+        if not found:
+            return candidate
+        newest_other = newest_other or (candidate, found)
+    assert newest_other is not None
+    raise UserError(
+        f"--ckpt_path last: no run under {Path(root) / 'lightning_logs'} is of this command's kind (the newest, "
+        f"{newest_other[0]}, differs: {'; '.join(newest_other[1])}); pass that run's settings, a checkpoint path, "
+        f"or start without --ckpt_path"
+    )
+
+
+def _arguments(args) -> list[str]:
+    """The command line LightningCLI parsed, as a list of tokens (a dict or Namespace given from Python: its
+    dotted keys as options)."""
+    if args is None:
+        return sys.argv[1:]
+    if isinstance(args, (list, tuple)):
+        return [str(a) for a in args]
+    flat = args.as_dict() if hasattr(args, "as_dict") else dict(args)
+    tokens: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.items():
+            tokens.append(f"--{prefix}{key}")
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+
+    walk(flat, "")
+    return [t.replace(f"--{flat.get('subcommand')}.", "--", 1) for t in tokens]
 
 
 def method_and_model(model) -> tuple[str, str]:
@@ -76,38 +111,82 @@ class RunConfigCLI(LightningCLI):
             default=False,
             help="Run float16 precision although T5 is known to overflow in it (bf16 is safe).",
         )
+        parser.add_argument(
+            "--eval_other_task",
+            type=bool,
+            default=False,
+            help="Validate, test or predict a checkpoint on another task than the one it trained on (--data.task "
+            "names it); the results go to a run folder of their own, never the checkpoint's.",
+        )
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
-        self.load_checkpoint_hyperparameters()
         subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        files = [*(self.config.get("config") or []), *(config.get("config") or [])]
+        self.given_keys = identity.given_keys(_arguments(args), files)  # what the command names itself
+        self.load_checkpoint_hyperparameters()
         check_run_options(self.config[subcommand] if subcommand else self.config)  # before LightningCLI seeds
 
     def load_checkpoint_hyperparameters(self) -> None:
-        """LightningCLI takes the model's hyper-parameters from `--ckpt_path` (as `load_from_checkpoint` would): the
-        method and model a checkpoint was trained with replace the config's, and a line says so when they differ.
-        This is the first read of the file, so a file that is no checkpoint is refused here in one line (read with
-        weights_only, its tensors mapped, not read). `last` is resolved first, so the newest last.ckpt is read the
-        same way."""
+        """LightningCLI takes the model's hyper-parameters from `--ckpt_path` (as `load_from_checkpoint` would), and
+        the data settings that make a run's identity from the checkpoint's data module (`compacter_pl.config.
+        identity`). Options the command gives itself are compared with the checkpoint's first: an identity that
+        differs is refused in one line, evaluation and speed options are honoured, and a fit does not resume with
+        another learning rate or schedule. This is the first read of the file, so a file that is no checkpoint is
+        refused here in one line (read with weights_only, its tensors mapped, not read). `last` is resolved first,
+        to the newest last.ckpt of a run of the command's identity."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
         if config is None or not config.get("ckpt_path"):
             return
+        other_task = bool(config.get("eval_other_task"))
+        if other_task and subcommand == "fit":
+            raise UserError("--eval_other_task is for validate, test and predict; a fit resumes the task it trained")
         if config.ckpt_path == "last":  # Lightning looks only in the new run's folder: find the real one
-            config.ckpt_path = str(newest_last_checkpoint(config.trainer.get("default_root_dir") or "."))
+            root = config.trainer.get("default_root_dir") or "."
+            config.ckpt_path = str(newest_last_checkpoint(root, identity.of_config(config)))
             print(f"resuming from {config.ckpt_path}")
         if "://" in str(config.ckpt_path):  # remote: read by the trainer alone (Lightning's own parse skips it too)
             return
-        hparams = dict(read_checkpoint(config.ckpt_path, mmap=True).get("hyper_parameters") or {})
+        checkpoint = read_checkpoint(config.ckpt_path, mmap=True)
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         if not hparams:
             return
+        keys: set[str] = getattr(self, "given_keys", set())
+        given = identity.given_identity(config, keys)
+        if other_task:  # another task's data: its own task and data settings, compared with nothing
+            given = {k: v for k, v in given.items() if k in ("method", "model")}
+        honoured = identity.given_options(config, keys, "model", identity.HONOURED)
+        training = identity.given_options(config, keys, "model", identity.TRAINING)
         named = method_and_model(config.model)
         try:
             self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
         except UserError as error:  # e.g. a method class_path that is no registered method
             raise UserError(f"checkpoint {config.ckpt_path} holds hyper-parameters this CLI refuses: {error}") from None
-        loaded = method_and_model(self.config[subcommand].model)
+        recorded = identity.of_checkpoint(checkpoint)
+        hint = "leave them out (the checkpoint's are used) or pass the run's own"
+        if subcommand != "fit" and given.get("task", recorded["task"]) != recorded["task"]:
+            hint += ", or --eval_other_task true to score it on another task into a folder of its own"
+        identity.refuse_differences(config.ckpt_path, recorded, given, hint)
+        if subcommand == "fit":
+            for option, value in training.items():
+                if option in hparams and value != hparams[option]:
+                    raise UserError(
+                        f"--model.{option} {value}: {config.ckpt_path} resumes its optimizer and schedule with "
+                        f"{hparams[option]}; leave --model.{option} out, or start a new fit without --ckpt_path"
+                    )
+        config = self.config[subcommand]
+        for option, value in honoured.items():
+            config.model[option] = value
+        if not other_task:
+            data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+            for name in ("task", *identity.DATA_FIELDS):
+                if name not in given and name in data:
+                    config.data[name] = data[name]
+        config.model.task = config.data.task  # the task scored is the data's
+        loaded = method_and_model(config.model)
         if loaded != named:
             print(
                 f"warning: loaded {loaded[0]} on {loaded[1]} from {config.ckpt_path}, the method and model it was "

@@ -118,5 +118,17 @@ def trainable_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]
     return ((name, p) for name, p in model.named_parameters() if p.requires_grad)
 
 
+# Segments that wrappers of a module add to its parameters' names (FSDP's units, activation checkpointing,
+# torch.compile) and that a full state dict, a checkpoint and an export never hold.
+WRAPPER_SEGMENTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
 def trainable_names(model: nn.Module) -> set[str]:
-    return {name for name, _ in trainable_parameters(model)}
+    """The names of the parameters that train, as a state dict names them (wrappers' segments left out), so the
+    same names select what a checkpoint saves whether or not FSDP or compilation wrapped the model."""
+    names = set()
+    for name, _ in trainable_parameters(model):
+        for segment in WRAPPER_SEGMENTS:
+            name = name.replace(segment, "")
+        names.add(name)
+    return names

@@ -74,7 +74,8 @@ def test_checkpoint_of_another_method_or_model_is_refused(cli, tmp_path):
     checkpoint = torch.load(last, weights_only=True)
     checkpoint["hyper_parameters"]["method"] = {"class_path": "compacter_pl.methods.BitFit", "init_args": {}}
     torch.save(checkpoint, tmp_path / "other_method.ckpt")
-    other_method = run_demo(cli, tmp_path, "--ckpt_path", str(tmp_path / "other_method.ckpt"), command="test")
+    bitfit = ["--model.method.class_path", "compacter_pl.methods.BitFit"]  # the identity it records: BitFit's
+    other_method = run_demo(cli, tmp_path, *bitfit, "--ckpt_path", str(tmp_path / "other_method.ckpt"), command="test")
     assert_one_line_error(other_method, "checkpoint does not match this model and method")
     checkpoint = torch.load(last, weights_only=True)
     checkpoint["hyper_parameters"]["base_architecture"]["d_model"] = 768
