@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 29 on a GPU machine without network, in one run of under 8 minutes (so that a failed first try leaves time
-# for a second): install the project from the wheels carried in .whl/ (tools/gpu_wheels.sh prepares them), build the
-# cuda-fwht kernel if its source came along, run the tests marked `cuda` (tests/cuda), then `bench --model t5-base`
-# on CUDA for every method with Table 3's settings at a fixed batch, fp32 and bf16-mixed. Every step has its own
+# for a second): install the project from the wheels carried in .whl/ (tools/gpu_wheels.sh prepares them), run the
+# tests marked `cuda` (tests/cuda), then `bench --model t5-base` on CUDA for every method with Table 3's settings at
+# a fixed batch, bf16-mixed and fp32, with the pure-torch Fastfood transforms (the default install); meanwhile the
+# cuda-fwht kernel builds in the background if its source came along, and its tests run last. Every step has its own
 # timeout and the whole a budget; everything goes to the output folder ($OUT, or --out):
 #
 #   gpu_check.log                 everything printed, the environment first (GPU, torch, the image's packages)
@@ -44,8 +45,10 @@ MARKER=cuda BENCH_MODEL=t5-base BENCH_DEVICE=cuda SOURCE_LENGTH=128
 PYTHON=${PYTHON:-python3}
 SITE=${GPU_CHECK_SITE:-/tmp/compacter-site}  # the carried wheels, installed (before the image's packages)
 FWHT_OUT=${GPU_CHECK_FWHT:-/tmp/compacter-fwht}
-# Each step's timeout in seconds; the run's budget cuts them further when earlier steps ran long.
-CAP_ENV=20 CAP_INSTALL=45 CAP_FWHT=180 CAP_TESTS=150 CAP_KERNEL=45 CAP_BENCH=100
+# Each step's timeout in seconds, or an expression of LEFT, the seconds left of the budget when it starts (which
+# also cuts every fixed one): the benches share what the tests leave, less what the kernel's tests need at the end.
+CAP_ENV=20 CAP_INSTALL=45 CAP_TESTS=150 KERNEL_RESERVE=45
+CAP_FWHT="LEFT - $KERNEL_RESERVE" CAP_BENCH_FIRST="(LEFT - $KERNEL_RESERVE) / 2" CAP_BENCH_SECOND="LEFT - $KERNEL_RESERVE"
 
 number() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "error: $1 takes a positive number, got '$2'" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
@@ -103,7 +106,7 @@ preflight() {
     tail -n 1 "${TMPDIR:-/tmp}/gpu_requirements.$$"
     rm -f "${TMPDIR:-/tmp}/gpu_requirements.$$"
     if [[ $FWHT -eq 1 && -d $FWHT_SRC ]]; then
-        echo "cuda-fwht: its source is in $FWHT_SRC: built in the background while the tests run"
+        echo "cuda-fwht: its source is in $FWHT_SRC: built in the background while the tests and bench run, tested last"
     else
         echo "cuda-fwht: not built (no $FWHT_SRC, or --no-fwht): the kernel tests skip, bench uses the torch passes"
     fi
@@ -124,16 +127,23 @@ record() {  # name, exit code, seconds, note
     [[ $DRY_RUN -eq 1 ]] || printf '%s\n' "$line" >>"$OUT_DIR/summary.txt"
 }
 
-# step NAME CAP COMMAND...: runs COMMAND (a shell string) under min(CAP, what is left) seconds.
+# limit CAP: the timeout of a step starting now (CAP: seconds, or an expression of LEFT), at most what is left.
+limit() {
+    local LEFT cap
+    LEFT=$(left)
+    cap=$(($1))
+    (( cap < LEFT )) && echo "$cap" || echo "$LEFT"
+}
+
+# step NAME CAP COMMAND: runs COMMAND (a shell string) under `limit CAP` seconds; the dry run lists it.
 step() {
-    local name=$1 cap=$2 command=$3 limit rc began
+    local name=$1 command=$3 limit rc began
     STEP=$((STEP + 1))
-    limit=$(left)
-    (( cap < limit )) && limit=$cap
     if [[ $DRY_RUN -eq 1 ]]; then
-        printf '%d. %s (timeout %d s)\n   %s\n' "$STEP" "$name" "$cap" "$command"
+        printf '%d. %s (timeout %s s)\n   %s\n' "$STEP" "$name" "${2//LEFT/what is left}" "$command"
         return 0
     fi
+    limit=$(limit "$2")
     if (( limit < 10 )); then
         echo "=== $STEP. $name: skipped, $(left) s of the budget left"
         record "$name" skipped 0 "no time left"
@@ -163,7 +173,7 @@ env -u PYTHONPATH $PYTHON -m pip list --disable-pip-version-check 2>/dev/null | 
 INSTALL_CMD="$PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $(q "$SITE") \
 $(q "$WHEELS")/*.whl"
 REQUIREMENTS_CMD="$PYTHON tools/gpu_requirements.py installed"
-FWHT_CMD="$PYTHON tools/build_fwht.py $(q "$FWHT_SRC") $(q "$FWHT_OUT") > $(q "$OUT_DIR/fwht_build.log") 2>&1"
+FWHT_CMD="nice -n 19 $PYTHON tools/build_fwht.py $(q "$FWHT_SRC") $(q "$FWHT_OUT") > $(q "$OUT_DIR/fwht_build.log") 2>&1"
 PYTEST="$PYTHON -m pytest -p no:cacheprovider -v -rfEs --durations=10 -m $(q "$MARKER")"
 if [[ $DRY_RUN -eq 1 ]] || $PYTHON -c 'import pytest_timeout' 2>/dev/null; then
     PYTEST+=" --timeout 120"  # a hung test fails alone, not the whole step
@@ -184,19 +194,49 @@ ${METHODS:+--methods $METHODS }--json $(q "$OUT_DIR/$2.json") \
 BENCH_FP32_CMD=$(bench_cmd 32-true bench_fp32)
 BENCH_BF16_CMD=$(bench_cmd bf16-mixed bench_bf16)
 
+# The kernel builds in the background, from after the install to before its tests (a dry run lists it).
+FWHT_PID=""
+start_fwht_build() {
+    if [[ $DRY_RUN -eq 1 ]]; then
+        STEP=$((STEP + 1))
+        printf '%d. %s (timeout %s s)\n   %s\n' "$STEP" "cuda-fwht build, in the background" "${CAP_FWHT//LEFT/what is left}" "$FWHT_CMD"
+        return
+    fi
+    FWHT_LIMIT=$(limit "$CAP_FWHT")
+    echo "=== cuda-fwht build in the background (timeout $FWHT_LIMIT s, log fwht_build.log): $FWHT_CMD"
+    FWHT_BEGAN=$(date +%s)
+    timeout -k 10 "$FWHT_LIMIT" bash -c "$FWHT_CMD" &
+    FWHT_PID=$!
+}
+wait_fwht_build() {
+    [[ -n $FWHT_PID ]] || return 0
+    wait "$FWHT_PID"
+    local rc=$?
+    tail -n 3 "$OUT_DIR/fwht_build.log"
+    local took=$(($(stat -c %Y "$OUT_DIR/fwht_build.log") - FWHT_BEGAN))  # until its last line, not until now
+    record "cuda-fwht build" "$rc" "$took" "$([[ $rc -eq 124 ]] && echo "timed out")"
+    [[ $rc -eq 0 ]] || FAILED=1
+}
+
+plan() {
+    step "environment" $CAP_ENV "$ENV_CMD"
+    step "install" $CAP_INSTALL "$INSTALL_CMD" || { echo "FAILED: nothing runs without the install"; exit 1; }
+    step "requirements" $CAP_ENV "$REQUIREMENTS_CMD"  # an unmet one is reported; the tests say whether it matters
+    [[ $TESTS -eq 1 && $FWHT -eq 1 && -d $FWHT_SRC ]] && start_fwht_build
+    [[ $TESTS -eq 1 ]] && step "cuda tests" $CAP_TESTS "$TESTS_CMD"
+    [[ $BENCH -eq 1 ]] && step "bench $BENCH_MODEL bf16-mixed" "$CAP_BENCH_FIRST" "$BENCH_BF16_CMD"
+    [[ $BENCH -eq 1 ]] && step "bench $BENCH_MODEL fp32" "$CAP_BENCH_SECOND" "$BENCH_FP32_CMD"
+    wait_fwht_build
+    [[ $TESTS -eq 1 ]] && step "cuda-fwht kernel tests" "LEFT" "$KERNEL_CMD"
+    return 0
+}
+
 if [[ $DRY_RUN -eq 1 ]]; then
     echo "dry run: nothing runs; on a GPU machine, from $REPO, with output in $OUT_DIR:"
     preflight
     ok=$?
     echo "PYTHONPATH=$PYTHONPATH  (HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1); the budget: $BUDGET s"
-    step "environment" $CAP_ENV "$ENV_CMD"
-    step "install" $CAP_INSTALL "$INSTALL_CMD"
-    step "requirements" $CAP_ENV "$REQUIREMENTS_CMD"
-    [[ $FWHT -eq 1 && -d $FWHT_SRC ]] && step "cuda-fwht build (background)" $CAP_FWHT "$FWHT_CMD"
-    [[ $TESTS -eq 1 ]] && step "cuda tests" $CAP_TESTS "$TESTS_CMD"
-    [[ $TESTS -eq 1 ]] && step "cuda-fwht kernel tests" $CAP_KERNEL "$KERNEL_CMD"
-    [[ $BENCH -eq 1 ]] && step "bench $BENCH_MODEL fp32" $CAP_BENCH "$BENCH_FP32_CMD"
-    [[ $BENCH -eq 1 ]] && step "bench $BENCH_MODEL bf16-mixed" $CAP_BENCH "$BENCH_BF16_CMD"
+    plan
     [[ $ok -eq 0 ]] && echo "dry run: ready" || echo "dry run: NOT ready (see the errors above)"
     exit $ok
 fi
@@ -207,31 +247,7 @@ exec > >(tee -a "$OUT_DIR/gpu_check.log") 2>&1
 echo "gpu_check.sh $(date -u +%FT%TZ) in $REPO, budget $BUDGET s, output in $OUT_DIR"
 git -C "$REPO" log -1 --format='commit %h %s' 2>/dev/null
 preflight || { record preflight 1 0 "the wheels are not ready"; echo "FAILED"; exit 1; }
-
-step "environment" $CAP_ENV "$ENV_CMD"
-step "install" $CAP_INSTALL "$INSTALL_CMD" || { echo "FAILED: nothing runs without the install"; exit 1; }
-step "requirements" $CAP_ENV "$REQUIREMENTS_CMD"  # an unmet one is reported; the tests then say whether it matters
-
-FWHT_PID=""
-if [[ $FWHT -eq 1 && -d $FWHT_SRC ]]; then  # compiles on the CPUs while the tests use the GPU
-    fwht_limit=$(left)
-    (( CAP_FWHT < fwht_limit )) && fwht_limit=$CAP_FWHT
-    echo "=== cuda-fwht build in the background (timeout $fwht_limit s, log fwht_build.log)"
-    fwht_began=$(date +%s)
-    timeout -k 10 "$fwht_limit" bash -c "$FWHT_CMD" &
-    FWHT_PID=$!
-fi
-[[ $TESTS -eq 1 ]] && step "cuda tests" $CAP_TESTS "$TESTS_CMD"
-if [[ -n $FWHT_PID ]]; then
-    wait "$FWHT_PID"
-    rc=$?
-    tail -n 3 "$OUT_DIR/fwht_build.log"
-    record "cuda-fwht build" "$rc" $(($(date +%s) - fwht_began)) "$([[ $rc -eq 0 ]] && echo "bench uses the kernel")"
-    [[ $rc -eq 0 ]] && export PYTHONPATH="$FWHT_OUT:$PYTHONPATH" || FAILED=1
-fi
-[[ $TESTS -eq 1 ]] && step "cuda-fwht kernel tests" $CAP_KERNEL "$KERNEL_CMD"
-[[ $BENCH -eq 1 ]] && step "bench $BENCH_MODEL fp32" $CAP_BENCH "$BENCH_FP32_CMD"
-[[ $BENCH -eq 1 ]] && step "bench $BENCH_MODEL bf16-mixed" $CAP_BENCH "$BENCH_BF16_CMD"
+plan
 
 verdict=$([[ $FAILED -eq 0 ]] && echo "PASSED" || echo "FAILED")
 printf '%s in %d s\n' "$verdict" $(($(date +%s) - START)) >>"$OUT_DIR/summary.txt"

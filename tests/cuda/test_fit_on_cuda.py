@@ -21,6 +21,7 @@ from compacter_pl.steps import greedy_generate
 from tests.helpers import DEMO_MODEL, REGISTERED_KEYS, ROOT, in_process, on_cuda, tiny_method
 
 STEPS = 3
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
 CPU_KEYS = ("compacter", "intrinsic_said")  # an adapter with layer norms; the projection that caches its deltas
 CASES = [on_cuda("cuda", key, id=f"cuda-{key}") for key in REGISTERED_KEYS] + [
     pytest.param("cpu", key, id=f"cpu-{key}", marks=pytest.mark.slow) for key in CPU_KEYS
@@ -73,7 +74,7 @@ def test_a_method_fits_in_bf16_mixed_checkpoints_exports_and_evaluates(device, k
 
     cli.trainer.fit(module, datamodule=cli.datamodule)
     assert cli.trainer.global_step == STEPS
-    assert module.device.type == device
+    assert cli.trainer.strategy.root_device.type == device and cli.trainer.precision == "bf16-mixed"
     metrics = cli.trainer.callback_metrics
     assert torch.isfinite(metrics["train/loss"]), metrics
     a_score(metrics, "val/score")  # the validation at the last step generated
@@ -93,19 +94,16 @@ def test_a_method_fits_in_bf16_mixed_checkpoints_exports_and_evaluates(device, k
     assert code == 0, err[-2000:]
     base = load_t5(str(DEMO_MODEL)).to(device)
     apply_export(base, load_export(tmp_path / "export"))
-    batch = next(iter(cli.datamodule.val_dataloader()))
-    ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-    outputs = []
-    for model in (module.model.eval(), base.eval()):
+    batch = {k: v.to(device) for k, v in next(iter(cli.datamodule.val_dataloader())).items() if k in MODEL_INPUTS}
+
+    def outputs(model) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            outputs.append(
-                (
-                    greedy_generate(model, ids, mask, 3),
-                    model(input_ids=ids, attention_mask=mask, labels=batch["labels"].to(device)).logits,
-                )
-            )
-    assert torch.equal(outputs[0][0], outputs[1][0]), "the export generates what the trained model generates"
-    torch.testing.assert_close(outputs[0][1], outputs[1][1], rtol=1e-4, atol=1e-5)
+            return greedy_generate(model, batch["input_ids"], batch["attention_mask"], 3), model(**batch).logits
+
+    trained_ids, trained_logits = outputs(module.model.to(device).eval())  # Lightning's teardown moved it to the CPU
+    export_ids, export_logits = outputs(base.eval())
+    assert torch.equal(trained_ids, export_ids), "the export generates what the trained model generates"
+    torch.testing.assert_close(trained_logits, export_logits, rtol=1e-4, atol=1e-5)
 
     # the checkpoint evaluated by generation (its own eval_mode), then by rank (a module built with eval_mode rank)
     generated = cli.trainer.test(module, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]

@@ -20,7 +20,7 @@ SCRIPT = ROOT / "tools" / "gpu_check.sh"
 PINS = [line.split("#")[0].strip() for line in (ROOT / "tools" / "gpu_wheels.txt").read_text().splitlines()]
 PINS = [pin for pin in PINS if pin]
 EIGHT_MINUTES = 480
-STEP = re.compile(r"^\d+\. (?P<name>.+) \(timeout (?P<timeout>\d+) s\)\n {3}(?P<command>.+)$", re.M)
+STEP = re.compile(r"^\d+\. (?P<name>.+) \(timeout (?P<timeout>.+?) s\)\n {3}(?P<command>.+)$", re.M)
 
 
 def fake_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
@@ -54,8 +54,9 @@ def dry_run(wheels: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def steps(stdout: str) -> dict[str, tuple[int, str]]:
-    return {m["name"]: (int(m["timeout"]), m["command"]) for m in STEP.finditer(stdout)}
+def steps(stdout: str) -> dict[str, tuple[str, str]]:
+    """Each listed step's name: (its timeout, in seconds or as what is left of the budget; its command)."""
+    return {m["name"]: (m["timeout"], m["command"]) for m in STEP.finditer(stdout)}
 
 
 def test_the_dry_run_lists_every_step_with_a_timeout_within_eight_minutes(wheels):
@@ -68,9 +69,9 @@ def test_the_dry_run_lists_every_step_with_a_timeout_within_eight_minutes(wheels
         "install",
         "requirements",
         "cuda tests",
-        "cuda-fwht kernel tests",
-        "bench t5-base fp32",
         "bench t5-base bf16-mixed",
+        "bench t5-base fp32",
+        "cuda-fwht kernel tests",
     ], run.stdout
     budget = int(re.search(r"the budget: (\d+) s", run.stdout).group(1))
     assert budget + 10 < EIGHT_MINUTES  # every step's timeout is cut to what is left of it (plus 10 s to kill)
@@ -100,6 +101,15 @@ def test_the_bench_commands_run_t5_base_on_cuda_with_table_3s_settings(wheels, c
         "said_dim": TABLE3_SETTINGS["intrinsic_dim"],
     }
     assert options["json"].endswith(f"out/bench_{'fp32' if precision == '32-true' else 'bf16'}.json")
+
+
+def test_the_kernel_builds_in_the_background_when_its_source_is_carried(wheels):
+    (wheels / "fast-hadamard-transform").mkdir()
+    listed = steps(dry_run(wheels).stdout)
+    names = list(listed)
+    assert names.index("requirements") < names.index("cuda-fwht build, in the background") < names.index("cuda tests")
+    assert f"tools/build_fwht.py {wheels}/fast-hadamard-transform" in listed["cuda-fwht build, in the background"][1]
+    assert "cuda-fwht build, in the background" not in steps(dry_run(wheels, "--no-fwht").stdout)
 
 
 def test_the_cpu_smoke_lists_the_cpu_cases_and_the_demo_model(wheels):
