@@ -63,7 +63,7 @@ fi
 echo
 (cd "$DEST" && du -b -- *.whl | sort -n | awk '{printf "%10.2f MiB  %s\n", $1 / 1048576, $2}')
 total=$(du -sb "$DEST" | cut -f1)
-printf '%10.2f MiB  in all (%s)\n\n' "$(echo "$total / 1048576" | bc -l)" "$DEST"
+awk -v bytes="$total" -v dest="$DEST" 'BEGIN { printf "%10.2f MiB  in all (%s)\n\n", bytes / 1048576, dest }'
 if (( total > MAX_MIB * 1048576 )); then
     echo "error: $DEST is over $MAX_MIB MiB: carry fewer wheels (tools/gpu_wheels.txt)" >&2
     exit 1

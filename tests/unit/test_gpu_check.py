@@ -157,3 +157,19 @@ def test_the_requirements_check_names_what_is_unmet_or_missing(wheels):
     assert any(
         line.startswith("ok") and "torch<2.15,>=2.4 (by pyproject.toml): 2.11.0 (image)" in line for line in lines
     )
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["--help"], 0, "usage: tools/gpu_wheels.sh"),
+        (["--python-version", "3"], 2, "--python-version X.Y"),
+        (["--max-mib", "lots"], 2, "--max-mib takes a number"),
+        (["--bogus"], 2, "unknown argument --bogus"),
+    ],
+)
+def test_the_wheel_download_checks_its_arguments_before_downloading(args, code, message):
+    run = subprocess.run(
+        ["bash", str(ROOT / "tools" / "gpu_wheels.sh"), *args], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == code and message in run.stdout + run.stderr, run.stderr
