@@ -37,7 +37,7 @@ EOF
 }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT_DIR=${OUT:-gpu-check-out}
+OUT_DIR=${OUT:-$REPO/gpu-check-out}
 WHEELS=$REPO/.whl
 DRY_RUN=0 TESTS=1 BENCH=1 FWHT=1
 BATCH=64 STEPS=3 METHODS="" BUDGET=450
@@ -68,8 +68,8 @@ while [[ $# -gt 0 ]]; do
         *) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
+OUT_DIR=$(realpath -m -- "$OUT_DIR") WHEELS=$(realpath -m -- "$WHEELS")  # as given from here; then the repository
 cd "$REPO" || exit 1
-WHEELS=$(cd "$WHEELS" 2>/dev/null && pwd || echo "$WHEELS")
 FWHT_SRC=$WHEELS/fast-hadamard-transform
 
 wheel_files() { find "$WHEELS" -mindepth 1 -maxdepth 1 -type f -name '*.whl' -printf '%f\n'; }
@@ -98,17 +98,20 @@ preflight() {
         echo "error: $WHEELS is over 55 MiB: the working tree that travels is limited to 64 MiB" >&2
         problems=1
     fi
-    if ! "$PYTHON" tools/gpu_requirements.py wheels "$WHEELS" >"${TMPDIR:-/tmp}/gpu_requirements.$$" 2>&1; then
-        grep -E '^(UNMET|MISSING|TWICE|error)' "${TMPDIR:-/tmp}/gpu_requirements.$$" >&2
+    # for the Python that runs here, except in a dry run for the GPU machine: its image's
+    local python=()
+    [[ $DRY_RUN -eq 0 || $BENCH_DEVICE == cpu ]] && python=(--python-version "$("$PYTHON" -c 'import platform; print(platform.python_version())')")
+    if ! "$PYTHON" tools/gpu_requirements.py wheels "$WHEELS" "${python[@]}" >"${TMPDIR:-/tmp}/gpu_requirements.$$" 2>&1; then
+        grep -E '^(UNMET|MISSING|TWICE|WRONG|error)' "${TMPDIR:-/tmp}/gpu_requirements.$$" >&2
         echo "error: the wheels and the image do not meet the project's requirements (tools/gpu_requirements.py)" >&2
         problems=1
     fi
     tail -n 1 "${TMPDIR:-/tmp}/gpu_requirements.$$"
     rm -f "${TMPDIR:-/tmp}/gpu_requirements.$$"
-    if [[ $FWHT -eq 1 && -d $FWHT_SRC ]]; then
+    if [[ $TESTS -eq 1 && $FWHT -eq 1 && -d $FWHT_SRC ]]; then
         echo "cuda-fwht: its source is in $FWHT_SRC: built in the background while the tests and bench run, tested last"
     else
-        echo "cuda-fwht: not built (no $FWHT_SRC, or --no-fwht): the kernel tests skip, bench uses the torch passes"
+        echo "cuda-fwht: not built (no $FWHT_SRC, --no-fwht or --skip-tests): the kernel's tests skip"
     fi
     return $problems
 }
@@ -116,14 +119,12 @@ preflight() {
 # --- steps: each under `timeout`, within what is left of the budget ---------------------------------------------
 START=$(date +%s)
 STEP=0
-SUMMARY=""
 FAILED=0
 left() { echo $((BUDGET - ($(date +%s) - START))); }
 
 record() {  # name, exit code, seconds, note
     local line
     line=$(printf '%-28s %-8s %5s s  %s' "$1" "$2" "$3" "${4-}")
-    SUMMARY+="$line"$'\n'
     [[ $DRY_RUN -eq 1 ]] || printf '%s\n' "$line" >>"$OUT_DIR/summary.txt"
 }
 
@@ -220,7 +221,7 @@ wait_fwht_build() {
 
 plan() {
     step "environment" $CAP_ENV "$ENV_CMD"
-    step "install" $CAP_INSTALL "$INSTALL_CMD" || { echo "FAILED: nothing runs without the install"; exit 1; }
+    step "install" $CAP_INSTALL "$INSTALL_CMD" || { echo "nothing runs without the install"; return 1; }
     step "requirements" $CAP_ENV "$REQUIREMENTS_CMD"  # an unmet one is reported; the tests say whether it matters
     [[ $TESTS -eq 1 && $FWHT -eq 1 && -d $FWHT_SRC ]] && start_fwht_build
     [[ $TESTS -eq 1 ]] && step "cuda tests" $CAP_TESTS "$TESTS_CMD"
@@ -241,13 +242,17 @@ if [[ $DRY_RUN -eq 1 ]]; then
     exit $ok
 fi
 
-mkdir -p "$OUT_DIR" && OUT_DIR=$(cd "$OUT_DIR" && pwd) || exit 1
+mkdir -p "$OUT_DIR" || exit 1
 rm -f "$OUT_DIR/summary.txt"
 exec > >(tee -a "$OUT_DIR/gpu_check.log") 2>&1
 echo "gpu_check.sh $(date -u +%FT%TZ) in $REPO, budget $BUDGET s, output in $OUT_DIR"
 git -C "$REPO" log -1 --format='commit %h %s' 2>/dev/null
-preflight || { record preflight 1 0 "the wheels are not ready"; echo "FAILED"; exit 1; }
-plan
+if preflight; then
+    plan
+else
+    record preflight 1 0 "the wheels are not ready"
+    FAILED=1
+fi
 
 verdict=$([[ $FAILED -eq 0 ]] && echo "PASSED" || echo "FAILED")
 printf '%s in %d s\n' "$verdict" $(($(date +%s) - START)) >>"$OUT_DIR/summary.txt"

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+from packaging.tags import compatible_tags, cpython_tags
+from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 try:
@@ -77,11 +79,22 @@ def machine_image(path: Path = MACHINE) -> tuple[str, dict[str, Provider]]:
     return python, packages
 
 
-def carried_wheels(folder: Path) -> tuple[dict[str, Provider], list[str]]:
-    """The wheels in `folder` by package, and the problems found (a package twice)."""
+def machine_tags(python: str) -> set:
+    """The wheel tags CPython `python` installs on Linux x86-64 (glibc 2.17 to 2.35, as manylinux wheels name it)."""
+    version = tuple(int(part) for part in python.split(".")[:2])
+    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(17, 36)]
+    platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64"]
+    return {*cpython_tags(version, platforms=platforms), *compatible_tags(version, platforms=platforms)}
+
+
+def carried_wheels(folder: Path, python: str = "3.12") -> tuple[dict[str, Provider], list[str]]:
+    """The wheels in `folder` by package, and the problems found (a package twice, a wheel for another Python)."""
     wheels: dict[str, Provider] = {}
     problems = []
+    supported = machine_tags(python)
     for path in sorted(folder.glob("*.whl")):
+        if not set(parse_wheel_filename(path.name)[3]) & supported:
+            problems.append(f"WRONG PYTHON {path.name}: not for CPython {python} on Linux x86-64 (pip refuses it)")
         name, version, requires = wheel_metadata(path)
         key = canonical(name)
         if key in wheels:
@@ -179,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         python, providers = machine_image(args.machine)
         python = args.python_version or python
-        wheels, problems = carried_wheels(args.folder)
+        wheels, problems = carried_wheels(args.folder, python)
         providers.update(wheels)  # a carried wheel shadows the image's package (installed first on sys.path)
         notes = pins_against_here(wheels)
     else:

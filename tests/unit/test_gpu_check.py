@@ -23,9 +23,11 @@ EIGHT_MINUTES = 480
 STEP = re.compile(r"^\d+\. (?P<name>.+) \(timeout (?P<timeout>.+?) s\)\n {3}(?P<command>.+)$", re.M)
 
 
-def fake_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+def fake_wheel(
+    folder: Path, name: str, version: str, requires: tuple[str, ...] = (), tags: str = "py3-none-any"
+) -> Path:
     """A wheel file holding only its METADATA (what the checks read)."""
-    path = folder / f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}-py3-none-any.whl"
+    path = folder / f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}-{tags}.whl"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     metadata += "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
     with zipfile.ZipFile(path, "w") as wheel:
@@ -121,13 +123,16 @@ def test_the_cpu_smoke_lists_the_cpu_cases_and_the_demo_model(wheels):
     assert "--methods full ln_only" in listed["bench demo/tiny-t5 fp32"][1]
 
 
-def test_a_missing_or_doubled_wheel_is_named_and_nothing_is_ready(wheels):
+def test_a_missing_doubled_or_foreign_wheel_is_named_and_nothing_is_ready(wheels):
     next(wheels.glob("transformers-*.whl")).unlink()
     fake_wheel(wheels, "datasets", "9.9.9")
+    next(wheels.glob("regex-*.whl")).unlink()
+    fake_wheel(wheels, "regex", "2026.5.9", tags="cp311-cp311-manylinux_2_17_x86_64")  # downloaded for Python 3.11
     run = dry_run(wheels)
     assert run.returncode == 1
     assert "holds 0 wheels of transformers==5.25.0" in run.stderr
     assert "TWICE datasets" in run.stderr
+    assert "WRONG PYTHON regex-2026.5.9-cp311" in run.stderr
     assert "NOT ready" in run.stdout
 
 
