@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from transformers import T5Config
 
-from compacter_pl.methods import Method
+from compacter_pl.methods import Method, registry
 from compacter_pl.tools.methods import ALL_METHODS, method_row
 
 # --- the repository ---------------------------------------------------------------------------------------------
@@ -141,6 +142,7 @@ TINY_KWARGS = {
     "compacter++": {"bottleneck": 8},
 }
 KEYS = [row.key for row in ALL_METHODS]
+REGISTERED_KEYS = [row.key for row in registry.registered_methods()]  # KEYS and bench's floor (ln_only)
 
 
 def tiny_method(key: str) -> Method:
@@ -163,6 +165,19 @@ def tiny_batch(seed: int = 0) -> dict:
     input_ids[0, 6:] = 0
     labels = torch.randint(3, 220, (3, 2), generator=generator)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+# --- CUDA -------------------------------------------------------------------------------------------------------
+
+NO_CUDA = "needs a CUDA GPU (torch.cuda.is_available() is False); tools/gpu_check.sh runs these on one"
+# A test, module (pytestmark) or parameter that needs a GPU: marked `cuda` (`pytest -m cuda` selects them) and
+# skipped, saying why, where torch sees none.
+CUDA_MARKS = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)]
+
+
+def on_cuda(*values, id: str | None = None):
+    """A parametrize case that needs a GPU (see CUDA_MARKS), beside the same test's CPU cases."""
+    return pytest.param(*values, id=id, marks=CUDA_MARKS)
 
 
 # --- the demo sweep ---------------------------------------------------------------------------------------------
