@@ -21,7 +21,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from compacter_pl.checkpoint_io import os_error_in
 from compacter_pl.config import program
-from compacter_pl.config.checks import OptionChecks
 from compacter_pl.config.run import (
     LIGHTNING_COMMANDS,
     RunConfigCLI,
@@ -105,9 +104,7 @@ class CompacterCLI(RunConfigCLI):
         trainer = config.get("trainer") or {}
         callbacks = trainer.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        kwargs.setdefault(
-            "callbacks", [*with_progress_bar(callbacks, trainer.get("enable_progress_bar")), OptionChecks()]
-        )
+        kwargs.setdefault("callbacks", with_progress_bar(callbacks, trainer.get("enable_progress_bar")))
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, MisconfigurationException) as error:  # e.g. FSDP asked for on a CPU

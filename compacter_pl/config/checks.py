@@ -5,18 +5,19 @@ is set up, or after a whole epoch): each mistake is one line naming the option, 
 Lightning enforces), the optimizer's arguments (torch's AdamW builds once on a stand-in parameter), the trainer's
 arguments Lightning accepts and then misuses (a negative clip value reverses every gradient), the monitored metric
 (it must be one the task logs, in the direction that metric improves). `check_batches` runs once the training data
-is known (the `setup` of `OptionChecks`), before the first step: what Lightning would check when the epoch starts.
+is known (`compacter_pl.training.callbacks.OptionChecks`), before the first step: what Lightning would check when
+the epoch starts.
 """
 
 from __future__ import annotations
 
-import math
+from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 
 from compacter_pl.errors import UserError, first_line
+from compacter_pl.files import check_output_file
 
 SEED_BOUNDS = (0, 2**32 - 1)  # numpy's, which Lightning's seed_everything enforces
 TRAIN_LOSS = "train/loss"
@@ -52,6 +53,7 @@ def check_run_options(config: Any) -> None:
     accumulate = trainer.get("accumulate_grad_batches")
     if accumulate is not None and accumulate < 1:
         raise UserError(f"--trainer.accumulate_grad_batches {accumulate} must be 1 or more (1: no accumulation)")
+    _check_outputs(config)
     checkpoint = config.get("checkpoint") or {}
     monitor, task = checkpoint.get("monitor"), (config.get("data") or {}).get("task")
     if monitor is not None and task is not None:
@@ -69,6 +71,24 @@ def check_run_options(config: Any) -> None:
             )
 
 
+def _check_outputs(config: Any) -> None:
+    """The file `predict` writes is none of the files the command reads (`compacter_pl.files`)."""
+    output = (config.get("predictions") or {}).get("output")
+    if not output:
+        return
+    data = config.get("data") or {}
+    reads: dict[str, Any] = {
+        "--data.predict_file": data.get("predict_file"),
+        "--ckpt_path": config.get("ckpt_path") if config.get("ckpt_path") != "last" else None,
+    }
+    for i, path in enumerate(config.get("config") or []):
+        reads[f"--config ({i + 1})"] = str(path)
+    if data.get("data_dir") and Path(data["data_dir"]).is_dir():
+        for path in Path(data["data_dir"]).iterdir():
+            reads[f"--data.data_dir ({path.name})"] = path
+    check_output_file(output, "--predictions.output", reads)
+
+
 def _check_optimizer(model: Any) -> None:
     """torch's AdamW argument checks, on one stand-in parameter, each option alone so the line names it."""
     options = {"learning_rate": "lr", "adam_epsilon": "eps", "weight_decay": "weight_decay"}
@@ -81,32 +101,3 @@ def _check_optimizer(model: Any) -> None:
             torch.optim.AdamW(stand_in, **{argument: value})
         except (ValueError, TypeError) as error:
             raise UserError(f"--model.{option} {value}: AdamW refuses it ({first_line(error)})") from None
-
-
-def check_batches(trainer: L.Trainer, batches: int) -> None:
-    """Lightning's checks of `val_check_interval` and `limit_train_batches` against the training batches of an
-    epoch, made before the first step rather than when the epoch begins."""
-    limit = trainer.limit_train_batches
-    if isinstance(limit, int) and limit > 0:
-        batches = min(batches, limit)
-    elif isinstance(limit, float):
-        batches = int(batches * limit)
-    interval = trainer.val_check_interval
-    if isinstance(interval, int) and trainer.check_val_every_n_epoch is not None and interval > batches:
-        raise UserError(
-            f"--trainer.val_check_interval {interval} is more than the {batches} training batches of an epoch: pass "
-            f"at most {batches}, a fraction of the epoch (e.g. 0.5), or --trainer.check_val_every_n_epoch null to "
-            f"validate every {interval} batches across epochs"
-        )
-
-
-class OptionChecks(L.Callback):
-    """Checks the options that need the training data (`check_batches`) once it is set up, before the first step."""
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit" or trainer.datamodule is None:  # type: ignore[attr-defined]
-            return
-        loader = trainer.datamodule.train_dataloader()  # type: ignore[attr-defined]
-        batches = len(loader) if hasattr(loader, "__len__") else math.inf
-        if batches != math.inf:
-            check_batches(trainer, int(batches))

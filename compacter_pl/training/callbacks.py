@@ -2,11 +2,16 @@
 host memory a step frees is `compacter_pl.host_memory.HostMemory`, beside the malloc settings it applies.)"""
 
 import json
+import math
 import sys
 from pathlib import Path
 
+import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
+
+from compacter_pl.errors import UserError
+from compacter_pl.files import replaced_atomically
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -27,7 +32,7 @@ class PredictionWriter(BasePredictionWriter):
             path = path.with_name(f"{path.name}.rank{trainer.global_rank}")
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = [row for batch in predictions for row in batch]
-        with open(path, "w", encoding="utf-8") as f:
+        with replaced_atomically(path) as f:  # whole or not at all; `check_run_options` made sure it is no input
             for row in rows:
                 f.write(json.dumps(row) + "\n")
         print(f"wrote {len(rows)} predictions to {path}", file=sys.stderr if trainer.world_size > 1 else sys.stdout)
@@ -48,3 +53,32 @@ def default_progress_bar() -> RichProgressBar | TQDMProgressBar:
     """The bar `fit` ... `predict` show: the one Lightning would pick (rich if installed, else tqdm, whose v_num is
     already an integer)."""
     return RichBar() if _RICH_AVAILABLE else TQDMProgressBar()
+
+
+def check_batches(trainer: L.Trainer, batches: int) -> None:
+    """Lightning's checks of `val_check_interval` and `limit_train_batches` against the training batches of an
+    epoch, made before the first step rather than when the epoch begins."""
+    limit = trainer.limit_train_batches
+    if isinstance(limit, int) and limit > 0:
+        batches = min(batches, limit)
+    elif isinstance(limit, float):
+        batches = int(batches * limit)
+    interval = trainer.val_check_interval
+    if isinstance(interval, int) and trainer.check_val_every_n_epoch is not None and interval > batches:
+        raise UserError(
+            f"--trainer.val_check_interval {interval} is more than the {batches} training batches of an epoch: pass "
+            f"at most {batches}, a fraction of the epoch (e.g. 0.5), or --trainer.check_val_every_n_epoch null to "
+            f"validate every {interval} batches across epochs"
+        )
+
+
+class OptionChecks(L.Callback):
+    """Checks the options that need the training data (`check_batches`) once it is set up, before the first step."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or trainer.datamodule is None:  # type: ignore[attr-defined]
+            return
+        loader = trainer.datamodule.train_dataloader()  # type: ignore[attr-defined]
+        batches = len(loader) if hasattr(loader, "__len__") else math.inf
+        if batches != math.inf:
+            check_batches(trainer, int(batches))

@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Pr
 from lightning.pytorch.cli import instantiate_class
 
 from compacter_pl.host_memory import HostMemory
-from compacter_pl.training.callbacks import PredictionWriter, default_progress_bar
+from compacter_pl.training.callbacks import OptionChecks, PredictionWriter, default_progress_bar
 from compacter_pl.training.checkpoints import AtomicCheckpointIO, LastCheckpoint
 from compacter_pl.training.summary import RunSummary
 from compacter_pl.training.tensorboard import TensorBoardLogger
@@ -59,7 +59,10 @@ RUN_CALLBACKS = {  # by the name of its option group on the command line (--chec
 
 
 def with_progress_bar(callbacks: list, enable_progress_bar: bool | None) -> list:
-    """`callbacks` and the project's progress bar, unless the bar is off or `callbacks` hold one."""
+    """`callbacks`, the checks of the options that need the training data (`OptionChecks`), and the project's
+    progress bar, unless the bar is off or `callbacks` hold one."""
+    if not any(isinstance(c, OptionChecks) for c in callbacks):
+        callbacks = [*callbacks, OptionChecks()]
     if enable_progress_bar is False or any(isinstance(c, ProgressBar) for c in callbacks):
         return callbacks
     return [*callbacks, default_progress_bar()]

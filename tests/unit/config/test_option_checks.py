@@ -58,3 +58,28 @@ def test_the_checks_pass_a_good_run(capsys, tmp_path):
         "--model.model_name_or_path", str(DEMO_MODEL),
     )  # fmt: skip
     assert code == 0, err
+
+
+@pytest.mark.parametrize("target", ["predict_file", "checkpoint", "config", "data_file"])
+def test_predict_never_writes_over_what_it_reads(capsys, trained, tmp_path, target):
+    """`predict --predictions.output` once accepted the path of its own predict file and of its checkpoint, and
+    replaced them with predictions."""
+    predict_file = tmp_path / "inputs.jsonl"
+    predict_file.write_text('{"sentence1": "A cat sat.", "sentence2": "A cat is sitting."}\n')
+    ckpt = tmp_path / "run.ckpt"
+    ckpt.write_bytes(trained.read_bytes())
+    config = tmp_path / "demo.yaml"
+    config.write_text((DEMO_MODEL.parents[1] / DEMO).read_text())
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for split in (DEMO_MODEL.parents[1] / "demo" / "data" / "rte").iterdir():
+        (data_dir / split.name).write_bytes(split.read_bytes())
+    paths = {"predict_file": predict_file, "checkpoint": ckpt, "config": config, "data_file": data_dir / "train.jsonl"}
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code, _, err = in_process(
+        capsys, "predict", "--config", str(config), "--ckpt_path", str(ckpt), "--data.data_dir", str(data_dir),
+        "--data.predict_file", str(predict_file), "--predictions.output", str(paths[target]),
+        "--trainer.default_root_dir", str(tmp_path / "logs"),
+    )  # fmt: skip
+    one_line_error(code, err, f"--predictions.output {paths[target]} is the file", "reads; pass another")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -197,7 +197,13 @@ def test_the_measured_step_is_fits_training_step_and_optimizer(monkeypatch):
 
     for name in calls:
         monkeypatch.setattr(TextToTextModule, name, counted(name))
-    options = BenchOptions(model=str(DEMO_MODEL), source_length=8, eval_steps=0, bottleneck=8, n=4, device="cpu")
+    options = BenchOptions(
+        model=str(DEMO_MODEL),
+        source_length=8,
+        eval_steps=0,
+        init_args={"compacter": {"bottleneck": 8, "n": 4}},
+        device="cpu",
+    )
     result = measure(replace(options, steps=2, warmup=1, pair_with_floor=False, split_step=False), "compacter")
     assert len(result["step_seconds_all"]) == 2
     assert calls == {"training_step": 2 + 1 + 2, "configure_optimizers": 1}  # the memory steps, warm-up, timed
