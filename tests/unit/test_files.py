@@ -72,3 +72,29 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_staging(tmp_path)
     with pytest.raises(TypeError):
         write_atomically(path, Unwritable())  # type: ignore[arg-type]
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["results.json"]
+
+
+def test_report_and_bench_never_write_over_what_they_read_or_into_a_folder_not_theirs(capsys, tmp_path):
+    from tests.helpers import DEMO_DATA, in_process, one_line_error
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "report.md").write_text("my own notes\n")
+    (notes / "todo.txt").write_text("keep me\n")
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "results.jsonl").write_text("")
+    code, _, err = in_process(capsys, "report", str(sweep), "--out", str(notes))
+    one_line_error(code, err, f"--out {notes} already holds files that are not a report")
+    assert (notes / "report.md").read_text() == "my own notes\n"
+
+    data = tmp_path / "rte"
+    data.mkdir()
+    for split in (DEMO_DATA / "rte").iterdir():
+        (data / split.name).write_bytes(split.read_bytes())
+    before = (data / "train.jsonl").read_bytes()
+    code, _, err = in_process(
+        capsys, "bench", "--data_dir", str(data), "--json", str(data / "train.jsonl"), "--model", "t5-small"
+    )
+    one_line_error(code, err, f"--json {data / 'train.jsonl'} is the file --data_dir (train.jsonl) reads")
+    assert (data / "train.jsonl").read_bytes() == before

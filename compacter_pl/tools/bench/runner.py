@@ -31,6 +31,7 @@ import torch
 
 from compacter_pl.data.sources import LOAD_DATASET_ERRORS
 from compacter_pl.errors import UserError, first_line
+from compacter_pl.files import write_atomically
 from compacter_pl.tools.bench.beside_paper import add_paper_columns, paper_section
 from compacter_pl.tools.bench.options import BenchOptions
 from compacter_pl.tools.bench.rows import FLOOR, REFERENCE, bench_row
@@ -258,4 +259,4 @@ def padding_section(options: BenchOptions) -> dict:
 def write_json(report: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2))
+    write_atomically(path, json.dumps(report, indent=2))

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import statistics
 import sys
+from pathlib import Path
 
 from compacter_pl.config import run_command_line
 from compacter_pl.errors import UserError
+from compacter_pl.files import check_output_file
 from compacter_pl.tools.bench.options import BenchOptions
 from compacter_pl.tools.bench.runner import MiB, format_report, paired_ratios, run_bench, write_json
 
@@ -36,6 +38,10 @@ def _progress(done: int, total: int, result: dict) -> None:
 
 def main(argv: list[str]) -> None:
     options = run_command_line(BenchOptions, argv, "bench")
+    if options.json:  # before any work: never over what bench reads
+        data = Path(options.data_dir) if options.data_dir and Path(options.data_dir).is_dir() else None
+        reads = {f"--data_dir ({p.name})": p for p in (data.iterdir() if data else [])}
+        check_output_file(options.json, "--json", {"--model": options.model, **reads})
     try:
         report = run_bench(options, progress=_progress)
     except (RuntimeError, ValueError) as error:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from compacter_pl.errors import UserError
+from compacter_pl.files import check_output_file, check_output_folder, write_atomically
 from compacter_pl.tools.sweep.report.aggregate import full_data, low_resource
 from compacter_pl.tools.sweep.report.beside_paper import beside_paper, paper_learning_rates
 from compacter_pl.tools.sweep.report.figure import figure
@@ -49,16 +50,28 @@ class Written(TypedDict, total=False):
     text: str
 
 
+def _report_or_sweep_folder(folder: Path) -> bool:
+    """A folder `report` may write into: a sweep's (it holds results.jsonl) or one that holds only a report."""
+    names = {entry.name for entry in folder.iterdir()}
+    return "results.jsonl" in names or names <= {TABLE_FILE, CSV_FILE, FIGURE_FILE}
+
+
 def write_report(
     paths: Sequence[str | Path], out: str | Path | None = None, metric: str = "test/score", select_on: str = SELECT_ON
 ) -> Written:
-    """Write report.md, report.csv and (with low-resource runs) figure4.png; returns what was written."""
+    """Write report.md, report.csv and (with low-resource runs) figure4.png; returns what was written. An `out` of
+    the user's must be new, empty, a sweep's folder or a report's; no file written is one the report reads."""
+    if out:
+        check_output_folder(out, "--out", {}, overwrite=True, is_own=_report_or_sweep_folder, kind="a report")
+    inputs = [Path(p) / "results.jsonl" if Path(p).is_dir() else Path(p) for p in paths]
     records, methods = load_records(paths)
     if not records:
         raise UserError(f"no finished runs in {', '.join(map(str, paths))}: nothing to report yet")
     records, selections = select(records, select_on)
     check_metric(records, metric)
     out = Path(out) if out else (Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent)
+    for name in (TABLE_FILE, CSV_FILE, FIGURE_FILE):
+        check_output_file(out / name, "--out", {f"sweep_dirs ({path})": path for path in inputs})
     out.mkdir(parents=True, exist_ok=True)
     low = low_resource(records, methods, metric)
     full = full_data(records, methods, metric.partition("/")[0])
@@ -77,9 +90,9 @@ def write_report(
         paper = beside_paper(full, records)
         parts += [full_data_markdown(full), paper[0]]
     markdown = "\n".join(parts)
-    (out / TABLE_FILE).write_text(markdown)
+    write_atomically(out / TABLE_FILE, markdown)
     chosen = {(s.method, s.size, s.task): s.config for s in selections}
     rows = [*csv_rows(low, full, chosen), *paper[1], *selection_csv_rows(selections, select_on)]
-    (out / CSV_FILE).write_text(csv_text(rows))
+    write_atomically(out / CSV_FILE, csv_text(rows))
     written.update({"markdown": out / TABLE_FILE, "csv": out / CSV_FILE, "text": markdown})
     return written
