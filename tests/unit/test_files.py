@@ -98,3 +98,16 @@ def test_report_and_bench_never_write_over_what_they_read_or_into_a_folder_not_t
     )
     one_line_error(code, err, f"--json {data / 'train.jsonl'} is the file --data_dir (train.jsonl) reads")
     assert (data / "train.jsonl").read_bytes() == before
+
+
+def test_a_sweep_writes_only_into_its_own_folder(capsys, tmp_path):
+    from tests.helpers import in_process, one_line_error, write_sweep
+
+    sweep = write_sweep(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "thesis.tex").write_text("keep me\n")
+    code, _, err = in_process(capsys, "sweep", "--config", str(sweep), "--dry_run")
+    one_line_error(code, err, f"out_dir {tmp_path / 'out'} already holds files that are not a sweep")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["thesis.tex"]
+    code, _, err = in_process(capsys, "sweep", "--config", str(sweep), "--out", str(tmp_path / "new"), "--dry_run")
+    assert code in (0, None), err
