@@ -51,8 +51,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def method_identity(method: Any) -> tuple[str, dict] | None:
-    """A method config (class_path and init_args) as its class and every argument, defaults filled in."""
+def method_identity(method: Any, complete: bool = True) -> tuple[str, dict] | None:
+    """A method config (class_path and init_args) as its class and every argument, defaults filled in (`complete`),
+    or only the arguments it records (a checkpoint's: one saved before an argument existed lacks it, and the method's
+    own load check says what it meant)."""
     from compacter_pl.methods import registry
 
     method = _plain(method)
@@ -61,7 +63,8 @@ def method_identity(method: Any) -> tuple[str, dict] | None:
     cls = registry.method_class(str(method["class_path"]))
     if cls is None:
         return str(method["class_path"]), dict(method.get("init_args") or {})
-    return registry.class_path_of(cls), registry.complete_init_args(cls, method.get("init_args"))
+    arguments = method.get("init_args") or {}
+    return registry.class_path_of(cls), registry.complete_init_args(cls, arguments) if complete else dict(arguments)
 
 
 def _source_length(task: str | None, length: Any) -> Any:
@@ -74,6 +77,15 @@ def _source_length(task: str | None, length: Any) -> Any:
         return get_task(task).source_length
     except UserError:
         return length
+
+
+def _small(task: str | None) -> bool:
+    from compacter_pl.tasks import get_task
+
+    try:
+        return task is not None and get_task(task).small
+    except UserError:
+        return False
 
 
 def of_config(config: Any) -> dict[str, Any]:
@@ -90,7 +102,7 @@ def of_checkpoint(checkpoint: Mapping) -> dict[str, Any]:
     task = model.get("task", data.get("task"))
     identity = {
         "task": task,
-        "method": method_identity(model.get("method")),
+        "method": method_identity(model.get("method"), complete=False),
         "model": model.get("model_name_or_path"),
         **{name: data.get(name) for name in DATA_FIELDS},
     }
@@ -117,8 +129,14 @@ def differences(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> list[s
             mine = _source_length(task, mine) if name in given and mine is None else mine
         if mine is None or theirs is None or mine == theirs:
             continue
+        if name == "validation_size" and _small(task):
+            continue  # a small task halves its validation split: the held-out count changes nothing
         if name == "method" and mine[0] == theirs[0]:
-            changed = sorted(k for k in {*mine[1], *theirs[1]} if mine[1].get(k) != theirs[1].get(k))
+            # an argument the command leaves None is one the method resolves when it runs (its seed): the
+            # checkpoint's resolved value is no difference
+            changed = sorted(k for k in theirs[1] if mine[1].get(k) is not None and mine[1].get(k) != theirs[1][k])
+            if not changed:
+                continue
             detail = ", ".join(f"{k} {theirs[1].get(k)!r} vs {mine[1].get(k)!r}" for k in changed)
             found.append(f"--{section}.{option}.init_args: {detail}")
             continue
