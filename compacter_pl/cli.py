@@ -20,7 +20,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from compacter_pl.checkpoint_io import os_error_in
-from compacter_pl.config import program
+from compacter_pl.config import identity, program
 from compacter_pl.config.run import (
     LIGHTNING_COMMANDS,
     RunConfigCLI,
@@ -121,9 +121,11 @@ class CompacterCLI(RunConfigCLI):
         where = f"at step {trainer.global_step} (epoch {trainer.current_epoch})"
         if path is None or not path.is_file():
             return Interrupted(f"fit stopped by SIGTERM {where}; no last.ckpt was written: start it again")
-        root = self.config[subcommand].trainer.get("default_root_dir") or "."
-        with contextlib.suppress(UserError):
-            if newest_last_checkpoint(root).resolve() == path.resolve():
+        config = self.config[subcommand]
+        root = config.trainer.get("default_root_dir") or "."
+        with contextlib.suppress(UserError):  # what `--ckpt_path last` of the same command would resume
+            newest, _ = newest_last_checkpoint(root, identity.of_config(config))
+            if newest.resolve() == path.resolve():
                 return Interrupted(
                     f"fit stopped by SIGTERM {where}; saved {path}: resume with the same command and "
                     f"--ckpt_path last (or --ckpt_path {path})"

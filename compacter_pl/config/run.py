@@ -42,22 +42,22 @@ def run_seed(seed_everything) -> int:
     return 42 if isinstance(seed_everything, bool) or seed_everything is None else int(seed_everything)
 
 
-def newest_last_checkpoint(root: str, wanted: dict | None = None) -> Path:
+def newest_last_checkpoint(root: str, wanted: dict) -> tuple[Path, dict]:
     """The most recent `last.ckpt` under `root/lightning_logs` of a run whose identity is `wanted` (the command's:
-    task, method, model, data settings), which is what `--ckpt_path last` means: never another kind of run's."""
+    task, method, model, data settings), which is what `--ckpt_path last` means: never another kind of run's. Returns
+    it with its content (read mapped), so the caller does not read it again."""
     candidates = sorted(Path(root).glob("lightning_logs/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise UserError(
             f"--ckpt_path last: no last.ckpt under {Path(root) / 'lightning_logs'}; pass a checkpoint "
             f"path, or start without --ckpt_path"
         )
-    if wanted is None:
-        return candidates[-1]
     newest_other = None
     for candidate in reversed(candidates):
-        found = identity.differences(identity.of_checkpoint(read_checkpoint(candidate, mmap=True)), wanted)
+        checkpoint = read_checkpoint(candidate, mmap=True)
+        found = identity.differences(identity.of_checkpoint(checkpoint), wanted)
         if not found:
-            return candidate
+            return candidate, checkpoint
         newest_other = newest_other or (candidate, found)
     assert newest_other is not None
     raise UserError(
@@ -143,13 +143,16 @@ class RunConfigCLI(LightningCLI):
         other_task = bool(config.get("eval_other_task"))
         if other_task and subcommand == "fit":
             raise UserError("--eval_other_task is for validate, test and predict; a fit resumes the task it trained")
+        checkpoint = None
         if config.ckpt_path == "last":  # Lightning looks only in the new run's folder: find the real one
             root = config.trainer.get("default_root_dir") or "."
-            config.ckpt_path = str(newest_last_checkpoint(root, identity.of_config(config)))
+            last, checkpoint = newest_last_checkpoint(root, identity.of_config(config))
+            config.ckpt_path = str(last)
             print(f"resuming from {config.ckpt_path}")
         if "://" in str(config.ckpt_path):  # remote: read by the trainer alone (Lightning's own parse skips it too)
             return
-        checkpoint = read_checkpoint(config.ckpt_path, mmap=True)
+        if checkpoint is None:
+            checkpoint = read_checkpoint(config.ckpt_path, mmap=True)
         hparams = dict(checkpoint.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         if not hparams:

@@ -19,5 +19,4 @@ register_method(
     FullFineTuning,
     name="T5 fine-tuning",
     t5_base_params=222_903_552,
-    bench_reference=True,
 )

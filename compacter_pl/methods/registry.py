@@ -43,7 +43,6 @@ class RegisteredMethod:
     tolerance: how far the count may be from t5_base_params (BitFit's 0.126% in Table 1 is about 280,900).
     bench_floor: the floor bench measures every method against (only the layer norms train); not a method the
         parameter report lists.
-    bench_reference: what bench's "vs full FT" columns are relative to (T5 fine-tuning, as in Table 3).
     """
 
     key: str
@@ -53,7 +52,6 @@ class RegisteredMethod:
     t5_base_params: int | None = None
     tolerance: int = 0
     bench_floor: bool = False
-    bench_reference: bool = False
 
     @property
     def class_path(self) -> str:
@@ -76,7 +74,6 @@ def register_method(
     t5_base_params: int | None = None,
     tolerance: int = 0,
     bench_floor: bool = False,
-    bench_reference: bool = False,
 ) -> RegisteredMethod:
     """Register `cls` (a concrete `Method` subclass) under `key`; `name` defaults to the class name. Mistakes in
     the call (a taken key, an abstract class, an argument the class does not take) raise at import."""
@@ -104,7 +101,6 @@ def register_method(
         t5_base_params,
         tolerance,
         bench_floor,
-        bench_reference,
     )
     _METHODS[key] = entry
     return entry

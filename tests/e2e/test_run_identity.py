@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from tests.helpers import DEMO_DATA, ROOT, in_process, one_line_error
+from tests.helpers import DEMO_DATA, ROOT, in_process, one_line_error, run_demo
 
 DEMO = str(ROOT / "configs/demo.yaml")
 EVALUATIONS = ("validate", "test", "predict")
@@ -24,11 +24,11 @@ DIFFERENT = {
 
 
 def _run(capsys, command, ckpt, tmp_path, *extra):
-    cache = tmp_path / "cache"  # the run's copy keeps its data cache beside it (the `run` fixture)
+    """`run_demo` in this process: the run's folder and its data cache (the `run` fixture) under tmp_path."""
     limits = ["--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1", "--trainer.max_steps", "3"]
-    return in_process(
-        capsys, command, "--config", DEMO, "--ckpt_path", str(ckpt), "--trainer.default_root_dir", str(tmp_path),
-        "--data.cache_dir", str(cache), *limits, *extra,
+    return run_demo(
+        lambda *args, env=None: in_process(capsys, *args), tmp_path, "--ckpt_path", str(ckpt), *limits, *extra,
+        command=command,
     )  # fmt: skip
 
 

@@ -14,14 +14,13 @@ from collections.abc import Mapping
 from compacter_pl.methods import Method, registry
 from compacter_pl.methods.registry import RegisteredMethod
 from compacter_pl.tools.methods import listed_methods
-from compacter_pl.tools.paper import paper
+from compacter_pl.tools.paper import paper  # Table 3: relative to T5 fine-tuning
 
 # Every registered method; the floor is the one registered as bench_floor: only the 62 layer norms train. Every
 # adapter-style method trains them too and back-propagates through the whole frozen network to reach them; what
 # it costs beyond that row is the cost of its own layers.
 BENCH_ROWS: tuple[RegisteredMethod, ...] = listed_methods()  # the paper's in Table 1's order, then the others
 FLOOR: RegisteredMethod = next(row for row in BENCH_ROWS if row.bench_floor)
-REFERENCE: str = next(row.key for row in BENCH_ROWS if row.bench_reference)  # Table 3: relative to T5 fine-tuning
 
 # Table 3 (Section 5.5): each method's arguments, by key (adapter size 24, n 4, 100 prompt tokens, SAID d' 1,400).
 TABLE3_SETTINGS: dict[str, dict] = {row.method: dict(row.args) for row in paper().efficiency.rows if row.args}

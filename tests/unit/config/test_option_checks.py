@@ -4,9 +4,15 @@ through the sweep before its first run."""
 
 import pytest
 
-from tests.helpers import DEMO_MODEL, in_process, one_line_error, write_sweep
+from tests.helpers import DEMO_MODEL, in_process, one_line_error, run_demo, write_sweep
 
 DEMO = "configs/demo.yaml"
+
+
+def _demo(capsys, tmp_path, *args, command="fit"):
+    """`run_demo` in this process: its runs under tmp_path/lightning_logs, its cache in tmp_path/cache."""
+    return run_demo(lambda *a, env=None: in_process(capsys, *a), tmp_path, *args, command=command)
+
 
 # option and value -> the words of the one line
 CASES = {
@@ -24,23 +30,17 @@ CASES = {
 @pytest.mark.parametrize("command", ["fit", "validate", "test", "predict"])
 @pytest.mark.parametrize(("option", "value"), list(CASES), ids=[f"{o}={v}" for o, v in CASES])
 def test_a_bad_option_is_one_line_before_any_work(capsys, tmp_path, command, option, value):
-    logs = tmp_path / "logs"
-    code, _, err = in_process(
-        capsys, command, "--config", DEMO, "--trainer.default_root_dir", str(logs), "--data.cache_dir",
-        str(tmp_path / "cache"), option, value,
-    )  # fmt: skip
+    code, _, err = _demo(capsys, tmp_path, option, value, command=command)
     one_line_error(code, err, *CASES[option, value])
-    assert not logs.exists() and not (tmp_path / "cache").exists()  # refused before a run folder or a cache
+    assert not (tmp_path / "lightning_logs").exists() and not (tmp_path / "cache").exists()  # before any work
 
 
 def test_val_check_interval_beyond_the_epoch_is_one_line_before_the_first_step(capsys, tmp_path):
-    code, _, err = in_process(
-        capsys, "fit", "--config", DEMO, "--trainer.default_root_dir", str(tmp_path / "logs"),
-        "--data.cache_dir", str(tmp_path / "cache"), "--trainer.limit_train_batches", "2",
-        "--trainer.val_check_interval", "100000",
-    )  # fmt: skip
+    code, _, err = _demo(
+        capsys, tmp_path, "--trainer.limit_train_batches", "2", "--trainer.val_check_interval", "100000"
+    )
     one_line_error(code, err, "--trainer.val_check_interval 100000 is more than the 2 training batches", "0.5")
-    assert not list((tmp_path / "logs").rglob("*.ckpt"))
+    assert not list(tmp_path.rglob("*.ckpt"))
 
 
 def test_a_sweep_checks_every_runs_options_before_its_first_run(capsys, tmp_path):
@@ -51,9 +51,8 @@ def test_a_sweep_checks_every_runs_options_before_its_first_run(capsys, tmp_path
 
 
 def test_the_checks_pass_a_good_run(capsys, tmp_path):
-    code, _, err = in_process(
-        capsys, "fit", "--config", DEMO, "--trainer.default_root_dir", str(tmp_path / "logs"),
-        "--data.cache_dir", str(tmp_path / "cache"), "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1",
+    code, _, err = _demo(
+        capsys, tmp_path, "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1",
         "--trainer.gradient_clip_val", "1.0", "--checkpoint.monitor", "val/accuracy",
         "--model.model_name_or_path", str(DEMO_MODEL),
     )  # fmt: skip
