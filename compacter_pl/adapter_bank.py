@@ -1,4 +1,4 @@
-"""Many task adapters on one frozen base model, selected per request.
+"""Many task adapters on one frozen base model; one call answers rows of different tasks.
 
 The base model is loaded once. Each added export gets a light copy of the model that shares every base
 tensor with it (nothing is duplicated) and owns only its method's modules and the parameters it trained. An export
@@ -7,15 +7,22 @@ it is imported; any other class path is refused, like every export loader refuse
 
 An input is a record in the task's fields (`{"sentence1": ..., "sentence2": ...}` for RTE), rendered with the
 task's own template as training renders it, or a source text already rendered. `predict` answers in the task's
-terms, as `cli.py predict` does; `generate` returns the generated text.
+terms, as `cli.py predict` does; `generate` returns the generated text. Each row names its adapter: one name for
+all rows, or one name per row.
 
     bank = AdapterBank(load_t5("google-t5/t5-base"), load_tokenizer("google-t5/t5-base"))
     bank.add("rte", "exports/rte_compacter")
     bank.add("cola", "exports/cola_compacter++")
-    bank.predict("rte", [{"sentence1": "...", "sentence2": "..."}])   # -> ["entailment"]
-    bank.generate("rte", ["sentence1: ... sentence2: ..."])           # -> ["0"]
+    bank.predict("rte", [{"sentence1": "...", "sentence2": "..."}])        # -> ["entailment"]
+    bank.predict(["rte", "cola"], [{"sentence1": "...", "sentence2": "..."}, {"sentence": "..."}])
+    bank.generate("rte", ["sentence1: ... sentence2: ..."])                # -> ["0"]
+
+Rows of different adapters run as one batch (one encoder pass, one decoding loop), each row through its own
+adapter: `compacter_pl.mixing`. The rows of an adapter whose method cannot be mixed (full fine-tuning,
+Intrinsic-SAID: each holds a whole weight of its own) run as a batch of their own in the same call.
 """
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -23,8 +30,24 @@ from torch import nn
 from transformers import T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
-from compacter_pl.export import AdapterExport, apply_export, load_export, shared_base_copy
+from compacter_pl.export import AdapterExport, apply_export, load_export, method_from_config, shared_base_copy
+from compacter_pl.mixing import MixedModel
 from compacter_pl.tasks import Task, get_task
+from compacter_pl.training.steps import (
+    RANK_LOGITS_BUDGET,
+    greedy_generate,
+    label_log_likelihoods,
+    padded_label_ids,
+)
+
+EVAL_MODES = ("generate", "rank")
+DEFAULT_MAX_SOURCE_LENGTH = 512  # T5's: the length its tokenizers declare (model_max_length)
+
+
+@contextlib.contextmanager
+def _unrouted(rows, device):
+    """An adapter's own model routes nothing."""
+    yield
 
 
 def _own_trained_parameters(model: nn.Module, base_ids: set[int]) -> None:
@@ -37,16 +60,38 @@ def _own_trained_parameters(model: nn.Module, base_ids: set[int]) -> None:
 
 
 class AdapterBank:
-    """One base model, any number of exported adapters, one `predict` or `generate` per request."""
+    """One base model, any number of exported adapters; `predict` and `generate` take rows of any of them.
 
-    def __init__(self, base_model: T5ForConditionalGeneration, tokenizer, max_new_tokens: int = 16) -> None:
+    Args:
+        base_model: The frozen T5 every adapter was trained on (never written).
+        tokenizer: Its tokenizer.
+        max_new_tokens: The most tokens `generate` produces per row.
+        max_source_length: The most tokens (EOS included) an input may have; a longer one is refused, never cut.
+            Default: the tokenizer's model_max_length (512 for T5).
+    """
+
+    def __init__(
+        self,
+        base_model: T5ForConditionalGeneration,
+        tokenizer,
+        max_new_tokens: int = 16,
+        max_source_length: int | None = None,
+    ) -> None:
         self.base = base_model.eval()
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
+        declared = getattr(tokenizer, "model_max_length", None)
+        default = declared if isinstance(declared, int) and declared < 1_000_000 else DEFAULT_MAX_SOURCE_LENGTH
+        self.max_source_length = max_source_length or default
         self.models: dict[str, T5ForConditionalGeneration] = {}
         self.exports: dict[str, AdapterExport] = {}
+        self._mixed: MixedModel | None = None  # built when a mixed call first needs it, again after an add
+        self._label_ids: dict[str, list[list[int]]] = {}
+
+    # --- adapters ---------------------------------------------------------------------------------------------
 
     def add(self, name: str, export_dir: str) -> None:
+        """Load the export in `export_dir` as adapter `name` (a name already taken is replaced)."""
         export = load_export(export_dir)
         model = shared_base_copy(self.base)
         base_ids = {id(p) for p in self.base.parameters()}
@@ -58,27 +103,154 @@ class AdapterBank:
                 p.requires_grad_(requires_grad[id(p)])
         self.models[name] = model.eval()
         self.exports[name] = export
+        self._mixed = None
+
+    @property
+    def names(self) -> list[str]:
+        """The adapters' names, in the order they were added."""
+        return list(self.models)
 
     def task(self, name: str) -> Task:
         """The task adapter `name` was trained on (its export's)."""
         self._require(name)
         return get_task(self.exports[name].task)
 
-    def predict(self, name: str, inputs: Sequence[dict | str]) -> list[str | float | None]:
-        """Adapter `name`'s answer to each input in its task's terms: the class name (`entailment`), STS-B's score,
-        ReCoRD's answer text; None when the generation is not one of the task's labels."""
-        task = self.task(name)
-        return [task.prediction(text) for text in self.generate(name, inputs)]
+    def not_mixed(self) -> dict[str, str]:
+        """The adapters whose rows run as a batch of their own in a mixed call, and why (their method's mix)."""
+        return dict(self._mixed_model().not_mixed)
+
+    # --- inputs -----------------------------------------------------------------------------------------------
+
+    def source(self, name: str, text: dict | str, position: int = 0) -> str:
+        """The source text of one input for adapter `name`: a record rendered with its task's template, or a text
+        as given; checked (the task's fields, the length limit), a UserError naming the input at `position`."""
+        self._require(name)
+        source = text if isinstance(text, str) else self._render(name, position, text)
+        length = len(self.tokenizer(source)["input_ids"])
+        if length > self.max_source_length:
+            raise UserError(
+                f"adapter {name!r}: input {position} is {length} tokens long, more than max_source_length "
+                f"{self.max_source_length}; shorten it (inputs are never cut), or raise max_source_length"
+            )
+        return source
+
+    def _rows(self, names: str | Sequence[str], inputs: Sequence[dict | str]) -> tuple[list[str], list[str]]:
+        """Every row's adapter and checked source text."""
+        if isinstance(inputs, (str, dict)):
+            raise UserError("inputs must be a list of records or texts (one per row), not a single one")
+        rows = [names] * len(inputs) if isinstance(names, str) else list(names)
+        if len(rows) != len(inputs):
+            raise UserError(f"{len(rows)} adapter names for {len(inputs)} inputs: give one name per input, or one")
+        for name in dict.fromkeys(rows):
+            self._require(name)
+        return rows, [self.source(name, text, i) for i, (name, text) in enumerate(zip(rows, inputs, strict=True))]
+
+    # --- answers ----------------------------------------------------------------------------------------------
+
+    def predict(
+        self, names: str | Sequence[str], inputs: Sequence[dict | str], eval_mode: str = "generate"
+    ) -> list[str | float | None]:
+        """Each input's answer in its task's terms: the class name (`entailment`), STS-B's score, ReCoRD's answer
+        text; None when the generation is not one of the task's labels. `names`: the adapter of every row, or one
+        for all. `eval_mode` "rank": the most likely of the task's labels (free-text tasks generate)."""
+        if eval_mode not in EVAL_MODES:
+            raise UserError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {eval_mode!r}")
+        rows, sources = self._rows(names, inputs)
+        texts = self._outputs(rows, sources, eval_mode)
+        return [self.task(name).prediction(text) for name, text in zip(rows, texts, strict=True)]
+
+    def generate(self, names: str | Sequence[str], inputs: Sequence[dict | str]) -> list[str]:
+        """The text each row's adapter generates for its input (a record in its task's fields, or a source text)."""
+        rows, sources = self._rows(names, inputs)
+        return self._outputs(rows, sources, "generate")
+
+    def _outputs(self, rows: list[str], sources: list[str], eval_mode: str) -> list[str]:
+        """Output texts of the rows. Rows that rank (a closed label set, eval_mode rank) and rows that generate run
+        apart; of each kind, the rows of all mixable adapters run as one batch (one adapter's rows alone: through its
+        own model), and the rows of an adapter that cannot be mixed as a batch of their own."""
+        modes = ["rank" if eval_mode == "rank" and self.task(name).targets is not None else "generate" for name in rows]
+        outputs: list[str] = [""] * len(rows)
+        for mode in dict.fromkeys(modes):
+            of_mode = [i for i, m in enumerate(modes) if m == mode]
+            for name, indices in self._batches([rows[i] for i in of_mode]):
+                chosen = [of_mode[i] for i in indices]
+                texts = self._run(name, [rows[i] for i in chosen], [sources[i] for i in chosen], mode)
+                for i, text in zip(chosen, texts, strict=True):
+                    outputs[i] = text
+        return outputs
+
+    def _batches(self, rows: list[str]) -> list[tuple[str | None, list[int]]]:
+        """(adapter, row indices) per batch: None for the mixed model."""
+        distinct = list(dict.fromkeys(rows))
+        if len(distinct) == 1:
+            return [(distinct[0], list(range(len(rows))))]
+        mixed = self._mixed_model()
+        batches: list[tuple[str | None, list[int]]] = []
+        together = [i for i, name in enumerate(rows) if mixed.has(name)]
+        if len({rows[i] for i in together}) == 1:  # one mixable adapter: its own model is the same and faster
+            batches.append((rows[together[0]], together))
+        elif together:
+            batches.append((None, together))
+        for name in distinct:
+            if not mixed.has(name):
+                batches.append((name, [i for i, row in enumerate(rows) if row == name]))
+        return batches
 
     @torch.inference_mode()
-    def generate(self, name: str, inputs: Sequence[dict | str]) -> list[str]:
-        """The text adapter `name` generates for each input: a record in its task's fields, or a source text."""
-        self._require(name)
-        model = self.models[name]
-        sources = [text if isinstance(text, str) else self._render(name, i, text) for i, text in enumerate(inputs)]
-        tokens = self.tokenizer(sources, return_tensors="pt", padding=True, truncation=True)
-        generated = model.generate(**tokens, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+    def _run(self, name: str | None, rows: list[str], sources: list[str], mode: str) -> list[str]:
+        """One batch, through adapter `name`'s own model or (None) the mixed model with every row routed."""
+        device = self.base.device
+        tokens = self.tokenizer(sources, return_tensors="pt", padding=True).to(device)
+        if name is None:
+            mixed = self._mixed_model()
+            model, route = mixed.model, mixed.route
+        else:
+            model, route = self.models[name], _unrouted
+        if mode == "rank":
+            return self._rank(model, route, rows, tokens)
+        with route(rows, device):
+            generated = greedy_generate(model, tokens["input_ids"], tokens["attention_mask"], self.max_new_tokens)
         return self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+
+    def _rank(self, model: T5ForConditionalGeneration, route, rows: list[str], tokens) -> list[str]:
+        """Each row's most likely target among its own task's labels. The candidates of all the rows' tasks are
+        scored in one pass (a candidate's score does not depend on the others); each row picks among its own. Rows
+        go in chunks that bound the logits held, as `label_log_likelihoods` chunks them."""
+        candidates: dict[tuple[int, ...], int] = {}
+        for name in dict.fromkeys(rows):
+            for ids in self._targets(name):
+                candidates.setdefault(tuple(ids), len(candidates))
+        device = tokens["input_ids"].device
+        labels = padded_label_ids([list(ids) for ids in candidates], device=device)
+        chunk = max(1, RANK_LOGITS_BUDGET // (labels.numel() * self.base.config.vocab_size))
+        parts = []
+        for start in range(0, len(rows), chunk):
+            stop = start + chunk
+            with route(rows[start:stop], device):
+                parts.append(
+                    label_log_likelihoods(
+                        model, tokens["input_ids"][start:stop], tokens["attention_mask"][start:stop], labels
+                    )
+                )
+        scores = torch.cat(parts)
+        chosen = []
+        for row, name in enumerate(rows):
+            own = [candidates[tuple(ids)] for ids in self._targets(name)]
+            best = int(scores[row, own].argmax())
+            chosen.append(self.task(name).targets[best])  # type: ignore[index]  # ranked rows have targets
+        return chosen
+
+    def _targets(self, name: str) -> list[list[int]]:
+        if name not in self._label_ids:
+            self._label_ids[name] = [self.tokenizer(t)["input_ids"] for t in self.task(name).targets or ()]
+        return self._label_ids[name]
+
+    def _mixed_model(self) -> MixedModel:
+        if self._mixed is None:
+            methods = {name: method_from_config(e.config["method"], saved=True) for name, e in self.exports.items()}
+            trained = {name: set(e.state_dict) for name, e in self.exports.items()}
+            self._mixed = MixedModel(self.base, self.models, methods, trained)
+        return self._mixed
 
     def _require(self, name: str) -> None:
         if name not in self.models:
@@ -89,6 +261,11 @@ class AdapterBank:
 
     def _render(self, name: str, position: int, record: dict) -> str:
         task = self.task(name)
+        if not isinstance(record, dict):
+            raise UserError(
+                f"adapter {name!r}: input {position} must be a record (an object with {', '.join(task.input_fields)}) "
+                f"or a source text, not {type(record).__name__}"
+            )
         missing = [field for field in task.input_fields if field not in record]
         if missing:
             raise UserError(

@@ -6,6 +6,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# T5Stack.forward's leading arguments, in order.
+_STACK_ARGS = (
+    "input_ids",
+    "attention_mask",
+    "encoder_hidden_states",
+    "encoder_attention_mask",
+    "inputs_embeds",
+    "past_key_values",
+    "use_cache",
+)
+
+
+def stack_kwargs(args: tuple, kwargs: dict) -> dict:
+    """T5Stack.forward's positional arguments by name (callers in transformers pass keywords; others may not)."""
+    return {**dict(zip(_STACK_ARGS, args, strict=False)), **kwargs}
+
 
 class SoftPrompt(nn.Module):
     """`num_tokens` trainable vectors of width d_model, prepended to every encoder input."""

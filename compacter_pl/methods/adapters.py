@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch import nn
@@ -31,6 +31,7 @@ from transformers.activations import ACT2FN
 from compacter_pl.errors import UserError
 from compacter_pl.layers.adapter import BottleneckAdapter, LowRankLinear, houlsby_linear
 from compacter_pl.layers.inits import GLOROT_INITS
+from compacter_pl.layers.rows import SlotParts
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze, option
 from compacter_pl.methods.registry import register_method
@@ -221,6 +222,22 @@ class AdapterMethod(Method):
             t5_parts.train_layer_norms(model)
         if self.train_output_layer:
             t5_parts.train_output_layer(model)
+
+    def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
+        """Each adapter as dense matrices on its host's output, the layer norms and the output layer if they
+        trained (every parameter the method added is the adapters' own, or shared by them: Compacter's A)."""
+        for stack in t5_parts.stacks(model).values():
+            for index in self.adapted_blocks(len(stack.block)):
+                for sublayer in self.sublayers:
+                    host = _HOSTS[sublayer][0](stack.block[index])
+                    adapter = cast(BottleneckAdapter, host.adapter)
+                    parts.adapter(host, adapter.down, adapter.up, self.non_linearity, owner=adapter)
+        parts.cover(*self.adapter_parameters(model))
+        if self.train_layer_norms:
+            for norm in t5_parts.layer_norms(model):
+                parts.scale(norm)
+        if self.train_output_layer:
+            parts.weight(model.lm_head)
 
     def adapter_parameters(self, model: T5ForConditionalGeneration) -> list[nn.Parameter]:
         """Every parameter the method added (adapters, and what `prepare` attached)."""

@@ -13,6 +13,7 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
+from compacter_pl.layers.rows import NotMixable, SlotParts
 
 MAX_SEED = 2**32 - 1  # seed_everything's range
 
@@ -83,6 +84,13 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def apply(self, model: T5ForConditionalGeneration) -> None:
         """Change the model in place and set `requires_grad` on exactly the parameters that train."""
+
+    def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
+        """Declare to `parts` what this method changed in `model` (the base with this method applied and its
+        trained numbers loaded), so rows of this adapter can share a batch with other adapters' rows
+        (`compacter_pl.mixing`). Every trained parameter must be covered. Optional: by default a method is not
+        mixable, and its rows run as a batch of their own."""
+        raise NotMixable("it declares no mixed form (Method.mix)")
 
     @classmethod
     def saved_init_args(cls, init_args: dict) -> dict:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from transformers import T5ForConditionalGeneration
 
+from compacter_pl.layers.rows import SlotParts
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
 from compacter_pl.methods.registry import register_method
@@ -51,17 +52,19 @@ class BitFit(Method):
         self.layer_norm_biases = bool(layer_norm_biases)
         self.train_output_layer = bool(train_output_layer)
 
-    def apply(self, model: T5ForConditionalGeneration) -> None:
-        freeze(model)
+    def linears(self, model: T5ForConditionalGeneration) -> list[nn.Linear]:
+        """The Linears that get a bias."""
         linears = [
             linear
             for stack in t5_parts.stacks(model).values()
             for block in stack.block
             for linear in t5_parts.block_linears(block)
         ]
-        if self.output_layer_bias:
-            linears.append(model.lm_head)
-        for linear in linears:
+        return [*linears, model.lm_head] if self.output_layer_bias else linears
+
+    def apply(self, model: T5ForConditionalGeneration) -> None:
+        freeze(model)
+        for linear in self.linears(model):
             if linear.bias is None:
                 linear.bias = _zeros_like_row(linear.weight, linear.out_features)
             linear.bias.requires_grad_(True)
@@ -71,6 +74,17 @@ class BitFit(Method):
                 norm.register_forward_hook(_add_bias)
         if self.train_output_layer:
             t5_parts.train_output_layer(model)
+
+    def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
+        """Every bias added (on Linears, layer norms and the output layer) as a bias per row on the module's
+        output, and the output layer's weight if it trained."""
+        for linear in self.linears(model):
+            parts.bias(linear, linear.bias)
+        if self.layer_norm_biases:
+            for norm in t5_parts.block_layer_norms(model):
+                parts.bias(norm, norm.bias)  # type: ignore[arg-type]  # the Parameter apply added
+        if self.train_output_layer:
+            parts.weight(model.lm_head)
 
 
 # Table 1's 0.126% of T5-base is about 280,900; every bias counted is 280,960.

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from peft import PeftConfig, PromptLearningConfig, get_peft_config, inject_adapter_in_model
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
+from peft.tuners.tuners_utils import BaseTunerLayer
+from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError, first_line
+from compacter_pl.layers.rows import NotMixable, SlotParts
 from compacter_pl.methods.base import Method, freeze
 from compacter_pl.methods.registry import register_method
 
@@ -85,6 +88,27 @@ class Peft(Method):
         except ValueError as error:  # e.g. none of the target modules is in the model
             reason = first_line(error)
             raise UserError(f"cannot inject {self.peft_config.get('peft_type')} into this model: {reason}") from None
+
+    def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
+        """PEFT's own mixed batches (LoRA's `adapter_names`): the adapter is injected into the mixed model under a
+        name of its own, and every PEFT layer gets each row's adapter name ("__base__" for rows of others)."""
+        layers = [module for module in model.modules() if isinstance(module, BaseTunerLayer)]
+        unmixed = sorted({type(m).__name__ for m in layers if not hasattr(m, "_mixed_batch_forward")})
+        if unmixed:
+            raise NotMixable(f"PEFT's {unmixed[0]} layers take no adapter_names (LoRA's do)")
+        segment, own_segment = f".{ADAPTER_NAME}.", f".{parts.key}."
+        own = {name: p for name, p in model.named_parameters() if segment in name}
+
+        def inject(mixed: nn.Module) -> None:
+            inject_adapter_in_model(self.build_config(), mixed, adapter_name=parts.key)
+            values = {name.replace(segment, own_segment): p.detach() for name, p in own.items()}
+            unexpected = mixed.load_state_dict(values, strict=False).unexpected_keys
+            if unexpected:
+                raise NotMixable(f"the injected adapter has no parameter {unexpected[0]}")
+
+        parts.inject(inject, *own.values())
+        for layer in layers:
+            parts.keyword(layer, "adapter_names", parts.key, "__base__")
 
 
 # Not in the paper: today's most used method through PEFT, for comparison in the same harness.

@@ -22,7 +22,8 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
-from compacter_pl.layers.prompt import SoftPrompt
+from compacter_pl.layers.prompt import SoftPrompt, stack_kwargs
+from compacter_pl.layers.rows import SlotParts
 from compacter_pl.methods.base import Method, freeze, option, resolve_seed
 from compacter_pl.methods.registry import register_method
 
@@ -30,25 +31,10 @@ INITS = ("random", "vocab")
 PromptInit = Literal["random", "vocab"]
 RANDOM_INIT_RANGE = 0.5  # Lester et al.: uniform in [-0.5, 0.5]
 
-_STACK_ARGS = (
-    "input_ids",
-    "attention_mask",
-    "encoder_hidden_states",
-    "encoder_attention_mask",
-    "inputs_embeds",
-    "past_key_values",
-    "use_cache",
-)
-
-
-def _as_kwargs(args: tuple, kwargs: dict) -> dict:
-    """T5Stack.forward's positional arguments by name (callers in transformers pass keywords; others may not)."""
-    return {**dict(zip(_STACK_ARGS, args, strict=False)), **kwargs}
-
 
 def _prepend_prompt(encoder: nn.Module, args: tuple, kwargs: dict):
     """Encoder pre-hook: [prompt; embed(input_ids)] as inputs_embeds, the mask extended to match."""
-    kwargs = _as_kwargs(args, kwargs)
+    kwargs = stack_kwargs(args, kwargs)
     prompt = cast(SoftPrompt, encoder.prompt)
     embeds = kwargs.get("inputs_embeds")
     if embeds is None:
@@ -70,7 +56,7 @@ class _ExtendCrossAttentionMask:
         self.num_tokens = num_tokens
 
     def __call__(self, decoder: nn.Module, args: tuple, kwargs: dict):
-        kwargs = _as_kwargs(args, kwargs)
+        kwargs = stack_kwargs(args, kwargs)
         mask, states = kwargs.get("encoder_attention_mask"), kwargs.get("encoder_hidden_states")
         if mask is not None and states is not None and mask.shape[1] + self.num_tokens == states.shape[1]:
             ones = torch.ones(mask.shape[0], self.num_tokens, dtype=mask.dtype, device=mask.device)
@@ -145,6 +131,9 @@ class PromptTuning(Method):
         model.encoder.add_module("prompt", prompt)
         model.encoder.register_forward_pre_hook(_prepend_prompt, with_kwargs=True)
         model.decoder.register_forward_pre_hook(_ExtendCrossAttentionMask(self.num_tokens), with_kwargs=True)
+
+    def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
+        parts.prompt_vectors(cast(SoftPrompt, model.encoder.prompt).weight)
 
 
 register_method(
