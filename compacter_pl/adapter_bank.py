@@ -24,6 +24,7 @@ Intrinsic-SAID: each holds a whole weight of its own) run as a batch of their ow
 
 import contextlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -90,9 +91,11 @@ class AdapterBank:
 
     # --- adapters ---------------------------------------------------------------------------------------------
 
-    def add(self, name: str, export_dir: str) -> None:
-        """Load the export in `export_dir` as adapter `name` (a name already taken is replaced)."""
-        export = load_export(export_dir)
+    def add(self, name: str, export: str | Path | AdapterExport) -> None:
+        """Add the export in a folder (or one already loaded) as adapter `name` (a name already taken is
+        replaced)."""
+        if not isinstance(export, AdapterExport):
+            export = load_export(export)
         model = shared_base_copy(self.base)
         base_ids = {id(p) for p in self.base.parameters()}
         requires_grad = {id(p): p.requires_grad for p in self.base.parameters()}

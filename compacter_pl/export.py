@@ -106,15 +106,37 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: boo
         },
         "trainable_parameters": sum(v.numel() for v in state.values()),
     }
+    return write_export(AdapterExport(config, state), out)
+
+
+def model_export(model: T5ForConditionalGeneration, method: Method, task: str, base_model: str) -> AdapterExport:
+    """The export of `model` (a base `method` was applied to, in memory): the parameters that train and the config
+    that rebuilds them (no metrics: it was not evaluated). `bench` and tests build adapters this way."""
+    state = {name: p.detach().contiguous() for name, p in model.named_parameters() if name in trainable_names(model)}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "method": method.config(),
+        "base_model": base_model,
+        "base_architecture": architecture_of(model.config),
+        "task": task,
+        "metrics": {"best_val_score": None, "epoch": None, "global_step": None},
+        "trainable_parameters": sum(v.numel() for v in state.values()),
+    }
+    return AdapterExport(config, state)
+
+
+def write_export(export: AdapterExport, out: Path) -> Path:
+    """Write an export's two files into folder `out` (checked by the caller) through a hidden staging folder
+    renamed into place, so a killed write leaves the previous export (or none), never half of one."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging, previous = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.previous")
     with staged_directory(staging):  # one a killed export left is removed first
         staging.mkdir()
-        save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+        save_file(export.state_dict, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
         # safetensors writes a private temporary file (0600) and renames it; an export is shared like any file the
         # user writes, so it gets the mode of one (0666 less the umask), as its JSON does
         os.chmod(staging / WEIGHTS_FILE, 0o666 & ~_umask())
-        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        (staging / CONFIG_FILE).write_text(json.dumps(export.config, indent=2) + "\n")
     if out.exists():  # an empty folder, or an export replaced with overwrite: moved aside, then removed
         shutil.rmtree(previous, ignore_errors=True)
         os.replace(out, previous)

@@ -149,6 +149,24 @@ def tiny_method(key: str) -> Method:
     return method_row(key).build(**TINY_KWARGS.get(key, {}))
 
 
+def random_export(key: str, task: str, seed: int, scale: float = 0.3):
+    """An export of method `key` (tiny hyper-parameters) on the demo model for `task`, whose trained parameters are
+    moved by N(0, scale^2) noise (layer norms by a third of it) so every part of the adapter changes the outputs."""
+    from compacter_pl.export import model_export
+    from compacter_pl.hub import load_t5
+
+    model, method = load_t5(str(DEMO_MODEL)), tiny_method(key)
+    method.check(model.config)
+    method.apply(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad:
+                noise = torch.randn(parameter.shape, generator=generator) * (scale / 3 if "norm" in name else scale)
+                parameter.add_(noise.to(parameter.dtype))
+    return model_export(model, method, task, str(DEMO_MODEL))
+
+
 def tiny_gated_config() -> T5Config:
     """The demo model's sizes with T5 v1.1's gated-GeLU feed-forward and untied output layer."""
     config = T5Config.from_pretrained(DEMO_MODEL).to_dict()
