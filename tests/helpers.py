@@ -149,13 +149,13 @@ def tiny_method(key: str) -> Method:
     return method_row(key).build(**TINY_KWARGS.get(key, {}))
 
 
-def random_export(key: str, task: str, seed: int, scale: float = 0.3):
+def random_export(key: str, task: str, seed: int, scale: float = 0.3, **init_args):
     """An export of method `key` (tiny hyper-parameters) on the demo model for `task`, whose trained parameters are
     moved by N(0, scale^2) noise (layer norms by a third of it) so every part of the adapter changes the outputs."""
     from compacter_pl.export import model_export
     from compacter_pl.hub import load_t5
 
-    model, method = load_t5(str(DEMO_MODEL)), tiny_method(key)
+    model, method = load_t5(str(DEMO_MODEL)), method_row(key).build(**{**TINY_KWARGS.get(key, {}), **init_args})
     method.check(model.config)
     method.apply(model)
     generator = torch.Generator().manual_seed(seed)

@@ -2,6 +2,7 @@
 
 from transformers import T5ForConditionalGeneration
 
+from compacter_pl.layers.rows import NotMixable, SlotParts
 from compacter_pl.methods.base import Method
 from compacter_pl.methods.registry import register_method
 
@@ -12,6 +13,9 @@ class FullFineTuning(Method):
     def apply(self, model: T5ForConditionalGeneration) -> None:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
+
+    def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
+        raise NotMixable("every weight of the model is the task's own")
 
 
 register_method(

@@ -7,6 +7,8 @@ same model as with every other method). What trains is what PEFT marks trainable
 
 from __future__ import annotations
 
+import warnings
+
 from peft import PeftConfig, PromptLearningConfig, get_peft_config, inject_adapter_in_model
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
 from peft.tuners.tuners_utils import BaseTunerLayer
@@ -100,7 +102,9 @@ class Peft(Method):
         own = {name: p for name, p in model.named_parameters() if segment in name}
 
         def inject(mixed: nn.Module) -> None:
-            inject_adapter_in_model(self.build_config(), mixed, adapter_name=parts.key)
+            with warnings.catch_warnings():  # "multiple adapters in the model": one per slot is the point
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+                inject_adapter_in_model(self.build_config(), mixed, adapter_name=parts.key)
             values = {name.replace(segment, own_segment): p.detach() for name, p in own.items()}
             unexpected = mixed.load_state_dict(values, strict=False).unexpected_keys
             if unexpected:

@@ -10,6 +10,7 @@ back-propagation they all do and nothing else, and `cli.py bench` reports every 
 
 from transformers import T5ForConditionalGeneration
 
+from compacter_pl.layers.rows import SlotParts
 from compacter_pl.methods import t5_parts
 from compacter_pl.methods.base import Method, freeze
 from compacter_pl.methods.registry import register_method
@@ -21,6 +22,10 @@ class LayerNormOnly(Method):
     def apply(self, model: T5ForConditionalGeneration) -> None:
         freeze(model)
         t5_parts.train_layer_norms(model)
+
+    def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
+        for norm in t5_parts.layer_norms(model):
+            parts.scale(norm)
 
 
 register_method("ln_only", LayerNormOnly, name="LN-only floor", t5_base_params=47_616, bench_floor=True)
