@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from transformers import T5ForConditionalGeneration
 
+from compacter_pl.data.validation import input_problem
 from compacter_pl.errors import UserError
 from compacter_pl.export import AdapterExport, apply_export, load_export, method_from_config, shared_base_copy
 from compacter_pl.mixing import MixedModel
@@ -49,6 +50,10 @@ DEFAULT_MAX_SOURCE_LENGTH = 512  # T5's: the length its tokenizers declare (mode
 def _unrouted(rows, device):
     """An adapter's own model routes nothing."""
     yield
+
+
+class InputTooLong(UserError):
+    """An input with more tokens than max_source_length (never cut: a cut input would be answered as another)."""
 
 
 def _own_trained_parameters(model: nn.Module, base_ids: set[int]) -> None:
@@ -124,15 +129,16 @@ class AdapterBank:
 
     # --- inputs -----------------------------------------------------------------------------------------------
 
-    def source(self, name: str, text: dict | str, position: int = 0) -> str:
+    def source(self, name: str, text: dict | str, position: int | None = 0) -> str:
         """The source text of one input for adapter `name`: a record rendered with its task's template, or a text
-        as given; checked (the task's fields, the length limit), a UserError naming the input at `position`."""
+        as given; checked (the task's fields, the length limit), a UserError naming the input at `position` (None:
+        "the input", for a caller with one), an InputTooLong for an input over the limit."""
         self._require(name)
         source = text if isinstance(text, str) else self._render(name, position, text)
         length = len(self.tokenizer(source)["input_ids"])
         if length > self.max_source_length:
-            raise UserError(
-                f"adapter {name!r}: input {position} is {length} tokens long, more than max_source_length "
+            raise InputTooLong(
+                f"adapter {name!r}: {_input(position)} is {length} tokens long, more than max_source_length "
                 f"{self.max_source_length}; shorten it (inputs are never cut), or raise max_source_length"
             )
         return source
@@ -156,11 +162,19 @@ class AdapterBank:
         """Each input's answer in its task's terms: the class name (`entailment`), STS-B's score, ReCoRD's answer
         text; None when the generation is not one of the task's labels. `names`: the adapter of every row, or one
         for all. `eval_mode` "rank": the most likely of the task's labels (free-text tasks generate)."""
+        texts = self.outputs(names, inputs, eval_mode)
+        rows = [names] * len(texts) if isinstance(names, str) else list(names)
+        return [self.task(name).prediction(text) for name, text in zip(rows, texts, strict=True)]
+
+    def outputs(
+        self, names: str | Sequence[str], inputs: Sequence[dict | str], eval_mode: str = "generate"
+    ) -> list[str]:
+        """Each row's output text, which `predict` reads in its task's terms: the generated text, or, with
+        `eval_mode` "rank", the target of the label chosen (`cli.py predict` writes it as `generated`)."""
         if eval_mode not in EVAL_MODES:
             raise UserError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {eval_mode!r}")
         rows, sources = self._rows(names, inputs)
-        texts = self._outputs(rows, sources, eval_mode)
-        return [self.task(name).prediction(text) for name, text in zip(rows, texts, strict=True)]
+        return self._outputs(rows, sources, eval_mode)
 
     def generate(self, names: str | Sequence[str], inputs: Sequence[dict | str]) -> list[str]:
         """The text each row's adapter generates for its input (a record in its task's fields, or a source text)."""
@@ -262,20 +276,28 @@ class AdapterBank:
                 f"(add one with bank.add)"
             )
 
-    def _render(self, name: str, position: int, record: dict) -> str:
+    def _render(self, name: str, position: int | None, record: dict) -> str:
         task = self.task(name)
         if not isinstance(record, dict):
             raise UserError(
-                f"adapter {name!r}: input {position} must be a record (an object with {', '.join(task.input_fields)}) "
-                f"or a source text, not {type(record).__name__}"
+                f"adapter {name!r}: {_input(position)} must be a record (an object with "
+                f"{', '.join(task.input_fields)}) or a source text, not {type(record).__name__}"
             )
         missing = [field for field in task.input_fields if field not in record]
         if missing:
             raise UserError(
-                f"adapter {name!r}: input {position} lacks field {missing[0]!r}; {task.name} reads "
+                f"adapter {name!r}: {_input(position)} lacks field {missing[0]!r}; {task.name} reads "
                 f"{', '.join(task.input_fields)}"
             )
+        problem = input_problem(task, record)  # a field's type, as `cli.py predict` checks its inputs
+        if problem is not None:
+            raise UserError(f"adapter {name!r}: {_input(position)}: {problem}")
         try:
             return task.source(record)
         except ValueError as error:
-            raise UserError(f"adapter {name!r}: input {position}: {error}") from None
+            raise UserError(f"adapter {name!r}: {_input(position)}: {error}") from None
+
+
+def _input(position: int | None) -> str:
+    """How a message names the input at `position` (None: the caller's only one)."""
+    return "the input" if position is None else f"input {position}"

@@ -8,14 +8,14 @@ import lightning as L
 import pytest
 import torch
 
-from compacter_pl.adapter_bank import AdapterBank
+from compacter_pl.adapter_bank import AdapterBank, InputTooLong
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.errors import UserError
 from compacter_pl.export import apply_export, export_checkpoint, load_export, read_checkpoint
 from compacter_pl.hub import load_t5, load_tokenizer
 from compacter_pl.methods import FullFineTuning
 from compacter_pl.training.module import TextToTextModule
-from tests.helpers import DEMO_DATA, DEMO_MODEL, in_process, quiet_trainer
+from tests.helpers import DEMO_DATA, DEMO_MODEL, in_process, quiet_trainer, random_export
 
 
 def fit_briefly(tmp_path, method=None, steps: int = 4):
@@ -131,6 +131,25 @@ def test_adapter_bank_takes_a_tasks_records_and_answers_in_its_terms(tmp_path):
         bank.predict("rte", [{"sentence1": "The cat sold a garden."}])
     assert "\n" not in str(error.value) and "input 0 lacks field 'sentence2'" in str(error.value)
     assert "rte reads sentence1, sentence2" in str(error.value)
+
+
+def test_adapter_bank_names_what_is_wrong_with_one_input():
+    bank = AdapterBank(load_t5(str(DEMO_MODEL)), load_tokenizer(str(DEMO_MODEL)), max_source_length=64)
+    bank.add("rte", random_export("compacter", "rte", seed=0))
+    record = {"sentence1": "The cat sold a garden.", "sentence2": "A cat sold something."}
+    assert bank.source("rte", record) == "sentence1: The cat sold a garden. sentence2: A cat sold something."
+    # the output texts `predict` reads: generated, or the chosen label's target
+    assert bank.outputs("rte", [record]) == bank.generate("rte", [record])
+    ranked = bank.outputs("rte", [record], "rank")[0]
+    assert bank.predict("rte", [record], "rank") == [{"0": "entailment", "1": "not_entailment"}[ranked]]
+    # a field of the wrong type, as `cli.py predict` refuses it; None: the caller's only input
+    with pytest.raises(UserError) as error:
+        bank.source("rte", {**record, "sentence1": 5}, position=None)
+    assert str(error.value) == "adapter 'rte': the input: field sentence1 is an integer, expected a string"
+    with pytest.raises(
+        InputTooLong, match=r"^adapter 'rte': input 3 is \d+ tokens long, more than max_source_length 64;"
+    ):
+        bank.source("rte", {**record, "sentence2": "a cat " * 20}, position=3)
 
 
 def test_corrupt_and_mismatched_exports_are_refused(tmp_path):

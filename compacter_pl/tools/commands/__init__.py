@@ -16,6 +16,7 @@ COMMANDS = {  # name -> its module below compacter_pl.tools.commands, and its su
     "report": Command("report", "The paper's tables and figure from sweeps' results."),
     "bench": Command("bench", "The paper's Table 3 on this machine: step time and memory."),
     "truncation": Command("truncation", "How many sources each data.truncation mode cuts, per split of a task."),
+    "serve": Command("serve", "Many task adapters of one base model over HTTP, mixed in batches (LitServe)."),
 }
 
 

@@ -73,6 +73,7 @@ def test_a_commands_bad_option_is_one_line_naming_the_closest_key(capsys, args, 
         ("export", "A checkpoint written by `cli.py fit`."),
         ("report", "several are reported together"),
         ("sweep", "List the runs and their status, run nothing."),
+        ("serve", "The most requests answered in one batch."),
     ],
 )
 def test_every_command_documents_its_options_in_help(capsys, command, documented):
@@ -120,7 +121,7 @@ def test_a_value_outside_a_closed_set_names_the_set_and_the_closest_value(capsys
 
 # --- discoverable commands: the overview, fit's pointer to method arguments, help text that cites what exists ------
 
-EVERY_COMMAND = ["fit", "validate", "test", "predict", "params", "export", "sweep", "report", "bench", "truncation"]
+EVERY_COMMAND = "fit validate test predict params export sweep report bench truncation serve".split()
 
 
 def listed_commands(text: str) -> dict[str, str]:
