@@ -160,7 +160,12 @@ def _umask() -> int:
 
 
 def load_export(export_dir: str | Path) -> AdapterExport:
+    """The export in a folder: ours, or an adapter in AdapterHub's format (`compacter_pl.adapterhub`)."""
+    from compacter_pl import adapterhub  # it builds on this module
+
     directory = Path(export_dir)
+    if adapterhub.is_adapterhub_folder(directory):
+        return adapterhub.read_adapterhub(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     for path in (config_path, weights_path):
         if not path.is_file():
