@@ -91,9 +91,11 @@ BN_DEFAULTS: dict = {
     "stochastic_depth": 0.0,
 }
 REQUIRED_FIELDS = ("mh_adapter", "output_adapter", "reduction_factor", "non_linearity")
-# What only changes training (initialisation, dropout) or what an option we refuse would use: read, not mapped.
-# "invertible_adapter" is adapter-transformers 1.x's spelling of inv_adapter.
-TRAINING_ONLY = {"init_weights", "init_weights_seed", "dropout", "stochastic_depth", "phm_c_init", "phm_init_range"}
+# The fields read but not mapped: what only changes training (init_weights, init_weights_seed, dropout,
+# stochastic_depth, phm_c_init, phm_init_range, learn_phm; hypercomplex_nonlinearity becomes a PHM method's init where
+# it is one of ours), and what only an option refused below uses (inv_adapter_reduction_factor;
+# adapter_residual_before_ln, which changes nothing without ln_after). adapter-transformers 1.x spelled inv_adapter
+# as invertible_adapter.
 LEGACY_FIELDS = {"invertible_adapter"}
 # AdapterHub's options our adapters have no counterpart of: field -> (the values ours equal, what another value is).
 UNSUPPORTED: dict[str, tuple[tuple, str]] = {

@@ -126,7 +126,7 @@ def test_an_export_with_trained_layer_norms_says_in_one_line_what_it_leaves_out(
     assert len(left_out) == 12 and not any("layer_norm" in key for key in adapter.state_dict)  # 5 + 7 on the demo
     note = layer_norm_note(export, left_out, load_t5(str(DEMO_MODEL)))
     assert "\n" not in note and note.startswith("left out: the 12 trained T5 layer norms (768 numbers)")
-    difference = float(re.search(r"moves the logits by up to ([0-9.e+-]+)", note)[1])  # type: ignore[index]
+    difference = float(re.search(r"moves the logits by up to ([0-9.e+-]+)", note)[1])
     assert difference > 0.01, note
     unmeasured = layer_norm_note(export, left_out, None, "no network")
     assert "(not measured: no network)" in unmeasured and "train_layer_norms false" in unmeasured
