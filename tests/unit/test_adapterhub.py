@@ -313,3 +313,15 @@ def test_unreadable_adapterhub_weights_are_refused_in_one_line(tmp_path):
     (folder / "adapter.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
     with pytest.raises(UserError, match="adapter.safetensors"):
         load_export(folder)
+
+
+def test_an_adapter_saved_from_a_t5forconditionalgeneration_reads_as_well():
+    """Its names lack T5AdapterModel's `transformer.` (and it may hold no shared phm_rule: refused above)."""
+    config, state = (
+        json.loads((FIXTURES / "adapterhub/pfeiffer/adapter_config.json").read_text()),
+        load_file(str(FIXTURES / "adapterhub/pfeiffer/adapter.safetensors")),
+    )
+    unprefixed = {key.removeprefix("transformer."): value for key, value in state.items()}
+    assert unprefixed.keys() != state.keys()
+    export = from_adapterhub(AdapterHubAdapter(config, unprefixed))
+    assert (logits_with(export) - adapterhubs_logits()["adapterhub/pfeiffer"]).abs().max() <= TOLERANCE
