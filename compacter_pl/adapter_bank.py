@@ -121,7 +121,13 @@ class AdapterBank:
     def task(self, name: str) -> Task:
         """The task adapter `name` was trained on (its export's)."""
         self._require(name)
-        return get_task(self.exports[name].task)
+        task = self.exports[name].task
+        if task is None:
+            raise UserError(
+                f"adapter {name!r} names no task (an AdapterHub adapter's config has none): give it source texts, "
+                f"or add it as compacter_pl.adapterhub.read_adapterhub(folder, task=...)"
+            )
+        return get_task(task)
 
     def not_mixed(self) -> dict[str, str]:
         """The adapters whose rows run as a batch of their own in a mixed call, and why (their method's mix)."""

@@ -79,6 +79,16 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: boo
 
     Both files are written into a hidden folder beside `out_dir` and renamed into place, so a killed export leaves
     the previous export (or none), never half of one. An existing export is replaced only with `overwrite`."""
+    export = checkpoint_export(ckpt_path)
+    out = check_output_folder(
+        out_dir, "--out", {"--ckpt_path": ckpt_path}, overwrite=overwrite, is_own=is_export_folder, kind="an export"
+    )
+    return write_export(export, out)
+
+
+def checkpoint_export(ckpt_path: str | Path) -> AdapterExport:
+    """The export of a checkpoint `cli.py fit` wrote: its trained parameters and the config that rebuilds them (a
+    one-line UserError for a checkpoint of another program or of a method that is not registered)."""
     checkpoint = read_checkpoint(ckpt_path)
     hparams = checkpoint.get("hyper_parameters", {})
     if "method" not in hparams or "base_architecture" not in hparams:
@@ -89,9 +99,6 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: boo
             f"registered method ({', '.join(registry.method_class_names())}); nothing could load its export"
         )
     method_from_config(hparams["method"], saved=True)  # its arguments too, as loading the export will check them
-    out = check_output_folder(
-        out_dir, "--out", {"--ckpt_path": ckpt_path}, overwrite=overwrite, is_own=is_export_folder, kind="an export"
-    )
     state = {k.removeprefix("model."): v.contiguous() for k, v in checkpoint["state_dict"].items()}
     config = {
         "format_version": FORMAT_VERSION,
@@ -106,7 +113,7 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, overwrite: boo
         },
         "trainable_parameters": sum(v.numel() for v in state.values()),
     }
-    return write_export(AdapterExport(config, state), out)
+    return AdapterExport(config, state)
 
 
 def model_export(model: T5ForConditionalGeneration, method: Method, task: str, base_model: str) -> AdapterExport:
@@ -153,7 +160,12 @@ def _umask() -> int:
 
 
 def load_export(export_dir: str | Path) -> AdapterExport:
+    """The export in a folder: ours, or an adapter in AdapterHub's format (`compacter_pl.adapterhub`)."""
+    from compacter_pl import adapterhub  # it builds on this module
+
     directory = Path(export_dir)
+    if adapterhub.is_adapterhub_folder(directory):
+        return adapterhub.read_adapterhub(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     for path in (config_path, weights_path):
         if not path.is_file():

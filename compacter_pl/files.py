@@ -58,6 +58,23 @@ def staged_directory(staging: Path) -> Iterator[Path]:
         raise
 
 
+def write_folder(out: Path, fill: Callable[[Path], None]) -> Path:
+    """Write folder `out` whole or not at all: `fill(staging)` writes its files into a hidden folder beside it, which
+    one rename moves into place (a folder already at `out`, empty or replaced, is moved aside first and then
+    removed), so a killed write leaves the previous folder (or none), never half of one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging, previous = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.previous")
+    with staged_directory(staging):  # one a killed write left is removed first
+        staging.mkdir()
+        fill(staging)
+    if out.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(out, previous)
+    os.replace(staging, out)
+    shutil.rmtree(previous, ignore_errors=True)
+    return out
+
+
 # --- where a command may write ---------------------------------------------------------------------------------
 # Every command that writes a file or a folder the user names asks here first, before any work: a write never
 # replaces a file the same command reads, never lands in a folder that holds what the command reads, and never

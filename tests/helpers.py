@@ -125,6 +125,25 @@ def quiet_trainer(**overrides):
     return make_trainer(**{**quiet, **overrides})
 
 
+def fit_checkpoint(tmp_path: Path, method: Method, steps: int = 1, task: str = "rte") -> Path:
+    """The checkpoint of `steps` training steps of `method` on the demo model and the task's demo data."""
+    import lightning as L
+
+    from compacter_pl.data import TextToTextDataModule
+    from compacter_pl.training.module import TextToTextModule
+
+    L.seed_everything(0)
+    module = TextToTextModule(str(DEMO_MODEL), method=method, task=task, learning_rate=3e-3)
+    data = TextToTextDataModule(
+        task, str(DEMO_MODEL), data_dir=str(DEMO_DATA / task), batch_size=16, cache_dir=str(tmp_path / "cache")
+    )
+    trainer = quiet_trainer(max_steps=steps, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(module, data)
+    checkpoint = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    return checkpoint
+
+
 # --- the methods on the tiny demo model -------------------------------------------------------------------------
 
 # Hyper-parameters that fit a d_model 64, 2 + 2 block model (the paper's defaults need d_model >= 96 or so).

@@ -20,8 +20,8 @@ What trains: the adapters, all T5 layer norms (option `train_layer_norms`), and,
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, cast
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal, cast
 
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch import nn
@@ -243,6 +243,26 @@ class AdapterMethod(Method):
         """Every parameter the method added (adapters, and what `prepare` attached)."""
         return [p for name, p in model.named_parameters() if ".adapter." in f".{name}"]
 
+    # --- AdapterHub's form (`compacter_pl.adapterhub`) -----------------------------------------------------------
+    # A class has a form in AdapterHub's format only if it defines `adapterhub_arguments` itself: a subclass that
+    # changes what its adapters are or where they go (AdapterDrop, Adapter-LowRank) does not inherit its parent's.
+
+    # The names AdapterHub gives the parameters of a projection (ours -> its), and those of what `prepare` attached,
+    # which it keeps in its `shared_parameters`.
+    adapterhub_names: ClassVar[Mapping[str, str]] = {"weight": "weight", "bias": "bias"}
+    adapterhub_shared: ClassVar[Mapping[str, str]] = {}
+
+    def adapterhub_fields(self) -> dict:
+        """The fields of AdapterHub's bottleneck config (`BnConfig`) that say what the projections are."""
+        return {"phm_layer": False}
+
+    @classmethod
+    def adapterhub_arguments(cls, fields: Mapping, sublayers: list[str]) -> dict | None:
+        """This class's own arguments for an AdapterHub bottleneck config (`fields`, every field given) whose adapters
+        follow `sublayers`, or None where the config is not this method's form (the shared adapter options are
+        read by `compacter_pl.adapterhub`)."""
+        return None
+
 
 class Adapter(AdapterMethod):
     """Adapter (Houlsby et al. 2019): a bottleneck adapter after self-attention and after the feed-forward.
@@ -255,6 +275,11 @@ class Adapter(AdapterMethod):
     def projection(self, in_features: int, out_features: int) -> nn.Module:
         return houlsby_linear(in_features, out_features)
 
+    @classmethod
+    def adapterhub_arguments(cls, fields: Mapping, sublayers: list[str]) -> dict | None:
+        """AdapterHub's Houlsby adapter (`DoubleSeqBnConfig`): dense projections after both sublayers."""
+        return {} if not fields["phm_layer"] and len(sublayers) == 2 else None
+
 
 class PfeifferAdapter(Adapter):
     """Pfeiffer-Adapter: one adapter per block, after self-attention (the paper reports the better of the two
@@ -266,6 +291,12 @@ class PfeifferAdapter(Adapter):
 
     def __init__(self, sublayers: Sequence[Sublayer] = ("self_attention",), **kwargs) -> None:
         super().__init__(sublayers=sublayers, **kwargs)
+
+    @classmethod
+    def adapterhub_arguments(cls, fields: Mapping, sublayers: list[str]) -> dict | None:
+        """One dense adapter per block: AdapterHub's Pfeiffer adapter (`SeqBnConfig`, after the feed-forward) or one
+        after self-attention (the paper's placement)."""
+        return {"sublayers": sublayers} if not fields["phm_layer"] and len(sublayers) == 1 else None
 
 
 class AdapterDrop(Adapter):

@@ -15,7 +15,7 @@ B_i, s_i, t_i (`compacter_pl.layers.inits`); biases zero; the A's std (0.01, 1e-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from jsonargparse.typing import PositiveInt
@@ -24,6 +24,7 @@ from transformers import T5ForConditionalGeneration
 
 from compacter_pl.errors import UserError
 from compacter_pl.layers import LowRankPHMLinear, PHMLinear, SharedPHMRules
+from compacter_pl.layers.inits import GLOROT_INITS
 from compacter_pl.layers.phm import LPHM_MODES
 from compacter_pl.methods.adapters import AdapterMethod, Sublayer, WeightInit, positive_int, weight_init
 from compacter_pl.methods.registry import register_method
@@ -35,6 +36,20 @@ else:
 SHARED_RULES = "shared_phm_rules"  # the attribute of the model that holds Compacter's shared A
 PHM_A_INIT_STD = 0.01  # PHM-Adapter's per-layer A (the authors' code)
 SHARED_A_INIT_STD = 1e-4  # Compacter's shared A (the authors' code)
+
+
+def _adapterhub_init(fields: Mapping) -> dict:
+    """The init of AdapterHub's PHM weights (`hypercomplex_nonlinearity`) as ours, where we have it (it only says
+    how training started)."""
+    init = fields["hypercomplex_nonlinearity"]
+    return {"init": init} if init in GLOROT_INITS else {}
+
+
+def _compacter_arguments(fields: Mapping, sublayers: list[str]) -> dict | None:
+    """Compacter's arguments for an AdapterHub config of shared A and factored weights (its `CompacterConfig`)."""
+    if not (fields["phm_layer"] and fields["shared_phm_rule"] and fields["factorized_phm_W"]):
+        return None
+    return {"n": fields["phm_dim"], "rank": fields["phm_rank"], "sublayers": sublayers, **_adapterhub_init(fields)}
 
 
 class PHMAdapter(AdapterMethod):
@@ -61,6 +76,24 @@ class PHMAdapter(AdapterMethod):
 
     def projection(self, in_features: int, out_features: int) -> nn.Module:
         return PHMLinear(in_features, out_features, self.n, a_init_std=PHM_A_INIT_STD, w_init=self.init)
+
+    adapterhub_names = {"A": "phm_rule", "B": "W", "bias": "b"}
+
+    def adapterhub_fields(self) -> dict:
+        return {
+            "phm_layer": True,
+            "phm_dim": self.n,
+            "shared_phm_rule": False,
+            "factorized_phm_W": False,
+            "hypercomplex_nonlinearity": self.init,
+        }
+
+    @classmethod
+    def adapterhub_arguments(cls, fields: Mapping, sublayers: list[str]) -> dict | None:
+        """AdapterHub's PHM layers with an A of their own and unfactored weights."""
+        if not fields["phm_layer"] or fields["shared_phm_rule"] or fields["factorized_phm_W"]:
+            return None
+        return {"n": fields["phm_dim"], "sublayers": sublayers, **_adapterhub_init(fields)}
 
 
 class Compacter(AdapterMethod):
@@ -118,6 +151,24 @@ class Compacter(AdapterMethod):
     def adapter_parameters(self, model: T5ForConditionalGeneration) -> list[nn.Parameter]:
         return [*super().adapter_parameters(model), getattr(model, SHARED_RULES).A]
 
+    adapterhub_names = {"s": "W_left", "t": "W_right", "bias": "b"}
+    adapterhub_shared = {f"{SHARED_RULES}.A": "phm_rule"}
+
+    def adapterhub_fields(self) -> dict:
+        return {
+            "phm_layer": True,
+            "phm_dim": self.n,
+            "phm_rank": self.rank,
+            "shared_phm_rule": True,
+            "factorized_phm_W": True,
+            "hypercomplex_nonlinearity": self.init,
+        }
+
+    @classmethod
+    def adapterhub_arguments(cls, fields: Mapping, sublayers: list[str]) -> dict | None:
+        """AdapterHub's Compacter (`CompacterConfig`: after both sublayers), or one after self-attention only."""
+        return None if sublayers == ["feed_forward"] else _compacter_arguments(fields, sublayers)
+
 
 class CompacterPlusPlus(Compacter):
     """Compacter++: Compacter with adapters after the feed-forward sublayer only.
@@ -130,6 +181,11 @@ class CompacterPlusPlus(Compacter):
 
     def __init__(self, sublayers: Sequence[Sublayer] = ("feed_forward",), **kwargs) -> None:
         super().__init__(sublayers=sublayers, **kwargs)
+
+    @classmethod
+    def adapterhub_arguments(cls, fields: Mapping, sublayers: list[str]) -> dict | None:
+        """AdapterHub's Compacter++ (`CompacterPlusPlusConfig`)."""
+        return _compacter_arguments(fields, sublayers) if sublayers == ["feed_forward"] else None
 
 
 register_method(
