@@ -179,8 +179,11 @@ def given_options(config: Any, keys: set[str], section: str, options: tuple[str,
     return {o: _plain(_get(config, section, o)) for o in options if f"{section}.{o}" in keys}
 
 
-def refuse_differences(ckpt_path: str | Path, recorded: Mapping[str, Any], given: Mapping[str, Any], hint: str) -> None:
-    """One line naming every identity field the command gives differently from the checkpoint."""
+def refuse_differences(
+    ckpt_path: str | Path, recorded: Mapping[str, Any], given: Mapping[str, Any], hint: str, option: str = "--ckpt_path"
+) -> None:
+    """One line naming every identity field the command gives differently from the checkpoint (`option` names what
+    the command loads it with: `--adapter` for an export)."""
     found = differences(recorded, given)
     if found:
-        raise UserError(f"--ckpt_path {ckpt_path} is a run of another kind: {'; '.join(found)}; {hint}")
+        raise UserError(f"{option} {ckpt_path} is a run of another kind: {'; '.join(found)}; {hint}")
