@@ -211,7 +211,8 @@ class RunConfigCLI(LightningCLI):
         except UserError as error:  # e.g. a method class_path that is no registered method
             raise UserError(f"{option} {source} holds hyper-parameters this CLI refuses: {error}") from None
         recorded = identity.of_checkpoint(checkpoint)
-        hint = "leave them out (the checkpoint's are used) or pass the run's own"
+        holder = "the export" if option == "--adapter" else "the checkpoint"
+        hint = f"leave them out ({holder}'s are used) or pass the run's own"
         if subcommand != "fit" and given.get("task", recorded["task"]) != recorded["task"]:
             hint += ", or --eval_other_task true to score it on another task into a folder of its own"
         identity.refuse_differences(source, recorded, given, hint, option)
