@@ -30,6 +30,7 @@ from compacter_pl.errors import UserError
 from compacter_pl.files import check_output_folder, staged_directory
 from compacter_pl.hub import download_files, is_repo_id
 from compacter_pl.methods import Method, registry, trainable_names
+from compacter_pl.model_card import model_card
 from compacter_pl.tasks import get_task
 
 WEIGHTS_FILE = "adapter.safetensors"
@@ -211,8 +212,6 @@ def write_export(export: AdapterExport, out: Path, license: str = DEFAULT_LICENS
     """Write an export into folder `out` (checked by the caller): its two files, the files of the library its
     method wraps (if any) and its model card, through a hidden staging folder renamed into place, so a killed write
     leaves the previous export (or none), never half of one."""
-    from compacter_pl.model_card import model_card
-
     out.parent.mkdir(parents=True, exist_ok=True)
     staging, previous = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.previous")
     with staged_directory(staging):  # one a killed export left is removed first
