@@ -16,6 +16,10 @@ PEFT_CONFIGS = {
     "lora": {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q", "v"]},
     "lora-modules_to_save": {"peft_type": "LORA", "r": 4, "target_modules": ["k"], "modules_to_save": ["lm_head"]},
     "ia3": {"peft_type": "IA3", "target_modules": ["k", "v", "wo"], "feedforward_modules": ["wo"]},
+    "loha": {"peft_type": "LOHA", "r": 4, "target_modules": ["q", "v"]},
+    "oft": {"peft_type": "OFT", "r": 0, "oft_block_size": 4, "target_modules": ["q", "v"]},
+    "ln_tuning": {"peft_type": "LN_TUNING", "target_modules": ["layer_norm"]},
+    "fourierft": {"peft_type": "FOURIERFT", "n_frequency": 16, "target_modules": ["q", "v"]},
 }
 
 
