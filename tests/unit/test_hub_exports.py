@@ -103,6 +103,7 @@ def test_a_local_folder_is_a_folder_whatever_its_name(hub_cache, offline, tmp_pa
     assert export_source(REPO) == other.relative_to(tmp_path)
 
 
+@pytest.mark.slow  # a process of its own: about 10 s on idle cores, over 20 s on loaded ones
 def test_the_environment_variables_reach_the_same_path(tmp_path, exported):
     """HF_ENDPOINT at a closed port and HF_HUB_CACHE set as a user sets them, in a process of their own."""
     cache_hub_repository(tmp_path, REPO, exported, COMMIT)
