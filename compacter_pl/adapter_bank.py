@@ -6,13 +6,16 @@ of any registered method loads (`compacter_pl.methods.registry`), a user's own t
 it is imported; any other class path is refused, like every export loader refuses it (`export.method_from_config`).
 
 An input is a record in the task's fields (`{"sentence1": ..., "sentence2": ...}` for RTE), rendered with the
-task's own template as training renders it, or a source text already rendered. `predict` answers in the task's
+task's own template as training renders it, or a source text already rendered. It is tokenized as the adapter's
+training tokenized it: cut to its max_source_length with its truncation mode (the export's data settings), unless
+the bank is given a max_source_length, which is a hard limit (see `AdapterBank`). `predict` answers in the task's
 terms, as `cli.py predict` does; `generate` returns the generated text. Each row names its adapter: one name for
 all rows, or one name per row.
 
     bank = AdapterBank(load_t5("google-t5/t5-base"), load_tokenizer("google-t5/t5-base"))
     bank.add("rte", "exports/rte_compacter")
     bank.add("cola", "exports/cola_compacter++")
+    bank.add("sst2", "user/sst2-compacter")                                 # a Hub repository (or its cache)
     bank.predict("rte", [{"sentence1": "...", "sentence2": "..."}])        # -> ["entailment"]
     bank.predict(["rte", "cola"], [{"sentence1": "...", "sentence2": "..."}, {"sentence": "..."}])
     bank.generate("rte", ["sentence1: ... sentence2: ..."])                # -> ["0"]
@@ -30,11 +33,13 @@ import torch
 from torch import nn
 from transformers import T5ForConditionalGeneration
 
+from compacter_pl.data.truncation import require_offsets, source_ids
 from compacter_pl.data.validation import input_problem
 from compacter_pl.errors import UserError
-from compacter_pl.export import AdapterExport, apply_export, load_export, method_from_config, shared_base_copy
+from compacter_pl.export import AdapterExport, apply_export, method_from_config, read_export, shared_base_copy
 from compacter_pl.mixing import MixedModel
 from compacter_pl.tasks import Task, get_task
+from compacter_pl.tasks.base import Spans
 from compacter_pl.training.steps import (
     RANK_LOGITS_BUDGET,
     greedy_generate,
@@ -72,8 +77,13 @@ class AdapterBank:
         base_model: The frozen T5 every adapter was trained on (never written).
         tokenizer: Its tokenizer.
         max_new_tokens: The most tokens `generate` produces per row.
-        max_source_length: The most tokens (EOS included) an input may have; a longer one is refused, never cut.
-            Default: the tokenizer's model_max_length (512 for T5).
+        max_source_length: A hard limit on an input's tokens (EOS included), for every adapter: a longer input is
+            refused in one line, never cut (what a server that answers such inputs with an error wants). None (the
+            default): each adapter reads an input as its training did, cut to the max_source_length it trained
+            with, in its truncation mode (`end` or `fields`, `compacter_pl.data.truncation`); an export that
+            records no data settings (written before they were recorded) refuses an input longer than the
+            tokenizer's model_max_length (512 for T5) instead, as a source text does under `fields` truncation
+            (it has no fields to cut).
     """
 
     def __init__(
@@ -88,6 +98,7 @@ class AdapterBank:
         self.max_new_tokens = max_new_tokens
         declared = getattr(tokenizer, "model_max_length", None)
         default = declared if isinstance(declared, int) and declared < 1_000_000 else DEFAULT_MAX_SOURCE_LENGTH
+        self.hard_limit = max_source_length is not None  # refuse over it, for every adapter
         self.max_source_length = max_source_length or default
         self.models: dict[str, T5ForConditionalGeneration] = {}
         self.exports: dict[str, AdapterExport] = {}
@@ -96,11 +107,15 @@ class AdapterBank:
 
     # --- adapters ---------------------------------------------------------------------------------------------
 
-    def add(self, name: str, export: str | Path | AdapterExport) -> None:
-        """Add the export in a folder (or one already loaded) as adapter `name` (a name already taken is
-        replaced)."""
+    def add(self, name: str, export: str | Path | AdapterExport, revision: str | None = None) -> None:
+        """Add an export as adapter `name` (a name already taken is replaced): a folder (a Path, or a name of an
+        existing path), a Hugging Face Hub repository `user/repo` at `revision` (downloaded into the Hub cache, or
+        read from it without a network: `compacter_pl.export.export_source`), or an export already loaded."""
         if not isinstance(export, AdapterExport):
-            export = load_export(export)
+            export = read_export(export, revision)
+        data = export.data
+        if data is not None and data.get("truncation") == "fields":
+            require_offsets(self.tokenizer, f"adapter {name!r} (trained with truncation fields)", "")
         model = shared_base_copy(self.base)
         base_ids = {id(p) for p in self.base.parameters()}
         requires_grad = {id(p): p.requires_grad for p in self.base.parameters()}
@@ -137,20 +152,43 @@ class AdapterBank:
 
     def source(self, name: str, text: dict | str, position: int | None = 0) -> str:
         """The source text of one input for adapter `name`: a record rendered with its task's template, or a text
-        as given; checked (the task's fields, the length limit), a UserError naming the input at `position` (None:
-        "the input", for a caller with one), an InputTooLong for an input over the limit."""
-        self._require(name)
-        source = text if isinstance(text, str) else self._render(name, position, text)
-        length = len(self.tokenizer(source)["input_ids"])
-        if length > self.max_source_length:
-            raise InputTooLong(
-                f"adapter {name!r}: {_input(position)} is {length} tokens long, more than max_source_length "
-                f"{self.max_source_length}; shorten it (inputs are never cut), or raise max_source_length"
-            )
-        return source
+        as given; checked (the task's fields, the length limit: `input_ids`), a UserError naming the input at
+        `position` (None: "the input", for a caller with one), an InputTooLong for an input over the limit."""
+        self.input_ids(name, text, position)
+        return text if isinstance(text, str) else self._render(name, position, text)
 
-    def _rows(self, names: str | Sequence[str], inputs: Sequence[dict | str]) -> tuple[list[str], list[str]]:
-        """Every row's adapter and checked source text."""
+    def input_ids(self, name: str, text: dict | str, position: int | None = 0) -> list[int]:
+        """The token ids adapter `name` reads for one input (a record or a source text): cut as its training cut
+        them, or refused in one line over a hard limit (see `AdapterBank`'s max_source_length)."""
+        self._require(name)
+        source, spans = (text, None) if isinstance(text, str) else self._rendered(name, position, text)
+        data = self.exports[name].data
+        if self.hard_limit or data is None or (spans is None and data["truncation"] == "fields"):
+            ids = self.tokenizer(source)["input_ids"]
+            limit = self.max_source_length
+            if not self.hard_limit and data is not None:  # a text under fields truncation: its training's length
+                limit = data["max_source_length"]
+            if len(ids) > limit:
+                raise InputTooLong(self._too_long(name, position, len(ids), limit, data))
+            return ids
+        return source_ids(self.tokenizer, [source], [spans or ()], data["max_source_length"], data["truncation"])[0]
+
+    def _too_long(self, name: str, position: int | None, length: int, limit: int, data: dict | None) -> str:
+        message = f"adapter {name!r}: {_input(position)} is {length} tokens long, more than max_source_length {limit}"
+        if self.hard_limit:
+            return f"{message}; shorten it (inputs are never cut), or raise max_source_length"
+        if data is None:
+            return (
+                f"{message}; shorten it: its export records no training settings to cut it with (re-export its "
+                f"checkpoint with this version), or pass the bank a higher max_source_length"
+            )
+        return (
+            f"{message}; it trained with truncation fields, which cuts a record's fields: pass the input as a "
+            f"record ({', '.join(self.task(name).input_fields)}), or shorten it"
+        )
+
+    def _rows(self, names: str | Sequence[str], inputs: Sequence[dict | str]) -> tuple[list[str], list[list[int]]]:
+        """Every row's adapter and checked token ids."""
         if isinstance(inputs, (str, dict)):
             raise UserError("inputs must be a list of records or texts (one per row), not a single one")
         rows = [names] * len(inputs) if isinstance(names, str) else list(names)
@@ -158,7 +196,7 @@ class AdapterBank:
             raise UserError(f"{len(rows)} adapter names for {len(inputs)} inputs: give one name per input, or one")
         for name in dict.fromkeys(rows):
             self._require(name)
-        return rows, [self.source(name, text, i) for i, (name, text) in enumerate(zip(rows, inputs, strict=True))]
+        return rows, [self.input_ids(name, text, i) for i, (name, text) in enumerate(zip(rows, inputs, strict=True))]
 
     # --- answers ----------------------------------------------------------------------------------------------
 
@@ -179,15 +217,15 @@ class AdapterBank:
         `eval_mode` "rank", the target of the label chosen (`cli.py predict` writes it as `generated`)."""
         if eval_mode not in EVAL_MODES:
             raise UserError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {eval_mode!r}")
-        rows, sources = self._rows(names, inputs)
-        return self._outputs(rows, sources, eval_mode)
+        rows, ids = self._rows(names, inputs)
+        return self._outputs(rows, ids, eval_mode)
 
     def generate(self, names: str | Sequence[str], inputs: Sequence[dict | str]) -> list[str]:
         """The text each row's adapter generates for its input (a record in its task's fields, or a source text)."""
-        rows, sources = self._rows(names, inputs)
-        return self._outputs(rows, sources, "generate")
+        rows, ids = self._rows(names, inputs)
+        return self._outputs(rows, ids, "generate")
 
-    def _outputs(self, rows: list[str], sources: list[str], eval_mode: str) -> list[str]:
+    def _outputs(self, rows: list[str], ids: list[list[int]], eval_mode: str) -> list[str]:
         """Output texts of the rows. Rows that rank (a closed label set, eval_mode rank) and rows that generate run
         apart; of each kind, the rows of all mixable adapters run as one batch (one adapter's rows alone: through its
         own model), and the rows of an adapter that cannot be mixed as a batch of their own."""
@@ -197,7 +235,7 @@ class AdapterBank:
             of_mode = [i for i, m in enumerate(modes) if m == mode]
             for name, indices in self._batches([rows[i] for i in of_mode]):
                 chosen = [of_mode[i] for i in indices]
-                texts = self._run(name, [rows[i] for i in chosen], [sources[i] for i in chosen], mode)
+                texts = self._run(name, [rows[i] for i in chosen], [ids[i] for i in chosen], mode)
                 for i, text in zip(chosen, texts, strict=True):
                     outputs[i] = text
         return outputs
@@ -220,10 +258,10 @@ class AdapterBank:
         return batches
 
     @torch.inference_mode()
-    def _run(self, name: str | None, rows: list[str], sources: list[str], mode: str) -> list[str]:
+    def _run(self, name: str | None, rows: list[str], ids: list[list[int]], mode: str) -> list[str]:
         """One batch, through adapter `name`'s own model or (None) the mixed model with every row routed."""
         device = self.base.device
-        tokens = self.tokenizer(sources, return_tensors="pt", padding=True).to(device)
+        tokens = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(device)
         if name is None:
             mixed = self._mixed_model()
             model, route = mixed.model, mixed.route
@@ -283,6 +321,10 @@ class AdapterBank:
             )
 
     def _render(self, name: str, position: int | None, record: dict) -> str:
+        return self._rendered(name, position, record)[0]
+
+    def _rendered(self, name: str, position: int | None, record: dict) -> tuple[str, Spans]:
+        """A record as its adapter's training rendered it: the source text and its fields' spans."""
         task = self.task(name)
         if not isinstance(record, dict):
             raise UserError(
@@ -298,8 +340,14 @@ class AdapterBank:
         problem = input_problem(task, record)  # a field's type, as `cli.py predict` checks its inputs
         if problem is not None:
             raise UserError(f"adapter {name!r}: {_input(position)}: {problem}")
+        data = self.exports[name].data
+        if data is not None and data.get("template", task.template) != task.template:
+            raise UserError(
+                f"adapter {name!r} trained on inputs rendered as {data['template']!r}, but {task.name} renders "
+                f"{task.template!r} in this version: pass source texts rendered as it trained"
+            )
         try:
-            return task.source(record)
+            return task.rendered(record)
         except ValueError as error:
             raise UserError(f"adapter {name!r}: {_input(position)}: {error}") from None
 

@@ -82,7 +82,7 @@ class CompacterCLI(RunConfigCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        if self.subcommand in UNTRAINED_VERBS and not config.get("ckpt_path"):
+        if self.subcommand in UNTRAINED_VERBS and not config.get("ckpt_path") and not config.get("adapter"):
             method, model = method_and_model(config.model)
             print(
                 f"warning: no --ckpt_path: {UNTRAINED_VERBS[self.subcommand]} the untrained model ({model} with "
@@ -160,6 +160,7 @@ class CompacterCLI(RunConfigCLI):
             "--data.data_dir": (config.data.get("data_dir"), False),
             "--data.predict_file": (config.data.get("predict_file"), False),
             "--ckpt_path": (config.get("ckpt_path"), False),
+            "--adapter": (config.get("adapter"), False),
         }
         target = Path(os.path.abspath(filename))
         ranked = []

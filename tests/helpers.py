@@ -204,6 +204,40 @@ def tiny_batch(seed: int = 0) -> dict:
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+# --- the Hugging Face Hub, offline -------------------------------------------------------------------------------
+
+
+def closed_port_endpoint() -> str:
+    """An endpoint on this machine that refuses connections (a port just freed): an unreachable Hub."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def cache_hub_repository(cache: Path, repo_id: str, folder: Path, commit: str = "1" * 40) -> Path:
+    """Lay out `folder`'s files as huggingface_hub's cache holds a model repository `repo_id` it downloaded at
+    `commit` (its main branch): `models--user--repo/blobs/<sha256>`, `snapshots/<commit>/<path>` linking to them,
+    `refs/main` naming the commit. Returns the snapshot folder."""
+    import hashlib
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        content = path.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(content).hexdigest()
+        blob.write_bytes(content)
+        link = snapshot / path.relative_to(folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
 # --- CUDA -------------------------------------------------------------------------------------------------------
 
 NO_CUDA = "needs a CUDA GPU (torch.cuda.is_available() is False); tools/gpu_check.sh runs these on one"

@@ -118,9 +118,9 @@ def describe(name: str, value: Any) -> str:
     return repr(value)
 
 
-def differences(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+def differences(recorded: Mapping[str, Any], given: Mapping[str, Any], holder: str = "the checkpoint") -> list[str]:
     """The identity fields the command gives that differ from what the checkpoint recorded, as `option A (the
-    checkpoint) vs B`; a field either side lacks is no difference."""
+    checkpoint) vs B` (`holder`: what recorded A); a field either side lacks is no difference."""
     found = []
     task = given.get("task") or recorded.get("task")
     for name, (section, option) in FIELDS.items():
@@ -140,7 +140,7 @@ def differences(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> list[s
             detail = ", ".join(f"{k} {theirs[1].get(k)!r} vs {mine[1].get(k)!r}" for k in changed)
             found.append(f"--{section}.{option}.init_args: {detail}")
             continue
-        found.append(f"--{section}.{option} {describe(name, theirs)} (the checkpoint) vs {describe(name, mine)}")
+        found.append(f"--{section}.{option} {describe(name, theirs)} ({holder}) vs {describe(name, mine)}")
     return found
 
 
@@ -179,8 +179,11 @@ def given_options(config: Any, keys: set[str], section: str, options: tuple[str,
     return {o: _plain(_get(config, section, o)) for o in options if f"{section}.{o}" in keys}
 
 
-def refuse_differences(ckpt_path: str | Path, recorded: Mapping[str, Any], given: Mapping[str, Any], hint: str) -> None:
-    """One line naming every identity field the command gives differently from the checkpoint."""
-    found = differences(recorded, given)
+def refuse_differences(
+    ckpt_path: str | Path, recorded: Mapping[str, Any], given: Mapping[str, Any], hint: str, option: str = "--ckpt_path"
+) -> None:
+    """One line naming every identity field the command gives differently from the checkpoint (`option` names what
+    the command loads it with: `--adapter` for an export)."""
+    found = differences(recorded, given, "the export" if option == "--adapter" else "the checkpoint")
     if found:
-        raise UserError(f"--ckpt_path {ckpt_path} is a run of another kind: {'; '.join(found)}; {hint}")
+        raise UserError(f"{option} {ckpt_path} is a run of another kind: {'; '.join(found)}; {hint}")

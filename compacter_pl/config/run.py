@@ -1,7 +1,7 @@
 """The configuration of a run (fit / validate / test / predict): LightningCLI's parser with the project's trainer
 defaults and callbacks (`compacter_pl.training.trainer`, which `make_trainer` reads too) and its links, the model's
-hyper-parameters taken from `--ckpt_path`, and `run_parser`, which parses a run's arguments in process, nothing built
-(the sweep checks every run of its grid with it).
+hyper-parameters taken from `--ckpt_path` (or from an export, `--adapter`), and `run_parser`, which parses a run's
+arguments in process, nothing built (the sweep checks every run of its grid with it).
 
 The command line (`compacter_pl.cli`) subclasses `RunConfigCLI` with what a run does; a parse here makes the same
 parser, so a sweep's check and the run it starts cannot disagree.
@@ -21,6 +21,7 @@ from compacter_pl.config.one_line import OneLineErrorParser
 from compacter_pl.config.program import program
 from compacter_pl.data import TextToTextDataModule
 from compacter_pl.errors import UserError
+from compacter_pl.export import AdapterExport, load_trained, read_export, run_hyperparameters
 from compacter_pl.training.module import TextToTextModule
 from compacter_pl.training.trainer import RUN_CALLBACKS, TRAINER_DEFAULTS
 
@@ -96,7 +97,10 @@ def method_and_model(model) -> tuple[str, str]:
 
 class RunConfigCLI(LightningCLI):
     """LightningCLI's parsing of a run, with the project's arguments: the parser, and the config it makes of a
-    command line and of the checkpoint `--ckpt_path` names. What a run then does is `compacter_pl.cli`'s."""
+    command line and of the checkpoint `--ckpt_path` (or the export `--adapter`) names. What a run then does is
+    `compacter_pl.cli`'s."""
+
+    adapter_export: AdapterExport | None = None  # what --adapter names, once read
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.task", "model.task")
@@ -110,6 +114,15 @@ class RunConfigCLI(LightningCLI):
             type=bool,
             default=False,
             help="Run float16 precision although T5 is known to overflow in it (bf16 is safe).",
+        )
+        parser.add_argument(
+            "--adapter",
+            type=str | None,
+            default=None,
+            help="Validate, test or predict an export (its folder, or a Hugging Face Hub repository user/repo, "
+            "from the Hub cache without a network) instead of a checkpoint: the method, its weights, the task and the "
+            "data settings are the export's, the base model too unless --model.model_name_or_path names a copy of "
+            "it (its architecture is checked).",
         )
         parser.add_argument(
             "--eval_other_task",
@@ -138,6 +151,9 @@ class RunConfigCLI(LightningCLI):
         to the newest last.ckpt of a run of the command's identity."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
+        if config is not None and config.get("adapter"):
+            self._load_adapter_hyperparameters(subcommand, config)
+            return
         if config is None or not config.get("ckpt_path"):
             return
         other_task = bool(config.get("eval_other_task"))
@@ -153,36 +169,63 @@ class RunConfigCLI(LightningCLI):
             return
         if checkpoint is None:
             checkpoint = read_checkpoint(config.ckpt_path, mmap=True)
+        self._apply_run_hyperparameters(subcommand, config, checkpoint, "--ckpt_path", config.ckpt_path)
+
+    def _load_adapter_hyperparameters(self, subcommand: str, config) -> None:
+        """`--adapter`: the export's method, task and data settings, as a checkpoint's are taken (`export.
+        run_hyperparameters`); its weights load into the model once it is built (`instantiate_classes`). The base
+        model is the export's unless the command names one (a copy elsewhere; `TextToTextModule` checks its
+        architecture)."""
+        if subcommand == "fit":
+            raise UserError("--adapter is for validate, test and predict; fit starts from --ckpt_path or from scratch")
+        if config.get("ckpt_path"):
+            raise UserError(
+                f"--adapter {config.adapter} and --ckpt_path {config.ckpt_path} both name the weights to run; pass one"
+            )
+        self.adapter_export = read_export(config.adapter)
+        self._apply_run_hyperparameters(
+            subcommand, config, run_hyperparameters(self.adapter_export), "--adapter", config.adapter
+        )
+
+    def _apply_run_hyperparameters(self, subcommand: str, config, checkpoint: dict, option: str, source) -> None:
+        """The model's and data's hyper-parameters of `checkpoint` (loaded with `option source`) into the config,
+        compared first with what the command gives."""
         hparams = dict(checkpoint.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         if not hparams:
             return
+        other_task = bool(config.get("eval_other_task"))
         keys: set[str] = getattr(self, "given_keys", set())
         given = identity.given_identity(config, keys)
         if other_task:  # another task's data: its own task and data settings, compared with nothing
             given = {k: v for k, v in given.items() if k in ("method", "model")}
-        honoured = identity.given_options(config, keys, "model", identity.HONOURED)
+        kept: tuple[str, ...] = identity.HONOURED
+        if option == "--adapter":  # a copy of the base model anywhere: its architecture is what must agree
+            given.pop("model", None)
+            kept += ("model_name_or_path",)
+        honoured = identity.given_options(config, keys, "model", kept)
         training = identity.given_options(config, keys, "model", identity.TRAINING)
         named = method_and_model(config.model)
         try:
             self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
         except UserError as error:  # e.g. a method class_path that is no registered method
-            raise UserError(f"checkpoint {config.ckpt_path} holds hyper-parameters this CLI refuses: {error}") from None
+            raise UserError(f"{option} {source} holds hyper-parameters this CLI refuses: {error}") from None
         recorded = identity.of_checkpoint(checkpoint)
-        hint = "leave them out (the checkpoint's are used) or pass the run's own"
+        holder = "the export" if option == "--adapter" else "the checkpoint"
+        hint = f"leave them out ({holder}'s are used) or pass the run's own"
         if subcommand != "fit" and given.get("task", recorded["task"]) != recorded["task"]:
             hint += ", or --eval_other_task true to score it on another task into a folder of its own"
-        identity.refuse_differences(config.ckpt_path, recorded, given, hint)
+        identity.refuse_differences(source, recorded, given, hint, option)
         if subcommand == "fit":
-            for option, value in training.items():
-                if option in hparams and value != hparams[option]:
+            for name, value in training.items():
+                if name in hparams and value != hparams[name]:
                     raise UserError(
-                        f"--model.{option} {value}: {config.ckpt_path} resumes its optimizer and schedule with "
-                        f"{hparams[option]}; leave --model.{option} out, or start a new fit without --ckpt_path"
+                        f"--model.{name} {value}: {source} resumes its optimizer and schedule with "
+                        f"{hparams[name]}; leave --model.{name} out, or start a new fit without --ckpt_path"
                     )
         config = self.config[subcommand]
-        for option, value in honoured.items():
-            config.model[option] = value
+        for name, value in honoured.items():
+            config.model[name] = value
         if not other_task:
             data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
             for name in ("task", *identity.DATA_FIELDS):
@@ -192,10 +235,15 @@ class RunConfigCLI(LightningCLI):
         loaded = method_and_model(config.model)
         if loaded != named:
             print(
-                f"warning: loaded {loaded[0]} on {loaded[1]} from {config.ckpt_path}, the method and model it was "
+                f"warning: loaded {loaded[0]} on {loaded[1]} from {source}, the method and model it was "
                 f"trained with, in place of the config's {named[0]} on {named[1]}",
                 file=sys.stderr,
             )
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        if self.adapter_export is not None:  # --adapter: its weights, into the model its method was applied to
+            load_trained(self.model.model, self.adapter_export)
 
     def _parse_ckpt_path(self) -> None:
         """Nothing: `load_checkpoint_hyperparameters` has done it. The one private hook this project overrides:

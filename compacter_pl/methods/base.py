@@ -7,6 +7,8 @@ train), the export and the parameter report. Nothing outside a method's own file
 import abc
 import inspect
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -91,6 +93,19 @@ class Method(abc.ABC):
         (`compacter_pl.mixing`). Every trained parameter must be covered. Optional: by default a method is not
         mixable, and its rows run as a batch of their own."""
         raise NotMixable("it declares no mixed form (Method.mix)")
+
+    # The subfolder of an export where `write_library_files` writes the layout of the library the method wraps
+    # (None: the method writes none). Every registered method's folder is one an export folder may hold.
+    library_folder: ClassVar[str | None] = None
+
+    def write_library_files(
+        self, folder: Path, state_dict: dict[str, torch.Tensor], base_model: str, base_architecture: dict
+    ) -> str:
+        """Write the trained parameters (`state_dict`, named as in the model this method was applied to) in the
+        layout of the library the method wraps into `folder` (created, empty), so that library loads them onto the
+        base model by itself; return the Python lines that load them, `{source}` standing for the export's folder
+        or Hub repository and `{subfolder}` for `library_folder`. Only called when `library_folder` is set."""
+        raise NotImplementedError(f"{type(self).__name__} sets library_folder but writes no library files")
 
     @classmethod
     def saved_init_args(cls, init_args: dict) -> dict:

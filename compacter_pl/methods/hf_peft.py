@@ -8,19 +8,25 @@ same model as with every other method). What trains is what PEFT marks trainable
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
-from peft import PeftConfig, PromptLearningConfig, get_peft_config, inject_adapter_in_model
+import torch
+from peft import PeftConfig, PromptLearningConfig, get_peft_config, get_peft_model_state_dict, inject_adapter_in_model
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
+from compacter_pl.architectures import build_t5
 from compacter_pl.errors import UserError, first_line
 from compacter_pl.layers.rows import NotMixable, SlotParts
 from compacter_pl.methods.base import Method, freeze
 from compacter_pl.methods.registry import register_method
 
 ADAPTER_NAME = "default"
+PEFT_WEIGHTS_FILE = "adapter_model.safetensors"  # what PeftModel.from_pretrained reads beside adapter_config.json
+# A PeftModel names the T5's parameters under these (its `base_model`, a tuner, holds the T5 as `model`)
+PEFT_MODEL_PREFIX = "base_model.model."
 _NOT_INJECTABLE = {"ADAPTION_PROMPT", "SHADOW"}  # inject_adapter_in_model refuses them
 
 
@@ -90,6 +96,39 @@ class Peft(Method):
         except ValueError as error:  # e.g. none of the target modules is in the model
             reason = first_line(error)
             raise UserError(f"cannot inject {self.peft_config.get('peft_type')} into this model: {reason}") from None
+
+    library_folder = "peft"
+
+    def write_library_files(
+        self, folder: Path, state_dict: dict[str, torch.Tensor], base_model: str, base_architecture: dict
+    ) -> str:
+        """PEFT's own layout (its adapter_config.json and adapter_model.safetensors), which
+        `PeftModel.from_pretrained(t5, folder)` loads: PEFT's `get_peft_model_state_dict` names the parameters as
+        PEFT saves them (no adapter name), read off the method applied to a weightless copy of the base model."""
+        from safetensors.torch import save_file
+
+        model = build_t5(T5Config(**base_architecture), device="meta")
+        self.apply(model)
+        with warnings.catch_warnings():  # its checks of the embeddings are PEFT's, for PEFT's own saves
+            warnings.simplefilter("ignore")
+            weights = get_peft_model_state_dict(
+                model, state_dict=state_dict, adapter_name=ADAPTER_NAME, save_embedding_layers=False
+            )
+        save_file(
+            {PEFT_MODEL_PREFIX + name: tensor.contiguous() for name, tensor in weights.items()},
+            str(folder / PEFT_WEIGHTS_FILE),
+            metadata={"format": "pt"},
+        )
+        config = self.build_config()
+        config.base_model_name_or_path = base_model
+        config.inference_mode = True
+        config.save_pretrained(str(folder))
+        return (
+            "from peft import PeftModel\n"
+            "from transformers import T5ForConditionalGeneration\n\n"
+            f"t5 = T5ForConditionalGeneration.from_pretrained({base_model!r})\n"
+            'model = PeftModel.from_pretrained(t5, "{source}", subfolder="{subfolder}")'
+        )
 
     def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
         """PEFT's own mixed batches (LoRA's `adapter_names`): the adapter is injected into the mixed model under a

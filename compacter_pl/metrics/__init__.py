@@ -27,6 +27,7 @@ from compacter_pl.tasks.base import Scored, Task
 class MetricSpec:
     make: Callable[[Task], Metric]
     inputs: Callable[[Scored], tuple]
+    hub_type: str  # the Hugging Face Hub's id of the metric, as a model card's model-index names it
 
 
 def _classes(task: Task) -> int:
@@ -56,23 +57,25 @@ def _values(s: Scored) -> tuple:
 
 METRICS: dict[str, MetricSpec] = {
     # share of correct predictions; one class more than the task's for an invalid generation, always wrong
-    "accuracy": MetricSpec(lambda t: MulticlassAccuracy(_classes(t) + 1, average="micro"), _labels),
+    "accuracy": MetricSpec(lambda t: MulticlassAccuracy(_classes(t) + 1, average="micro"), _labels, "accuracy"),
     # F1 of the positive class "1" (MRPC equivalent, QQP duplicate, MultiRC true answer option)
-    "f1": MetricSpec(lambda t: BinaryF1Score(), _opposite_if_invalid),
+    "f1": MetricSpec(lambda t: BinaryF1Score(), _opposite_if_invalid, "f1"),
     # unweighted mean of the per-class F1 over all classes (CB: 3), a class absent from the data included (F1 0);
     # an invalid generation misses its gold class and is a false positive of none
-    "macro_f1": MetricSpec(lambda t: MacroF1(_classes(t)), _labels),
+    "macro_f1": MetricSpec(lambda t: MacroF1(_classes(t)), _labels, "f1"),
     # Matthews correlation (CoLA), sklearn's: 0 when the predictions or the gold labels are all one class; an
     # invalid generation is a class of its own (the authors' sklearn call on the generated strings)
-    "matthews": MetricSpec(lambda t: MatthewsCorrCoef(_classes(t)), _labels),
+    "matthews": MetricSpec(lambda t: MatthewsCorrCoef(_classes(t)), _labels, "matthews_correlation"),
     # correlations of the predicted and gold values (STS-B scores), scipy's (NaN if one side is constant)
-    "pearson": MetricSpec(lambda t: PearsonCorrCoef(), _values),
-    "spearman": MetricSpec(lambda t: SpearmanCorrCoef(), _values),
+    "pearson": MetricSpec(lambda t: PearsonCorrCoef(), _values, "pearsonr"),
+    "spearman": MetricSpec(lambda t: SpearmanCorrCoef(), _values, "spearmanr"),
     # share of groups (MultiRC questions) whose examples (answer options) are all right (an invalid one is wrong)
-    "question_exact_match": MetricSpec(lambda t: GroupExactMatch(), lambda s: (s.preds, s.target, s.groups)),
+    "question_exact_match": MetricSpec(
+        lambda t: GroupExactMatch(), lambda s: (s.preds, s.target, s.groups), "exact_match"
+    ),
     # free text (ReCoRD): SQuAD-normalised exact match and token F1, max over the gold answers, mean over queries
-    "exact_match": MetricSpec(lambda t: MeanOverQueries(), lambda s: (s.exact_match,)),
-    "token_f1": MetricSpec(lambda t: MeanOverQueries(), lambda s: (s.token_f1,)),
+    "exact_match": MetricSpec(lambda t: MeanOverQueries(), lambda s: (s.exact_match,), "exact_match"),
+    "token_f1": MetricSpec(lambda t: MeanOverQueries(), lambda s: (s.token_f1,), "f1"),
 }
 
 

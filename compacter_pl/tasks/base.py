@@ -188,6 +188,14 @@ class Task:
         """The model input of a record; needs no label (what `predict` renders from raw inputs)."""
         return self.rendered(record)[0]
 
+    @property
+    def template(self) -> str:
+        """What a record is rendered as (`sentence1: {sentence1} sentence2: {sentence2}`): the input fields in order,
+        each value as plain text, or through the function `field_formats` names (`{paragraph|strip_markup}`).
+        Tasks have no template versions: this text is what an export records of how its training inputs looked."""
+        formats = {name: f"|{fmt.__name__}" for name, fmt in self.field_formats.items()}
+        return " ".join(f"{name}: {{{name}{formats.get(name, '')}}}" for name in self.input_fields)
+
     def rendered(self, record: dict) -> tuple[str, Spans]:
         """The model input of a record and the character span of each input field's value in it."""
         return render_fields_with_spans(record, self.input_fields, self.field_formats)

@@ -1,12 +1,13 @@
 """`cli.py predict`: a task split or a JSONL file of raw inputs, one prediction per line, bad lines reported; every
-line names its record by the record's own id, whichever of the paper's splits it was drawn into."""
+line names its record by the record's own id, whichever of the paper's splits it was drawn into. An export predicts
+as its checkpoint does (`--adapter`)."""
 
 import json
 import re
 
 import pytest
 
-from tests.helpers import DEMO_DATA, ROOT, in_process
+from tests.helpers import DEMO_DATA, ROOT, cache_hub_repository, in_process
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +168,35 @@ def test_predict_a_jsonl_file_skips_and_reports_bad_lines(cli, trained, tmp_path
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [7, 4]  # the record's idx, else its line number
     assert [r["prediction"] for r in rows] == ["not_entailment", "entailment"]
+
+
+@pytest.mark.slow
+def test_predict_an_export_as_its_checkpoint_predicts(cli, trained, tmp_path):
+    """`--adapter` runs an export with its checkpoint's method, task and data settings: a folder, or a Hub repository
+    from the Hub cache without a network; the predictions are the checkpoint's."""
+    root, ckpt = trained
+    export = tmp_path / "export"
+    assert cli("export", "--ckpt_path", ckpt, "--out", str(export)).returncode == 0
+    expected = tmp_path / "by_checkpoint.jsonl"
+    assert predict(cli, trained, "--predictions.output", str(expected)).returncode == 0
+    cache_hub_repository(tmp_path / "hub", "demo-user/rte-full", export)
+    for source, config in ((str(export), ["--config", str(ROOT / "configs/demo.yaml")]), ("demo-user/rte-full", [])):
+        out = tmp_path / f"{source.replace('/', '_')}.jsonl"
+        result = cli(
+            "predict",
+            *config,  # without one: the export's settings, the data read from its folder
+            "--adapter",
+            source,
+            "--data.data_dir",
+            str(DEMO_DATA / "rte"),
+            "--trainer.default_root_dir",
+            str(root),
+            "--data.cache_dir",
+            str(root / "cache"),
+            "--predictions.output",
+            str(out),
+            env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"},
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "untrained" not in result.stderr
+        assert out.read_text() == expected.read_text(), source

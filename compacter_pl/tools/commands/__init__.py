@@ -11,7 +11,9 @@ class Command(NamedTuple):
 
 COMMANDS = {  # name -> its module below compacter_pl.tools.commands, and its summary
     "params": Command("params", "Trainable parameters of every method on a T5 architecture (offline)."),
-    "export": Command("export", "A checkpoint's trained parameters as a small export."),
+    "export": Command(
+        "export", "A checkpoint's trained parameters as a small export with its model card (--push_to_hub)."
+    ),
     "sweep": Command("sweep", "Run a grid of fits and tests: tasks x methods x sizes x seeds."),
     "report": Command("report", "The paper's tables and figure from sweeps' results."),
     "bench": Command("bench", "The paper's Table 3 on this machine: step time and memory."),

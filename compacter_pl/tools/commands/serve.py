@@ -63,8 +63,9 @@ def serve(
         eval_mode: generate (the adapter's text, read as a label) or rank (the most likely of the task's labels;
             free-text tasks generate).
         max_new_tokens: The most tokens generated per input.
-        max_source_length: The most tokens an input may have (a longer one is refused, never cut; default: the
-            tokenizer's, 512 for T5).
+        max_source_length: The most tokens an input may have, for every adapter (a longer one is refused with
+            413, never cut). Default: each adapter reads an input as its training did (cut to its training length
+            with its truncation mode); an export without data settings refuses inputs over 512 tokens (413).
         accelerator: Where the model runs: auto (CUDA when a GPU is visible), cpu or cuda (every visible GPU).
         workers_per_device: Model copies (processes) per device.
     """

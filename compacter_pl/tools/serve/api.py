@@ -5,8 +5,9 @@ A request is checked alone, in `decode_request`, and a bad one is answered alone
 of a batch when one raises (its batched loop decodes, predicts and encodes the batch in one `try`), so a refused
 request travels through the batch as a `Refusal` and its response carries the status (`Refusal.response`).
 Statuses: 400 a body that is not JSON, 422 a body of the wrong shape or an input its task cannot read (a missing
-field, a field of the wrong type), 404 an unknown adapter, 413 an input over max_source_length tokens (never
-cut). Each has a one-line `detail`, as FastAPI's errors have.
+field, a field of the wrong type), 404 an unknown adapter, 413 an input over max_source_length tokens when one is
+given (never cut; without it an adapter cuts as its training did). Each has a one-line `detail`, as FastAPI's
+errors have.
 
 LitServe pickles the API into each inference worker (a spawned process), whose `setup` loads the base model, its
 tokenizer and every adapter once; the serving processes (uvicorn) never load the model.
@@ -45,10 +46,10 @@ class PredictRequest(BaseModel):
 
 @dataclass(frozen=True)
 class Row:
-    """A request `decode_request` accepted: its adapter and its checked source text."""
+    """A request `decode_request` accepted: its adapter and its input (checked: the bank reads it as checked)."""
 
     adapter: str
-    source: str
+    input: dict | str
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ class AdapterAPI(ls.LitAPI):
             names = ", ".join(self.bank.names)
             return Refusal(404, f"no adapter named {request.adapter!r}; this server has {names} (GET /adapters)")
         try:
-            return Row(request.adapter, self.bank.source(request.adapter, request.input, position=None))
+            self.bank.source(request.adapter, request.input, position=None)  # every check the bank makes
+            return Row(request.adapter, request.input)
         except InputTooLong as error:
             return Refusal(413, str(error))
         except UserError as error:
@@ -137,7 +139,7 @@ class AdapterAPI(ls.LitAPI):
     def answer(self, batch: list[Row | Refusal]) -> list[dict | Refusal]:
         assert self.bank is not None  # set up
         accepted = [(i, item) for i, item in enumerate(batch) if isinstance(item, Row)]
-        adapters, sources = [row.adapter for _, row in accepted], [row.source for _, row in accepted]
+        adapters, sources = [row.adapter for _, row in accepted], [row.input for _, row in accepted]
         print(describe_batch(adapters, len(batch) - len(accepted), self.bank.not_mixed()), file=sys.stderr, flush=True)
         texts = self.bank.outputs(adapters, sources, self.eval_mode) if accepted else []
         answers: list[dict | Refusal] = [item if isinstance(item, Refusal) else {} for item in batch]
