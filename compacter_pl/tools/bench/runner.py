@@ -214,8 +214,13 @@ def machine_info(device: str) -> dict:
 
 
 def run_bench(options: BenchOptions, progress=None) -> dict:
-    """Measure every requested method (`options.rounds` times each) and return the report."""
+    """Measure every requested method (`options.rounds` times each) and return the report; with `options.mixed`,
+    the mixed batches (`mixed.run_mixed`)."""
     options = replace(options, device=resolve_device(options.device))
+    if options.mixed:
+        from compacter_pl.tools.bench.mixed import run_mixed
+
+        return run_mixed(options, progress)
     keys = options.keys
     results: dict[str, list[dict]] = {k: [] for k in keys}
     with tempfile.TemporaryDirectory(prefix="compacter-bench-") as workdir:
