@@ -22,7 +22,10 @@ read back token by token. Every repetition runs each arm once, the order reverse
 A throughput ratio is taken within a repetition, between arms that ran under the same load (mixed K / one = one's
 seconds / mixed K's), and summarised over repetitions by its median and interquartile range, as Table 3's steps are
 paired with the floor. Outputs are checked, not timed: every row of a mixed batch must answer as its adapter
-alone (the split arm) does.
+alone (the split arm) does. On a CPU, freed memory is kept for the next call as Table 3's timed steps keep it
+(`--keep_freed_memory`, `compacter_pl.host_memory`): with glibc's own thresholds, every call page-faults in
+the memory the one before returned, and the mixed batches' larger allocations pay more of that than their
+compute; the page faults of every arm are in the report.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from transformers import PreTrainedTokenizerFast, T5ForConditionalGeneration
 from compacter_pl.adapter_bank import AdapterBank
 from compacter_pl.architectures import build_t5, count_parameters
 from compacter_pl.export import AdapterExport, model_export, shared_base_copy
+from compacter_pl.host_memory import apply_host_memory
 from compacter_pl.text_table import text_table
 from compacter_pl.tools.bench.options import BenchOptions
 from compacter_pl.tools.bench.rows import bench_row, build_method
@@ -146,12 +150,15 @@ def measure_mixed(options: BenchOptions) -> dict:
     if options.threads:
         torch.set_num_threads(options.threads)
     device = torch.device(resolve_device(options.device))
+    if device.type == "cpu":  # as Table 3's timed steps: freed memory kept (or returned) alike in every arm
+        apply_host_memory(options.keep_freed_memory)
     bank, names = build_bank(options, device)
     texts = token_texts(options.mixed_batch_size, options.source_length, bank.base.config.vocab_size)
     table = arms(bank, names, texts, options.tasks, options.mixed_eval_mode)
     order = list(table)
     wall: dict[str, list[float]] = {arm: [] for arm in order}
     cpu: dict[str, list[float]] = {arm: [] for arm in order}
+    faults: dict[str, list[int]] = {arm: [] for arm in order}
     outputs: dict[str, list] = {}
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16)
@@ -162,11 +169,12 @@ def measure_mixed(options: BenchOptions) -> dict:
         for repetition in range(options.warmup + options.steps):
             for arm in order if repetition % 2 == 0 else reversed(order):
                 got: list[list] = []
-                seconds, cpu_seconds, _ = _timed(lambda arm=arm, got=got: got.append(table[arm]()), device)
+                seconds, cpu_seconds, page_faults = _timed(lambda arm=arm, got=got: got.append(table[arm]()), device)
                 outputs.setdefault(arm, got[0])
                 if repetition >= options.warmup:
                     wall[arm].append(seconds)
                     cpu[arm].append(cpu_seconds)
+                    faults[arm].append(page_faults)
         profiled = {}
         if options.split_step:
             mixed = f"mixed {profiled_tasks(options.tasks)}"
@@ -182,6 +190,7 @@ def measure_mixed(options: BenchOptions) -> dict:
         "threads": torch.get_num_threads(),
         "wall_seconds": wall,
         "cpu_seconds": cpu,
+        "page_faults": faults,
         "checks": output_checks(outputs, options.tasks, options.mixed_eval_mode),
         "profiled": profiled,
     }
@@ -255,6 +264,7 @@ def summarize(results: list[dict], options: BenchOptions) -> dict:
         "none_rows_per_second": rows / statistics.median(seconds["none"]),
         "one_rows_per_second": rows / statistics.median(seconds["one"]),
         "one_vs_none": _ratios(seconds["one"], seconds["none"]),
+        "page_faults": {arm: statistics.median(n for r in results for n in r["page_faults"][arm]) for arm in seconds},
         "tasks": by_k,
         "checks": first["checks"],
         "profiled": first["profiled"],
@@ -356,6 +366,13 @@ def format_mixed(report: dict) -> str:
         lines.append(
             f"warning: ratios marked ? spread over more than {NOISY_SPREAD:.0%} of their median: the machine's load "
             f"changed within the run; re-run with more --steps or --rounds, or with --clock cpu"
+        )
+    if o["device"] == "cpu":
+        lines.append(
+            "page faults per call (median; freed memory "
+            + ("kept, as Table 3's timed steps keep it" if o["keep_freed_memory"] else "returned to the system")
+            + "): "
+            + ", ".join(f"{arm} {n:,.0f}" for arm, n in m["page_faults"].items())
         )
     for arm, profile in m["profiled"].items():
         regions = ", ".join(f"{name} {seconds:.3g} s" for name, seconds in sorted(profile["regions"].items()))

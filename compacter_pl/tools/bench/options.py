@@ -21,7 +21,19 @@ else:
 
 MIXED_TASKS = (1, 2, 8, 32)  # --mixed_tasks by default
 # Table 3's options that --mixed has no use for: given with it, they are refused rather than ignored.
-TABLE3_ONLY = ("methods", "gradient_checkpointing", "compile", "data_dir")
+TABLE3_ONLY = (
+    "methods",
+    "batch_size",
+    "eval_steps",
+    "num_labels",
+    "gradient_checkpointing",
+    "compile",
+    "pair_with_floor",
+    "malloc_mmap_threshold",
+    "low_threshold_throughout",
+    "data_dir",
+    "padding_batch_size",
+)
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,7 @@ class BenchOptions:
     rows spread over K of them in one call, against one adapter's batch of the same rows, against the same rows as K
     one-adapter batches, and against no adapter; with --source_length source tokens, --target_length new tokens
     (greedy), --steps repetitions after --warmup, every arm once per repetition; ratios per pair of arms, as the
-    step ratios are paired."""
+    step ratios are paired; freed memory kept as --keep_freed_memory says."""
     mixed_tasks: list[PositiveInt] | None = None
     """With --mixed: the numbers of tasks K a batch is spread over (default: 1 2 8 32)."""
     mixed_batch_size: PositiveInt = 32

@@ -67,11 +67,13 @@ def test_mixed_batches_answer_as_each_adapter_alone_and_every_ratio_is_paired_an
         assert m["checks"]["one_differs_from_none"] > 0 and m["tasks"][-1]["mixed_differs_from_one"] > 0
         arms = {"none", "one", "mixed 1", "mixed 2", "split 2", "mixed 4", "split 4"}
         assert set(m["checks"]["rows_with_eos"]) == arms
+    assert set(m["page_faults"]) == {"none", "one", "mixed 1", "mixed 2", "split 2", "mixed 4", "split 4"}
     assert set(m["profiled"]) == {"one", "mixed 4"}
     assert m["profiled"]["mixed 4"]["regions"]["row adapters"] > 0  # the mixed model's own parts, named
     text = format_mixed(report)
     assert text == runner.format_report(report)
     assert "K batches rows/s" in text and "8/8" in text and "one profiled call, mixed 4" in text
+    assert "page faults per call (median; freed memory kept" in text
 
 
 @pytest.mark.parametrize(
@@ -79,12 +81,21 @@ def test_mixed_batches_answer_as_each_adapter_alone_and_every_ratio_is_paired_an
     [
         (["--mixed_tasks", "2"], ["--mixed_tasks applies only with --mixed true"]),
         (["--mixed", "--methods", "compacter"], ["--methods is an option of Table 3's measurement"]),
+        (["--mixed", "--batch_size", "4"], ["--batch_size is an option of Table 3's measurement"]),
         (["--mixed", "--mixed_method", "full"], ["--mixed_method full: T5 fine-tuning does not mix"]),
         (["--mixed", "--mixed_tasks", "64"], ["--mixed_tasks: 64 tasks need at least 64 rows", "is 32"]),
         (["--mixed", "--mixed_tasks", "0"], ["mixed_tasks"]),
         (["--mixed", "--mixed_eval_mode", "beam"], ["mixed_eval_mode"]),
     ],
-    ids=["without-mixed", "table3-option", "not-mixable", "more-tasks-than-rows", "zero-tasks", "unknown-mode"],
+    ids=[
+        "without-mixed",
+        "table3-option",
+        "table3-batch-size",
+        "not-mixable",
+        "more-tasks-than-rows",
+        "zero-tasks",
+        "unknown-mode",
+    ],
 )
 def test_bad_mixed_options_are_one_line_errors(capsys, args, fragments):
     code, _, err = in_process(capsys, "bench", "--model", str(DEMO_MODEL), *args)
