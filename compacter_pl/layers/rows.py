@@ -5,7 +5,8 @@ slots of the batch running; every part below reads them and applies, to each row
 
 - `RowAdapters`: bottleneck adapters `y + up(act(down(y)))` on a sublayer's output, every slot's projections as
   one dense (in, out) matrix, stacked, so a batch gathers each row's matrices and runs one batched matmul per
-  projection whatever the number of adapters. A slot without an adapter there has zero matrices: `y + 0`.
+  projection whatever the number of adapters. A slot without an adapter there has zero matrices: `y + 0`. The
+  decoding loop's steps gather them once per call, not once per token.
 - `RowLayerNorm`: T5's RMS layer norm with a weight per slot (adapters train every layer norm).
 - `RowLinear`: a Linear with a weight per slot (an output layer that trained), run once per distinct weight.
 - `RowBias`: a bias per slot added to a module's output (BitFit's).
@@ -29,23 +30,37 @@ from transformers.activations import ACT2FN
 
 from compacter_pl.layers.fused_adapter import two_factors
 from compacter_pl.layers.prompt import stack_kwargs
+from compacter_pl.layers.regions import region
 
 DenseAdapter = tuple[str, Tensor, Tensor, Tensor, Tensor]  # activation, down (d, b) and bias, up (b, d) and bias
 
 
 class RowRouting:
-    """The slot of every row of the batch running (a LongTensor of shape (batch,)); None outside a routed call."""
+    """The slot of every row of the batch running (a LongTensor of shape (batch,)); None outside a routed call.
+    Also what the parts gathered for these rows and keep for the rest of the call (`gathered`)."""
 
     def __init__(self) -> None:
         self._slots: Tensor | None = None
+        self._kept: dict[tuple, Tensor] = {}
 
     @contextlib.contextmanager
     def route(self, slots: Tensor) -> Iterator[None]:
-        previous, self._slots = self._slots, slots
+        previous, self._slots, self._kept = (self._slots, self._kept), slots, {}
         try:
             yield
         finally:
-            self._slots = previous
+            self._slots, self._kept = previous
+
+    def gathered(self, stacked: Tensor, slots: Tensor, dtype: torch.dtype, keep: bool) -> Tensor:
+        """Each row's slice of `stacked` (by slot), in `dtype`; with `keep`, gathered once and kept until the routed
+        call ends (its rows and their slots do not change within it)."""
+        key = (id(stacked), dtype)
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = stacked.index_select(0, slots).to(dtype)  # whole slices copied: 3x faster than [slots] on CPU
+            if keep:
+                self._kept[key] = kept
+        return kept
 
     def slots(self, batch: int) -> Tensor:
         if self._slots is None:
@@ -83,16 +98,20 @@ class RowAdapters(nn.Module):
                 self.register_buffer(f"{name}_{g}", stacked, persistent=False)
 
     def forward(self, y: Tensor) -> Tensor:
-        slots = self.routing.slots(y.shape[0])
-        out = y
-        for g, activation in enumerate(self.activations):
-            down_w, down_b, up_w, up_b = (
-                getattr(self, f"{name}_{g}")[slots].to(y.dtype)
-                for name in ("down_weight", "down_bias", "up_weight", "up_bias")
-            )
-            hidden = ACT2FN[activation](torch.baddbmm(down_b.unsqueeze(1), y, down_w))
-            out = torch.baddbmm(out, hidden, up_w) + up_b.unsqueeze(1)
-        return out
+        with region("row adapters"):
+            slots = self.routing.slots(y.shape[0])
+            # One token per row: a decoding step, which every next token repeats with the same rows, so their
+            # matrices are gathered once per call (B copies of them held until it ends), not once per token.
+            keep = y.shape[-2] == 1
+            out = y
+            for g, activation in enumerate(self.activations):
+                down_w, down_b, up_w, up_b = (
+                    self.routing.gathered(getattr(self, f"{name}_{g}"), slots, y.dtype, keep)
+                    for name in ("down_weight", "down_bias", "up_weight", "up_bias")
+                )
+                hidden = ACT2FN[activation](torch.baddbmm(down_b.unsqueeze(1), y, down_w))
+                out = torch.baddbmm(out, hidden, up_w) + up_b.unsqueeze(1)
+            return out
 
 
 def _padded(dw: Tensor, db: Tensor, uw: Tensor, ub: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -123,9 +142,10 @@ class RowLayerNorm(nn.Module):
         self.register_buffer("weights", _stack_by_slot(weights, slots, base), persistent=False)
 
     def forward(self, hidden: Tensor) -> Tensor:
-        normed = functional_call(self.norm, {"weight": self.ones}, (hidden,))
-        scale = self.weights[self.routing.slots(hidden.shape[0])]
-        return normed * scale.view(scale.shape[0], *([1] * (normed.dim() - 2)), scale.shape[-1])
+        with region("row layer norms"):
+            normed = functional_call(self.norm, {"weight": self.ones}, (hidden,))
+            scale = self.weights.index_select(0, self.routing.slots(hidden.shape[0]))
+            return normed * scale.view(scale.shape[0], *([1] * (normed.dim() - 2)), scale.shape[-1])
 
 
 class RowLinear(nn.Module):
@@ -160,7 +180,7 @@ class RowBias(nn.Module):
         self.register_buffer("biases", _stack_by_slot(biases, slots, torch.zeros_like(reference)), persistent=False)
 
     def hook(self, module: nn.Module, args, output: Tensor) -> Tensor:
-        bias = self.biases[self.routing.slots(output.shape[0])].to(output.dtype)
+        bias = self.biases.index_select(0, self.routing.slots(output.shape[0])).to(output.dtype)
         return output + bias.view(bias.shape[0], *([1] * (output.dim() - 2)), bias.shape[-1])
 
 

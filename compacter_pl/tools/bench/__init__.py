@@ -10,6 +10,10 @@ method, and trains and evaluates with the LightningModule's own pieces (`steps.t
 report and `text.format_report` prints the table, with the paper's Table 3 beside it (`beside_paper.py`: its
 deltas recomputed against T5 fine-tuning, as ours are against full fine-tuning). `padding.py` reports the
 real-token share of training batches from the real sampler.
+
+`--mixed true` measures mixed batches instead (`mixed.py`): the same runner, options and worker process, which
+builds an AdapterBank of random adapters and times rows of many tasks in one call against the same rows in
+one-task calls, the pairs summarised as the step ratios are (`runner.spread`).
 """
 
 from compacter_pl.tools.bench.options import BenchOptions

@@ -4,19 +4,36 @@ docstrings the help), by the runner, and by each worker (which gets it as JSON w
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 
 from compacter_pl.architectures import t5_config
 from compacter_pl.errors import UserError, did_you_mean
+from compacter_pl.methods import Method
 from compacter_pl.tools.bench.rows import BENCH_ROWS, TABLE3_SETTINGS, bench_row
 
 if TYPE_CHECKING:  # a Literal built at run time: a plain string to a type checker
     MethodKey = str
 else:
     MethodKey = Literal[tuple(row.key for row in BENCH_ROWS)]
+
+MIXED_TASKS = (1, 2, 8, 32)  # --mixed_tasks by default
+# Table 3's options that --mixed has no use for: given with it, they are refused rather than ignored.
+TABLE3_ONLY = (
+    "methods",
+    "batch_size",
+    "eval_steps",
+    "num_labels",
+    "gradient_checkpointing",
+    "compile",
+    "pair_with_floor",
+    "malloc_mmap_threshold",
+    "low_threshold_throughout",
+    "data_dir",
+    "padding_batch_size",
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,22 @@ class BenchOptions:
     """Seconds before a method's worker is stopped (default: none)."""
     json: str | None = None
     """Also write the report as JSON to this path."""
+    mixed: bool = False
+    """Measure mixed batches instead of Table 3 (`compacter_pl.tools.bench.mixed`): an AdapterBank of
+    --mixed_method adapters with random weights on the model, and the throughput of a batch of --mixed_batch_size
+    rows spread over K of them in one call, against one adapter's batch of the same rows, against the same rows as K
+    one-adapter batches, and against no adapter; with --source_length source tokens, --target_length new tokens
+    (greedy), --steps repetitions after --warmup, every arm once per repetition; ratios per pair of arms, as the
+    step ratios are paired; freed memory kept as --keep_freed_memory says."""
+    mixed_tasks: list[PositiveInt] | None = None
+    """With --mixed: the numbers of tasks K a batch is spread over (default: 1 2 8 32)."""
+    mixed_batch_size: PositiveInt = 32
+    """With --mixed: the rows of a batch."""
+    mixed_method: MethodKey = "compacter"
+    """With --mixed: the method of every adapter (one that mixes; its settings as Table 3's and --init_args)."""
+    mixed_eval_mode: Literal["generate", "rank"] = "generate"
+    """With --mixed: what a call does, greedy generation of --target_length tokens (AdapterBank.generate) or
+    ranking the task's labels (AdapterBank.predict with eval_mode rank)."""
 
     def __post_init__(self) -> None:
         """The model is read once, here (no weights, no network): an unknown one fails before any worker starts,
@@ -116,6 +149,36 @@ class BenchOptions:
                     f"--init_args: {key} has no argument {unknown[0]!r}{did_you_mean(unknown[0], takes)} "
                     f"(its arguments: {', '.join(takes)})"
                 )
+        self._check_mixed()
+
+    def _check_mixed(self) -> None:
+        """--mixed's options only with it, Table 3's only without it, and batches every K fits."""
+        defaults = {f.name: f.default for f in fields(self)}
+        if not self.mixed:
+            given = [name for name in defaults if name.startswith("mixed_") and getattr(self, name) != defaults[name]]
+            if given:
+                raise UserError(f"--{given[0]} applies only with --mixed true")
+            return
+        given = [name for name in TABLE3_ONLY if getattr(self, name) != defaults[name]]
+        if given:
+            raise UserError(f"--{given[0]} is an option of Table 3's measurement, not of --mixed true")
+        row = bench_row(self.mixed_method)
+        if row.cls.mix is Method.mix:
+            raise UserError(
+                f"--mixed_method {self.mixed_method}: {row.name} does not mix (an adapter's rows run as a batch of "
+                f"their own), so there is no mixed batch to measure"
+            )
+        too_many = [k for k in self.tasks if k > self.mixed_batch_size]
+        if too_many:
+            raise UserError(
+                f"--mixed_tasks: {too_many[0]} tasks need at least {too_many[0]} rows, and --mixed_batch_size is "
+                f"{self.mixed_batch_size}"
+            )
+
+    @property
+    def tasks(self) -> list[int]:
+        """With --mixed: the numbers of tasks, each once, ascending."""
+        return sorted(set(self.mixed_tasks or MIXED_TASKS))
 
     @property
     def keys(self) -> list[str]:

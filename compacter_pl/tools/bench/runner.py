@@ -47,6 +47,7 @@ __all__ = [
     "paired_ratios",
     "run_bench",
     "run_worker",
+    "spread",
     "write_json",
 ]
 
@@ -149,14 +150,20 @@ def aggregate(key: str, results: list[dict], clock: str) -> dict:
         entry["paired_step_ratios"] = ratios
         entry["step_vs_floor_paired_percent"] = 100.0 * (statistics.median(ratios) - 1.0)
         if len(ratios) >= 2:  # the spread of single pairs: how much one step's ratio says on this machine
-            low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+            low, high, entry["noisy"] = spread(ratios)
             entry["step_vs_floor_paired_iqr_percent"] = [100.0 * (low - 1.0), 100.0 * (high - 1.0)]
-            entry["noisy"] = (high - low) / statistics.median(ratios) > NOISY_SPREAD
         other = "cpu" if clock == "wall" else "wall"
         other_ratios = [ratio for r in good for ratio in paired_ratios(r, other)]
         if other_ratios:
             entry[f"step_vs_floor_paired_{other}_percent"] = 100.0 * (statistics.median(other_ratios) - 1.0)
     return entry
+
+
+def spread(ratios: list[float]) -> tuple[float, float, bool]:
+    """The interquartile range of paired ratios (two or more), and whether it is wider than NOISY_SPREAD of their
+    median: how much a single pair says on this machine."""
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return low, high, (high - low) / statistics.median(ratios) > NOISY_SPREAD
 
 
 def _step_times(result: dict, clock: str, prefix: str = "") -> list[float]:
@@ -207,8 +214,13 @@ def machine_info(device: str) -> dict:
 
 
 def run_bench(options: BenchOptions, progress=None) -> dict:
-    """Measure every requested method (`options.rounds` times each) and return the report."""
+    """Measure every requested method (`options.rounds` times each) and return the report; with `options.mixed`,
+    the mixed batches (`mixed.run_mixed`)."""
     options = replace(options, device=resolve_device(options.device))
+    if options.mixed:
+        from compacter_pl.tools.bench.mixed import run_mixed
+
+        return run_mixed(options, progress)
     keys = options.keys
     results: dict[str, list[dict]] = {k: [] for k in keys}
     with tempfile.TemporaryDirectory(prefix="compacter-bench-") as workdir:

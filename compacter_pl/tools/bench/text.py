@@ -29,7 +29,11 @@ def _split(entry: dict) -> str:
 
 
 def format_report(report: dict) -> str:
-    """Training (Table 3), evaluation and padding, as aligned text."""
+    """Training (Table 3), evaluation and padding, as aligned text (a report of --mixed: its own)."""
+    if "mixed" in report:
+        from compacter_pl.tools.bench.mixed import format_mixed
+
+        return format_mixed(report)
     o, entries = report["options"], report["methods"]
     other = "cpu" if o["clock"] == "wall" else "wall"
     total = next((e["total_parameters"] for e in entries if "total_parameters" in e), None)

@@ -285,7 +285,13 @@ def main(argv: list[str] | None = None) -> None:
         data = json.load(file)
     key = data["key"]
     try:
-        result = measure(BenchOptions(**data["options"]), key)
+        options = BenchOptions(**data["options"])
+        if options.mixed:
+            from compacter_pl.tools.bench.mixed import measure_mixed
+
+            result = measure_mixed(options)
+        else:
+            result = measure(options, key)
     # This process measures one method, and whatever stops it (an out-of-memory error, a bug in the method, a
     # library's error) is reported in the table as that method's error while the other methods go on.
     except Exception as error:  # noqa: BLE001
