@@ -87,12 +87,14 @@ class Method(abc.ABC):
     def apply(self, model: T5ForConditionalGeneration) -> None:
         """Change the model in place and set `requires_grad` on exactly the parameters that train."""
 
+    unmixable_reason = "it declares no mixed form (Method.mix)"  # why a method that does not override mix cannot
+
     def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
         """Declare to `parts` what this method changed in `model` (the base with this method applied and its
         trained numbers loaded), so rows of this adapter can share a batch with other adapters' rows
         (`compacter_pl.mixing`). Every trained parameter must be covered. Optional: by default a method is not
-        mixable, and its rows run as a batch of their own."""
-        raise NotMixable("it declares no mixed form (Method.mix)")
+        mixable, and its rows run as a batch of their own, for `unmixable_reason`."""
+        raise NotMixable(self.unmixable_reason)
 
     # The subfolder of an export where `write_library_files` writes the layout of the library the method wraps
     # (None: the method writes none). Every registered method's folder is one an export folder may hold.

@@ -2,7 +2,6 @@
 
 from transformers import T5ForConditionalGeneration
 
-from compacter_pl.layers.rows import NotMixable, SlotParts
 from compacter_pl.methods.base import Method
 from compacter_pl.methods.registry import register_method
 
@@ -10,12 +9,11 @@ from compacter_pl.methods.registry import register_method
 class FullFineTuning(Method):
     """All parameters of T5 train."""
 
+    unmixable_reason = "every weight of the model is the task's own"
+
     def apply(self, model: T5ForConditionalGeneration) -> None:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-
-    def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
-        raise NotMixable("every weight of the model is the task's own")
 
 
 register_method(

@@ -25,7 +25,6 @@ from transformers import T5Config, T5ForConditionalGeneration
 from compacter_pl.errors import UserError
 from compacter_pl.layers.fastfood import CURRENT_PROJECTION_VERSION, PROJECTION_VERSIONS
 from compacter_pl.layers.intrinsic_said import IntrinsicSAIDState, SAIDWeight
-from compacter_pl.layers.rows import NotMixable, SlotParts
 from compacter_pl.methods.base import Method, freeze, option, resolve_seed
 from compacter_pl.methods.registry import register_method
 
@@ -81,6 +80,8 @@ class IntrinsicSAID(Method):
             with 1, and `test --ckpt_path` of such a checkpoint is refused unless this is 1.
     """
 
+    unmixable_reason = "every weight of the model moves with the task's vector (theta_0 + lambda P z)"
+
     def __init__(
         self,
         intrinsic_dim: PositiveInt = 20_000,
@@ -113,9 +114,6 @@ class IntrinsicSAID(Method):
 
     def check(self, config: T5Config, max_source_length: int | None = None) -> None:
         self._check_dim(count_weight_tensors(config))
-
-    def mix(self, model: T5ForConditionalGeneration, parts: SlotParts) -> None:
-        raise NotMixable("every weight of the model moves with the task's vector (theta_0 + lambda P z)")
 
     def apply(self, model: T5ForConditionalGeneration) -> None:
         freeze(model)

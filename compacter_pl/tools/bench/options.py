@@ -165,8 +165,8 @@ class BenchOptions:
         row = bench_row(self.mixed_method)
         if row.cls.mix is Method.mix:
             raise UserError(
-                f"--mixed_method {self.mixed_method}: {row.name} does not mix (an adapter's rows run as a batch of "
-                f"their own), so there is no mixed batch to measure"
+                f"--mixed_method {self.mixed_method}: {row.name} does not mix ({row.cls.unmixable_reason}: its rows "
+                f"run as a batch of their own), so there is no mixed batch to measure"
             )
         too_many = [k for k in self.tasks if k > self.mixed_batch_size]
         if too_many:
