@@ -30,13 +30,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 from transformers import T5ForConditionalGeneration
 
 from compacter_pl.data.truncation import require_offsets, source_ids
 from compacter_pl.data.validation import input_problem
 from compacter_pl.errors import UserError
-from compacter_pl.export import AdapterExport, apply_export, method_from_config, read_export, shared_base_copy
+from compacter_pl.export import (
+    AdapterExport,
+    apply_export,
+    method_from_config,
+    own_trained_parameters,
+    read_export,
+    shared_base_copy,
+)
 from compacter_pl.mixing import MixedModel
 from compacter_pl.tasks import Task, get_task
 from compacter_pl.tasks.base import Spans
@@ -59,15 +65,6 @@ def _unrouted(rows, device):
 
 class InputTooLong(UserError):
     """An input with more tokens than max_source_length (never cut: a cut input would be answered as another)."""
-
-
-def _own_trained_parameters(model: nn.Module, base_ids: set[int]) -> None:
-    """Give the copy private tensors for the base parameters its export overwrites (e.g. layer norms), so that
-    loading them never writes into the shared base."""
-    for module in model.modules():
-        for name, parameter in list(module._parameters.items()):
-            if parameter is not None and parameter.requires_grad and id(parameter) in base_ids:
-                setattr(module, name, nn.Parameter(parameter.detach().clone()))
 
 
 class AdapterBank:
@@ -120,7 +117,7 @@ class AdapterBank:
         base_ids = {id(p) for p in self.base.parameters()}
         requires_grad = {id(p): p.requires_grad for p in self.base.parameters()}
         try:
-            apply_export(model, export, before_load=lambda m: _own_trained_parameters(m, base_ids))
+            apply_export(model, export, before_load=lambda m: own_trained_parameters(m, base_ids))
         finally:
             for p in self.base.parameters():  # the method may have flipped flags on shared tensors
                 p.requires_grad_(requires_grad[id(p)])
@@ -154,12 +151,15 @@ class AdapterBank:
         """The source text of one input for adapter `name`: a record rendered with its task's template, or a text
         as given; checked (the task's fields, the length limit: `input_ids`), a UserError naming the input at
         `position` (None: "the input", for a caller with one), an InputTooLong for an input over the limit."""
-        self.input_ids(name, text, position)
-        return text if isinstance(text, str) else self._render(name, position, text)
+        return self._checked(name, text, position)[0]
 
     def input_ids(self, name: str, text: dict | str, position: int | None = 0) -> list[int]:
         """The token ids adapter `name` reads for one input (a record or a source text): cut as its training cut
         them, or refused in one line over a hard limit (see `AdapterBank`'s max_source_length)."""
+        return self._checked(name, text, position)[1]
+
+    def _checked(self, name: str, text: dict | str, position: int | None) -> tuple[str, list[int]]:
+        """One input's source text and token ids, rendered and tokenized once (`source`, `input_ids`)."""
         self._require(name)
         source, spans = (text, None) if isinstance(text, str) else self._rendered(name, position, text)
         data = self.exports[name].data
@@ -170,8 +170,9 @@ class AdapterBank:
                 limit = data["max_source_length"]
             if len(ids) > limit:
                 raise InputTooLong(self._too_long(name, position, len(ids), limit, data))
-            return ids
-        return source_ids(self.tokenizer, [source], [spans or ()], data["max_source_length"], data["truncation"])[0]
+            return source, ids
+        cut = source_ids(self.tokenizer, [source], [spans or ()], data["max_source_length"], data["truncation"])
+        return source, cut[0]
 
     def _too_long(self, name: str, position: int | None, length: int, limit: int, data: dict | None) -> str:
         message = f"adapter {name!r}: {_input(position)} is {length} tokens long, more than max_source_length {limit}"
@@ -215,9 +216,16 @@ class AdapterBank:
     ) -> list[str]:
         """Each row's output text, which `predict` reads in its task's terms: the generated text, or, with
         `eval_mode` "rank", the target of the label chosen (`cli.py predict` writes it as `generated`)."""
+        rows, ids = self._rows(names, inputs)
+        return self.outputs_of_ids(rows, ids, eval_mode)
+
+    def outputs_of_ids(self, rows: list[str], ids: list[list[int]], eval_mode: str = "generate") -> list[str]:
+        """`outputs` of inputs already read by `input_ids` (each row's adapter and token ids): a caller that checks
+        every input alone first (the server) does not render or tokenize it twice."""
         if eval_mode not in EVAL_MODES:
             raise UserError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {eval_mode!r}")
-        rows, ids = self._rows(names, inputs)
+        for name in dict.fromkeys(rows):
+            self._require(name)
         return self._outputs(rows, ids, eval_mode)
 
     def generate(self, names: str | Sequence[str], inputs: Sequence[dict | str]) -> list[str]:

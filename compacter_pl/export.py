@@ -389,6 +389,15 @@ def load_trained(model: T5ForConditionalGeneration, export: AdapterExport, befor
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
+def own_trained_parameters(model: nn.Module, base_ids: set[int]) -> None:
+    """Give a `shared_base_copy` private tensors for the base parameters that train in it (e.g. layer norms), so
+    loading or changing them never writes into the shared base (`base_ids`: the ids of the base's parameters)."""
+    for module in model.modules():
+        for name, parameter in list(module._parameters.items()):
+            if parameter is not None and parameter.requires_grad and id(parameter) in base_ids:
+                setattr(module, name, nn.Parameter(parameter.detach().clone()))
+
+
 def shared_base_copy(base: ModuleT) -> ModuleT:
     """A copy of the model whose frozen base parameters are the very same tensors: no memory is duplicated,
     and a method applied to the copy leaves the base untouched."""

@@ -151,16 +151,21 @@ class RowLayerNorm(nn.Module):
 class RowLinear(nn.Module):
     """A Linear with a weight per slot (the base's elsewhere), run once per distinct weight among the rows."""
 
+    chosen: Tensor
+
     def __init__(self, routing: RowRouting, linear: nn.Linear, weights: dict[int, Tensor], slots: int):
         super().__init__()
         self.routing = routing
         self.linear = linear
         self.own: dict[int, Tensor] = dict(weights)  # plain tensors: the per-task models hold them
+        chosen = torch.zeros(slots + 1, dtype=torch.long, device=linear.weight.device)  # slot -> its weight's slot
+        chosen[list(weights)] = torch.tensor(list(weights), device=linear.weight.device)
+        self.register_buffer("chosen", chosen, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         slots = self.routing.slots(x.shape[0])
         out = torch.empty(*x.shape[:-1], self.linear.out_features, dtype=x.dtype, device=x.device)
-        chosen = torch.where(torch.isin(slots, torch.tensor(list(self.own), device=slots.device)), slots, 0)
+        chosen = self.chosen[slots]
         for slot in chosen.unique().tolist():
             rows = (chosen == slot).nonzero().squeeze(1)
             weight = self.own.get(slot, self.linear.weight)

@@ -45,11 +45,11 @@ from transformers import PreTrainedTokenizerFast, T5ForConditionalGeneration
 
 from compacter_pl.adapter_bank import AdapterBank
 from compacter_pl.architectures import build_t5, count_parameters
-from compacter_pl.export import AdapterExport, model_export, shared_base_copy
+from compacter_pl.export import AdapterExport, model_export, own_trained_parameters, shared_base_copy
 from compacter_pl.host_memory import apply_host_memory
 from compacter_pl.text_table import text_table
 from compacter_pl.tools.bench.options import BenchOptions
-from compacter_pl.tools.bench.rows import bench_row, build_method
+from compacter_pl.tools.bench.rows import FLOOR, bench_row, build_method
 from compacter_pl.tools.bench.runner import machine_info, run_worker, spread
 from compacter_pl.tools.bench.text import NOISY_SPREAD
 from compacter_pl.tools.bench.worker import SEED, _timed, region_seconds, resolve_device
@@ -87,13 +87,9 @@ def random_adapter(
     model, method = shared_base_copy(base), build_method(key, settings)
     method.check(model.config)
     method.apply(model)
-    base_ids = {id(p) for p in base.parameters()}
+    own_trained_parameters(model, {id(p) for p in base.parameters()})
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for module in model.modules():
-            for name, parameter in list(module._parameters.items()):
-                if parameter is not None and parameter.requires_grad and id(parameter) in base_ids:
-                    setattr(module, name, torch.nn.Parameter(parameter.detach().clone()))
         for name, parameter in model.named_parameters():
             if parameter.requires_grad and noise:
                 scale = noise / 3 if "norm" in name else noise
@@ -108,7 +104,7 @@ def build_bank(options: BenchOptions, device: torch.device) -> tuple[AdapterBank
     base = build_t5(options.model, device=device, seed=SEED).eval().requires_grad_(False)
     tokenizer = numeric_tokenizer(base.config.vocab_size, options.source_length)
     bank = AdapterBank(base, tokenizer, max_new_tokens=options.target_length, max_source_length=options.source_length)
-    bank.add(NONE, random_adapter(base, "ln_only", {}, SEED, noise=0.0))
+    bank.add(NONE, random_adapter(base, FLOOR.key, {}, SEED, noise=0.0))
     names = [f"task{k}" for k in range(max(options.tasks))]
     for k, name in enumerate(names):
         bank.add(name, random_adapter(base, options.mixed_method, options.settings, SEED + 1 + k, NOISE))

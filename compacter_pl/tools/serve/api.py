@@ -46,10 +46,10 @@ class PredictRequest(BaseModel):
 
 @dataclass(frozen=True)
 class Row:
-    """A request `decode_request` accepted: its adapter and its input (checked: the bank reads it as checked)."""
+    """A request `decode_request` accepted: its adapter and the token ids the bank read its input as."""
 
     adapter: str
-    input: dict | str
+    ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,7 @@ class AdapterAPI(ls.LitAPI):
             names = ", ".join(self.bank.names)
             return Refusal(404, f"no adapter named {request.adapter!r}; this server has {names} (GET /adapters)")
         try:
-            self.bank.source(request.adapter, request.input, position=None)  # every check the bank makes
-            return Row(request.adapter, request.input)
+            return Row(request.adapter, self.bank.input_ids(request.adapter, request.input, position=None))
         except InputTooLong as error:
             return Refusal(413, str(error))
         except UserError as error:
@@ -139,9 +138,9 @@ class AdapterAPI(ls.LitAPI):
     def answer(self, batch: list[Row | Refusal]) -> list[dict | Refusal]:
         assert self.bank is not None  # set up
         accepted = [(i, item) for i, item in enumerate(batch) if isinstance(item, Row)]
-        adapters, sources = [row.adapter for _, row in accepted], [row.input for _, row in accepted]
+        adapters, ids = [row.adapter for _, row in accepted], [row.ids for _, row in accepted]
         print(describe_batch(adapters, len(batch) - len(accepted), self.bank.not_mixed()), file=sys.stderr, flush=True)
-        texts = self.bank.outputs(adapters, sources, self.eval_mode) if accepted else []
+        texts = self.bank.outputs_of_ids(adapters, ids, self.eval_mode) if accepted else []
         answers: list[dict | Refusal] = [item if isinstance(item, Refusal) else {} for item in batch]
         for (i, row), text in zip(accepted, texts, strict=True):
             task = self.bank.task(row.adapter)
